@@ -1,0 +1,1 @@
+"""refund-adapter: Alipay no-password batch refunds for e-commerce platforms."""
