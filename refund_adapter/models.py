@@ -1,0 +1,167 @@
+"""The core's vocabulary: refund requests, refunds, batches, results. Pure, frozen dataclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class RefundState(StrEnum):
+    """Where a refund is in its life; the terminal money states are SUCCEEDED, FAILED and REJECTED."""
+
+    RECEIVED = "received"  # on disk, waiting for a batch
+    BATCHED = "batched"  # in a batch that is on disk, not yet acknowledged by Alipay
+    SUBMITTED = "submitted"  # Alipay accepted the batch; waiting for the notify
+    UNKNOWN = "unknown"  # we could not see the submit's outcome; only the notify or the query resolves it
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # Alipay refused it (code says why)
+    REJECTED = "rejected"  # refused locally before reaching Alipay (code says why)
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+
+FINAL_STATES = frozenset({RefundState.SUCCEEDED, RefundState.FAILED, RefundState.REJECTED})
+
+
+class ReportState(StrEnum):
+    """Whether the platform has been told a refund's final result."""
+
+    NONE = "none"  # not final yet
+    PENDING = "pending"  # in the outbox, being delivered with backoff
+    DELIVERED = "delivered"
+    DEAD = "dead"  # gave up; visible to the operator, who can retry it
+
+
+class BatchState(StrEnum):
+    PENDING = "pending"  # on disk, never sent
+    SENDING = "sending"  # a submit is (or was, before a crash) in flight: resend the same batch_no
+    SUBMITTED = "submitted"  # acknowledged (T, P or DUPLICATE_BATCH_NO on a resend)
+    UNKNOWN = "unknown"  # outcome of the submit not seen
+    REJECTED = "rejected"  # refused synchronously with a final code
+    COMPLETED = "completed"  # every detail has a result
+    REVIEW = "review"  # the reconciler gave up: an operator must look
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """What a platform plugin hands the core: one refund to pay back through Alipay.
+
+    `context` is the plugin's own JSON-serialisable data, returned to it when the result is reported
+    (for example the platform's order gid or refund session id).
+    """
+
+    platform: str
+    shop: str
+    platform_refund_id: str
+    order_id: str
+    trade_no: str
+    amount: Decimal
+    currency: str
+    reason: str
+    alipay_account: str
+    paid_amount: Decimal | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The idempotency key: a replay of the same platform refund never creates a second one."""
+        return (self.platform, self.shop, self.platform_refund_id)
+
+
+@dataclass(frozen=True)
+class Refund:
+    """A stored refund and where it is."""
+
+    id: int
+    request: RefundRequest
+    state: RefundState
+    code: str | None
+    batch_id: int | None
+    batch_no: str | None
+    report_state: ReportState
+    created_at: datetime
+    updated_at: datetime
+    report_attempts: int = 0
+    report_error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchDetail:
+    """One line of a batch: one refund of one trade."""
+
+    refund_id: int
+    trade_no: str
+    amount: Decimal
+    reason: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    account: str
+    batch_no: str
+    state: BatchState
+    details: tuple[BatchDetail, ...]
+    created_at: datetime
+    submit_attempts: int = 0
+    query_attempts: int = 0
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class DetailResult:
+    """Alipay's verdict on one detail, from a notify or the refund query."""
+
+    trade_no: str
+    amount: Decimal
+    code: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.code == "SUCCESS"
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    """What a platform is told once a refund is final."""
+
+    refund_id: int
+    request: RefundRequest
+    succeeded: bool
+    code: str | None
+    batch_no: str | None
+
+    @property
+    def status(self) -> str:
+        return "succeeded" if self.succeeded else "failed"
+
+
+class DeliveryStatus(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # try again later (timeouts, 5xx, throttling)
+    DEAD = "dead"  # will never succeed by retrying (bad credentials, refund gone): straight to the dead letters
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    status: DeliveryStatus
+    reason: str = ""
+    retry_after_seconds: float | None = None
+
+    @classmethod
+    def delivered(cls) -> DeliveryResult:
+        return cls(DeliveryStatus.DELIVERED)
+
+    @classmethod
+    def retry(cls, reason: str, retry_after_seconds: float | None = None) -> DeliveryResult:
+        return cls(DeliveryStatus.RETRY, reason, retry_after_seconds)
+
+    @classmethod
+    def dead(cls, reason: str) -> DeliveryResult:
+        return cls(DeliveryStatus.DEAD, reason)

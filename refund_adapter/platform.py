@@ -1,0 +1,81 @@
+"""What a platform plugin implements: the `PlatformAdapter` the core calls for one platform.
+
+Plugins contribute adapters through the `register_platforms` hook; the core then awaits the adapter of a
+webhook's platform directly (pluggy is for discovery and broadcasts, not for routing one refund).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from .models import DeliveryResult, RefundOutcome, RefundRequest
+
+
+@dataclass(frozen=True)
+class InboundWebhook:
+    """The raw HTTP request as a plugin needs it: signatures are checked over `body`, the exact bytes received."""
+
+    platform: str
+    subpath: str  # what follows /webhooks/{platform}/, "" when nothing does
+    headers: Mapping[str, str]  # case-insensitive
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class WebhookAccepted:
+    """A verified webhook: the refund requests it carries (none for a ping or a restock-only refund)."""
+
+    requests: Sequence[RefundRequest] = ()
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+class WebhookRejected(Exception):
+    """A webhook we refuse: answered as an RFC 9457 problem with a stable `type`, nothing stored."""
+
+    def __init__(self, status: int, type_: str, detail: str) -> None:
+        super().__init__(f"{type_}: {detail}")
+        self.status = status
+        self.type = type_
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ShopInfo:
+    """One configured shop of a platform, as the operator's views show it."""
+
+    id: str
+    alipay_account: str
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class PlatformAdapter(Protocol):
+    """One platform: turn its webhooks into refund requests and tell it the final results."""
+
+    name: str
+
+    async def receive(self, webhook: InboundWebhook) -> WebhookAccepted:
+        """Verify the webhook's signature over the raw body, then map it to canonical refund requests.
+
+        Raise `WebhookRejected` for a forged, malformed or unknown-shop webhook. Must not call slow APIs
+        unless the platform gives nothing else (the answer is due within the platform's timeout).
+        """
+        ...
+
+    async def report(self, outcome: RefundOutcome) -> DeliveryResult:
+        """Tell the platform a refund's final result. Called again (same outcome) until DELIVERED or DEAD."""
+        ...
+
+    async def reconcile(self, since: datetime | None) -> Sequence[RefundRequest]:
+        """Refund requests the platform has that webhooks may have missed (may return ones already known)."""
+        ...
+
+    def shops(self) -> Sequence[ShopInfo]:
+        """The shops this adapter serves."""
+        ...
