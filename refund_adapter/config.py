@@ -1,0 +1,578 @@
+"""YAML configuration -> typed, frozen settings.
+
+`${VAR}` / `${VAR:-default}` are replaced inside string scalars *after* YAML parsing, so an environment value
+can never break the document's structure; `$${` writes a literal `${`. Validation collects every problem, each
+prefixed by its dotted path (`alipay.accounts.main.md5_key: missing`), so one run of `check-config` shows the
+operator everything to fix. Keys and PEM texts are held in `Secret`, which never prints its value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+import yaml
+
+T = TypeVar("T")
+
+SIGN_TYPES: Final = ("MD5", "RSA")
+INPUT_CHARSETS: Final = ("utf-8", "gbk", "gb2312")
+STORE_SCHEMES: Final = ("sqlite:///", "postgresql://", "postgres://")
+DEFAULT_GATEWAY_URL: Final = "https://mapi.alipay.com/gateway.do"
+MAX_BATCH_DETAILS: Final = 1000  # MAPI's limit on detail_data entries per batch_no
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` lists every reason, one `path: message` each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Secret:
+    """A key or PEM text that must never reach a log: repr/str show `***`; `reveal()` is the only way out."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The real value, for the one place that signs or verifies with it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """Where the HTTP service listens and the public address Alipay posts notifies to."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str
+    max_body_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Durable state: `sqlite:///<path>` (or `sqlite:///:memory:`) or `postgresql://...`."""
+
+    url: str = "sqlite:///var/lib/refund-adapter/refunds.db"
+
+
+@dataclass(frozen=True)
+class AlipayAccount:
+    """One Alipay partner (PID) and the credentials that sign its MAPI calls."""
+
+    name: str
+    partner: str
+    sign_type: str
+    md5_key: Secret | None = None
+    private_key_file: Path | None = None
+    alipay_public_key_file: Path | None = None
+    private_key_pem: Secret | None = None
+    alipay_public_key_pem: Secret | None = None
+    gateway_url: str = DEFAULT_GATEWAY_URL
+    input_charset: str = "utf-8"
+    use_freeze_amount: bool = False
+
+
+@dataclass(frozen=True)
+class AlipayConfig:
+    """All Alipay accounts by name; platforms pick one by that name."""
+
+    accounts: Mapping[str, AlipayAccount]
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """A batch is submitted when it is full or its oldest refund has waited long enough."""
+
+    max_details: int = MAX_BATCH_DETAILS
+    max_wait_seconds: float = 2
+
+
+@dataclass(frozen=True)
+class ReporterConfig:
+    """Exponential backoff for reporting results back to platforms, and when to stop trying."""
+
+    base_delay_seconds: float = 5
+    max_delay_seconds: float = 3600
+    give_up_after_seconds: float = 86400
+
+
+@dataclass(frozen=True)
+class ReconcilerConfig:
+    """When to query Alipay about a batch whose notify has not arrived (seconds after submission)."""
+
+    first_query_after_seconds: float = 300
+    schedule_seconds: tuple[float, ...] = (300, 900, 3600, 10800, 21600, 43200, 86400)
+    interval_seconds: float = 30
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """Timeouts of the one shared outgoing ClientSession (never aiohttp's 300 s default)."""
+
+    connect_timeout_seconds: float = 5
+    total_timeout_seconds: float = 15
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole service configuration. `platforms.<name>` is owned, and validated, by that platform's plugin."""
+
+    server: ServerConfig
+    store: StoreConfig = field(default_factory=StoreConfig)
+    alipay: AlipayConfig
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    reporter: ReporterConfig = field(default_factory=ReporterConfig)
+    reconciler: ReconcilerConfig = field(default_factory=ReconcilerConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    plugins_dir: Path | None = None
+    # Plugin settings often hold webhook secrets we cannot recognise, so they stay out of the repr.
+    platforms: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def notify_url(self) -> str:
+        """Where Alipay posts batch refund results (`notify_url`)."""
+        return self.server.public_url.rstrip("/") + "/alipay/notify"
+
+    @property
+    def dback_notify_url(self) -> str:
+        """Where Alipay posts the refund-of-fees (`dback_notify_url`) results."""
+        return self.server.public_url.rstrip("/") + "/alipay/dback-notify"
+
+
+# --- interpolation ---------------------------------------------------------------------------------------
+
+# `$${` (escape), `${NAME}` / `${NAME:-default}`, or a bare `${` that starts neither (malformed).
+_REFERENCE: Final = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})?")
+_MALFORMED: Final = "malformed reference: write ${VAR} or ${VAR:-default}, or $${ for a literal ${"
+
+
+class _FromEnv(str):
+    """A string produced by `${...}`: numeric and boolean settings may read it as their type (`port: ${PORT}`)."""
+
+
+class _Unresolved:
+    """Stands in for a value whose interpolation already produced a problem, so it is not reported twice."""
+
+
+_UNRESOLVED: Final = _Unresolved()
+
+
+def _interpolate(node: Any, path: str, env: Mapping[str, str], problems: list[str]) -> Any:
+    """Replace references in every string scalar of the parsed document (mapping keys are left alone).
+
+    As in the shell, `${VAR:-default}` uses the default when VAR is unset *or empty*.
+    """
+    if isinstance(node, Mapping):
+        return {key: _interpolate(value, _join(path, key), env, problems) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(value, f"{path}[{i}]", env, problems) for i, value in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+    failures: list[str] = []
+    substituted = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal substituted
+        name, default = match.group(1), match.group(2)
+        if match.group(0) == "$${":
+            return "${"
+        if name is None:
+            failures.append(_MALFORMED)
+            return ""
+        substituted = True
+        value = env.get(name)
+        if not value and default is not None:
+            return default
+        if value is None:
+            failures.append(f"environment variable {name} is not set")
+            return ""
+        return value
+
+    result = _REFERENCE.sub(substitute, node)
+    problems.extend(f"{path}: {failure}" for failure in failures)
+    if failures:
+        return _UNRESOLVED
+    return _FromEnv(result) if substituted else result
+
+
+def _plain(node: Any) -> Any:
+    """Plain built-in types for plugin settings, so that plugins can dump or compare them freely."""
+    if isinstance(node, Mapping):
+        return {key: _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(value) for value in node]
+    return str(node) if isinstance(node, str) else node
+
+
+# --- reading and validation --------------------------------------------------------------------------------
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+class _Section:
+    """One mapping of the document, read key by key.
+
+    Every problem lands in the shared list and each reader returns a fallback, so validation carries on and
+    reports the rest. `keys=None` allows any key (account names, platform names).
+    """
+
+    def __init__(self, data: Any, path: str, problems: list[str], keys: Collection[str] | None) -> None:
+        self.path = path
+        self.problems = problems
+        if data is None or data is _UNRESOLVED:
+            data = {}
+        elif not isinstance(data, Mapping):
+            self.problem("", "must be a mapping")
+            data = {}
+        for key in data:
+            if keys is not None and key not in keys:
+                self.problem(str(key), "unknown key")
+        self.data: Mapping[Any, Any] = data
+
+    def problem(self, key: str, message: str) -> None:
+        where = _join(self.path, key) if key else self.path or "(top level)"
+        self.problems.append(f"{where}: {message}")
+
+    def section(self, key: str, keys: Collection[str] | None) -> _Section:
+        return _Section(self.data.get(key), _join(self.path, key), self.problems, keys)
+
+    def read(self, key: str, fallback: T, required: bool, convert: Callable[[Any], T | None], expected: str) -> T:
+        """The converted value, or `fallback` when absent (a problem if `required`) or invalid (a problem)."""
+        value = self.data.get(key)
+        if value is _UNRESOLVED:
+            return fallback
+        if value is None or value == "":
+            if required:
+                self.problem(key, "missing")
+            return fallback
+        converted = convert(value)
+        if converted is None:
+            self.problem(key, expected)
+            return fallback
+        return converted
+
+    def string(self, key: str, default: str = "", *, required: bool = False) -> str:
+        return self.read(key, default, required, _as_str, "must be a string")
+
+    def integer(self, key: str, default: int, low: int, high: int | None = None) -> int:
+        expected = f"must be an integer between {low} and {high}" if high else f"must be an integer >= {low}"
+        return self.read(key, default, False, lambda v: _within(_as_int(v), low, high), expected)
+
+    def seconds(self, key: str, default: float, *, zero_ok: bool = False) -> float:
+        low = 0 if zero_ok else None
+        expected = "must be a number of seconds >= 0" if zero_ok else "must be a number of seconds > 0"
+        return self.read(key, default, False, lambda v: _within(_as_number(v), low, None), expected)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        return self.read(key, default, False, _as_bool, "must be true or false")
+
+    def seconds_list(self, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
+        """A non-empty list of durations > 0; each bad element is reported with its index."""
+        value = self.data.get(key)
+        if value is None or value is _UNRESOLVED:
+            return default
+        if not isinstance(value, list) or not value:
+            self.problem(key, "must be a non-empty list of numbers of seconds > 0")
+            return default
+        items = [_within(_as_number(item), None, None) for item in value]
+        for i, (raw, item) in enumerate(zip(value, items, strict=True)):
+            if item is None and raw is not _UNRESOLVED:
+                self.problem(f"{key}[{i}]", "must be a number of seconds > 0")
+        return tuple(item for item in items if item is not None) or default
+
+
+def _as_str(value: Any) -> str | None:
+    return str(value) if isinstance(value, str) else None
+
+
+def _as_partner(value: Any) -> str | None:
+    """A PID written without quotes is a YAML integer; accept it rather than make operators guess why."""
+    text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    return text if re.fullmatch(r"2088\d{12}", text) else None
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, _FromEnv) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    return None
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if isinstance(value, _FromEnv):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, _FromEnv):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    return None
+
+
+N = TypeVar("N", int, float)
+
+
+def _within(value: N | None, low: N | None, high: N | None) -> N | None:
+    """`value` if finite and within [low, high] (`low=None` meaning strictly positive), else None."""
+    if value is None or not math.isfinite(value):
+        return None
+    if (value < low) if low is not None else (value <= 0):
+        return None
+    return value if high is None or value <= high else None
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _resolve(name: str, base_dir: Path | None) -> Path:
+    """Relative paths are relative to the config file's folder, not to wherever the service was started."""
+    path = Path(name).expanduser()
+    return base_dir / path if base_dir is not None and not path.is_absolute() else path
+
+
+def _read_server(doc: _Section) -> ServerConfig:
+    server = doc.section("server", ("host", "port", "public_url", "max_body_bytes"))
+    public_url = server.string("public_url", required=True)
+    if public_url and not _is_http_url(public_url):
+        server.problem("public_url", "must be an http(s) URL")
+    return ServerConfig(
+        public_url=public_url,
+        host=server.string("host", ServerConfig.host),
+        port=server.integer("port", ServerConfig.port, 1, 65535),
+        max_body_bytes=server.integer("max_body_bytes", ServerConfig.max_body_bytes, 1),
+    )
+
+
+def _read_store(doc: _Section) -> StoreConfig:
+    store = doc.section("store", ("url",))
+    url = store.string("url", StoreConfig.url)
+    if not url.startswith(STORE_SCHEMES) or url == "sqlite:///":
+        store.problem("url", "unsupported scheme (use sqlite:///PATH, sqlite:///:memory: or postgresql://...)")
+    return StoreConfig(url=url)
+
+
+_ACCOUNT_KEYS: Final = (
+    "partner",
+    "sign_type",
+    "md5_key",
+    "private_key_file",
+    "alipay_public_key_file",
+    "gateway_url",
+    "input_charset",
+    "use_freeze_amount",
+)
+
+
+def _read_key_file(account: _Section, key: str, base_dir: Path | None) -> tuple[Path | None, Secret | None]:
+    """Load a PEM file's text; parsing the key is the signer's job, not the config's."""
+    name = account.string(key, required=True)
+    if not name:
+        return None, None
+    path = _resolve(name, base_dir)
+    try:
+        return path, Secret(path.read_text(encoding="ascii"))
+    except OSError as exc:
+        account.problem(key, f"cannot read {path}: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        account.problem(key, f"cannot read {path}: not a PEM text file")
+    return path, None
+
+
+def _read_account(name: str, account: _Section, base_dir: Path | None) -> AlipayAccount:
+    partner = account.read("partner", "", True, _as_partner, "must be 16 digits starting with 2088")
+    sign_type = account.string("sign_type", "MD5")
+    md5_key = private_file = public_file = private_pem = public_pem = None
+    if sign_type == "MD5":
+        md5_key = Secret(account.string("md5_key", required=True))
+    elif sign_type == "RSA":
+        private_file, private_pem = _read_key_file(account, "private_key_file", base_dir)
+        public_file, public_pem = _read_key_file(account, "alipay_public_key_file", base_dir)
+    else:
+        account.problem("sign_type", f"unsupported sign_type {sign_type} (use {' or '.join(SIGN_TYPES)})")
+    gateway_url = account.string("gateway_url", DEFAULT_GATEWAY_URL)
+    if not _is_http_url(gateway_url):
+        account.problem("gateway_url", "must be an http(s) URL")
+    input_charset = account.string("input_charset", "utf-8").lower()
+    if input_charset not in INPUT_CHARSETS:
+        account.problem("input_charset", f"must be one of {', '.join(INPUT_CHARSETS)}")
+    return AlipayAccount(
+        name=name,
+        partner=partner,
+        sign_type=sign_type,
+        md5_key=md5_key,
+        private_key_file=private_file,
+        alipay_public_key_file=public_file,
+        private_key_pem=private_pem,
+        alipay_public_key_pem=public_pem,
+        gateway_url=gateway_url,
+        input_charset=input_charset,
+        use_freeze_amount=account.boolean("use_freeze_amount", False),
+    )
+
+
+def _read_alipay(doc: _Section, base_dir: Path | None) -> AlipayConfig:
+    alipay = doc.section("alipay", ("accounts",))
+    accounts = alipay.section("accounts", None)
+    if not accounts.data and alipay.data.get("accounts") is not _UNRESOLVED:
+        alipay.problem("accounts", "at least one account is required")
+    return AlipayConfig(
+        accounts=MappingProxyType(
+            {
+                str(name): _read_account(str(name), accounts.section(name, _ACCOUNT_KEYS), base_dir)
+                for name in accounts.data
+            }
+        )
+    )
+
+
+def _read_batching(doc: _Section) -> BatchingConfig:
+    batching = doc.section("batching", ("max_details", "max_wait_seconds"))
+    return BatchingConfig(
+        max_details=batching.integer("max_details", BatchingConfig.max_details, 1, MAX_BATCH_DETAILS),
+        max_wait_seconds=batching.seconds("max_wait_seconds", BatchingConfig.max_wait_seconds),
+    )
+
+
+def _read_reporter(doc: _Section) -> ReporterConfig:
+    reporter = doc.section("reporter", ("base_delay_seconds", "max_delay_seconds", "give_up_after_seconds"))
+    base = reporter.seconds("base_delay_seconds", ReporterConfig.base_delay_seconds)
+    maximum = reporter.seconds("max_delay_seconds", ReporterConfig.max_delay_seconds)
+    if maximum < base:
+        reporter.problem("max_delay_seconds", "must be >= base_delay_seconds")
+    return ReporterConfig(
+        base_delay_seconds=base,
+        max_delay_seconds=maximum,
+        give_up_after_seconds=reporter.seconds("give_up_after_seconds", ReporterConfig.give_up_after_seconds),
+    )
+
+
+def _read_reconciler(doc: _Section) -> ReconcilerConfig:
+    reconciler = doc.section("reconciler", ("first_query_after_seconds", "schedule_seconds", "interval_seconds"))
+    return ReconcilerConfig(
+        first_query_after_seconds=reconciler.seconds(
+            "first_query_after_seconds", ReconcilerConfig.first_query_after_seconds, zero_ok=True
+        ),
+        schedule_seconds=reconciler.seconds_list("schedule_seconds", ReconcilerConfig.schedule_seconds),
+        interval_seconds=reconciler.seconds("interval_seconds", ReconcilerConfig.interval_seconds),
+    )
+
+
+def _read_http(doc: _Section) -> HttpConfig:
+    http = doc.section("http", ("connect_timeout_seconds", "total_timeout_seconds"))
+    connect = http.seconds("connect_timeout_seconds", HttpConfig.connect_timeout_seconds)
+    total = http.seconds("total_timeout_seconds", HttpConfig.total_timeout_seconds)
+    if total < connect:
+        http.problem("total_timeout_seconds", "must be >= connect_timeout_seconds")
+    return HttpConfig(connect_timeout_seconds=connect, total_timeout_seconds=total)
+
+
+def _read_plugins_dir(doc: _Section, base_dir: Path | None) -> Path | None:
+    name = doc.string("plugins_dir")
+    if not name:
+        return None
+    path = _resolve(name, base_dir)
+    if not path.is_dir():
+        doc.problem("plugins_dir", f"not a directory: {path}")
+    return path
+
+
+def _read_platforms(doc: _Section) -> Mapping[str, Any]:
+    """Each `platforms.<name>` must be a mapping; what is inside is for that platform's plugin to check."""
+    platforms = doc.section("platforms", None)
+    result: dict[str, Any] = {}
+    for name, settings in platforms.data.items():
+        if not isinstance(name, str):
+            platforms.problem(str(name), "platform names must be strings")
+        elif settings is not _UNRESOLVED:
+            result[name] = _plain(platforms.section(name, None).data)
+    return MappingProxyType(result)
+
+
+_TOP_LEVEL_KEYS: Final = (
+    "server",
+    "store",
+    "alipay",
+    "batching",
+    "reporter",
+    "reconciler",
+    "http",
+    "plugins_dir",
+    "platforms",
+)
+
+
+def parse_config(
+    data: Mapping[str, Any], *, env: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> Config:
+    """Interpolate `${...}` from `env` (default: the process environment), validate, and build the Config.
+
+    Raises ConfigError listing every problem. `base_dir` is the folder relative key files are found in.
+    """
+    problems: list[str] = []
+    document = _interpolate(data, "", os.environ if env is None else env, problems)
+    doc = _Section(document, "", problems, _TOP_LEVEL_KEYS)
+    config = Config(
+        server=_read_server(doc),
+        store=_read_store(doc),
+        alipay=_read_alipay(doc, base_dir),
+        batching=_read_batching(doc),
+        reporter=_read_reporter(doc),
+        reconciler=_read_reconciler(doc),
+        http=_read_http(doc),
+        plugins_dir=_read_plugins_dir(doc, base_dir),
+        platforms=_read_platforms(doc),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a YAML file (safe_load) and parse it; relative key files resolve against the file's folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: invalid YAML: {exc}"]) from exc
+    return parse_config({} if data is None else data, base_dir=path.resolve().parent)
