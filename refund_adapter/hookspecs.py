@@ -1,0 +1,53 @@
+"""THE plugin contract: one documented function per hook (see docs/plugin_hooks.md).
+
+The marker name, the entry-point group and the command are all `refund_adapter`, so a plugin author writes
+`from refund_adapter import hookimpl` and `[project.entry-points.refund_adapter]`. Hooks discover platforms and
+broadcast notifications; they never route one refund (pluggy has no async support): the core awaits the
+registered `PlatformAdapter` directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import pluggy
+from aiohttp import ClientSession, web
+
+from .models import Refund, RefundState
+from .platform import PlatformAdapter
+
+hookspec = pluggy.HookspecMarker("refund_adapter")
+hookimpl = pluggy.HookimplMarker("refund_adapter")
+
+
+class PlatformsConfig(Protocol):
+    """All a plugin may read of the core configuration: its own raw `platforms.<name>` section."""
+
+    @property
+    def platforms(self) -> Mapping[str, Any]: ...
+
+
+@hookspec
+def register_platforms(
+    register: Callable[[PlatformAdapter], None], config: PlatformsConfig, http: ClientSession
+) -> None:
+    """Call `register(adapter)` once for each platform this plugin serves, synchronously, at app start.
+
+    Read your settings from `config.platforms["<name>"]` (raw YAML, validated by you; register nothing when
+    the section is absent). Keep `http`, the app's one shared session, for outgoing calls: never create one.
+    """
+
+
+@hookspec
+def startup(app: web.Application) -> Awaitable[None] | None:
+    """The application has started; a coroutine function is awaited. A failure is logged, not fatal."""
+
+
+@hookspec
+def refund_state_changed(refund: Refund, old_state: RefundState, new_state: RefundState) -> Awaitable[None] | None:
+    """A refund's state change has been committed (`refund.state == new_state`); awaitables are awaited.
+
+    Called in the engine's loop: keep it quick and hand slow work to a task of your own. A failure is logged
+    and the other plugins are still called; the refund is not affected.
+    """
