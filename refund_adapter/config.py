@@ -12,7 +12,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
@@ -20,9 +20,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from refund_adapter.alipay.signing import SUPPORTED_SIGN_TYPES
+
 T = TypeVar("T")
 
-SIGN_TYPES: Final = ("MD5", "RSA")
 INPUT_CHARSETS: Final = ("utf-8", "gbk", "gb2312")
 STORE_SCHEMES: Final = ("sqlite:///", "postgresql://", "postgres://")
 DEFAULT_GATEWAY_URL: Final = "https://mapi.alipay.com/gateway.do"
@@ -235,6 +236,11 @@ def _join(path: str, key: object) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+def _keys(cls: type, *, except_: Collection[str] = ()) -> tuple[str, ...]:
+    """The keys a section accepts are its dataclass's fields, so the two cannot drift apart."""
+    return tuple(f.name for f in fields(cls) if f.name not in except_)
+
+
 class _Section:
     """One mapping of the document, read key by key.
 
@@ -368,7 +374,7 @@ def _resolve(name: str, base_dir: Path | None) -> Path:
 
 
 def _read_server(doc: _Section) -> ServerConfig:
-    server = doc.section("server", ("host", "port", "public_url", "max_body_bytes"))
+    server = doc.section("server", _keys(ServerConfig))
     public_url = server.string("public_url", required=True)
     if public_url and not _is_http_url(public_url):
         server.problem("public_url", "must be an http(s) URL")
@@ -381,23 +387,15 @@ def _read_server(doc: _Section) -> ServerConfig:
 
 
 def _read_store(doc: _Section) -> StoreConfig:
-    store = doc.section("store", ("url",))
+    store = doc.section("store", _keys(StoreConfig))
     url = store.string("url", StoreConfig.url)
     if not url.startswith(STORE_SCHEMES) or url == "sqlite:///":
         store.problem("url", "unsupported scheme (use sqlite:///PATH, sqlite:///:memory: or postgresql://...)")
     return StoreConfig(url=url)
 
 
-_ACCOUNT_KEYS: Final = (
-    "partner",
-    "sign_type",
-    "md5_key",
-    "private_key_file",
-    "alipay_public_key_file",
-    "gateway_url",
-    "input_charset",
-    "use_freeze_amount",
-)
+# Account fields the file does not set: the name is the mapping key, the PEM texts are read from the files.
+_ACCOUNT_KEYS: Final = _keys(AlipayAccount, except_=("name", "private_key_pem", "alipay_public_key_pem"))
 
 
 def _read_key_file(account: _Section, key: str, base_dir: Path | None) -> tuple[Path | None, Secret | None]:
@@ -419,13 +417,13 @@ def _read_account(name: str, account: _Section, base_dir: Path | None) -> Alipay
     partner = account.read("partner", "", True, _as_partner, "must be 16 digits starting with 2088")
     sign_type = account.string("sign_type", "MD5")
     md5_key = private_file = public_file = private_pem = public_pem = None
-    if sign_type == "MD5":
+    if sign_type == "MD5":  # one branch per entry of SUPPORTED_SIGN_TYPES
         md5_key = Secret(account.string("md5_key", required=True))
     elif sign_type == "RSA":
         private_file, private_pem = _read_key_file(account, "private_key_file", base_dir)
         public_file, public_pem = _read_key_file(account, "alipay_public_key_file", base_dir)
     else:
-        account.problem("sign_type", f"unsupported sign_type {sign_type} (use {' or '.join(SIGN_TYPES)})")
+        account.problem("sign_type", f"unsupported sign_type {sign_type} (use {' or '.join(SUPPORTED_SIGN_TYPES)})")
     gateway_url = account.string("gateway_url", DEFAULT_GATEWAY_URL)
     if not _is_http_url(gateway_url):
         account.problem("gateway_url", "must be an http(s) URL")
@@ -448,7 +446,7 @@ def _read_account(name: str, account: _Section, base_dir: Path | None) -> Alipay
 
 
 def _read_alipay(doc: _Section, base_dir: Path | None) -> AlipayConfig:
-    alipay = doc.section("alipay", ("accounts",))
+    alipay = doc.section("alipay", _keys(AlipayConfig))
     accounts = alipay.section("accounts", None)
     if not accounts.data and alipay.data.get("accounts") is not _UNRESOLVED:
         alipay.problem("accounts", "at least one account is required")
@@ -463,7 +461,7 @@ def _read_alipay(doc: _Section, base_dir: Path | None) -> AlipayConfig:
 
 
 def _read_batching(doc: _Section) -> BatchingConfig:
-    batching = doc.section("batching", ("max_details", "max_wait_seconds"))
+    batching = doc.section("batching", _keys(BatchingConfig))
     return BatchingConfig(
         max_details=batching.integer("max_details", BatchingConfig.max_details, 1, MAX_BATCH_DETAILS),
         max_wait_seconds=batching.seconds("max_wait_seconds", BatchingConfig.max_wait_seconds),
@@ -471,7 +469,7 @@ def _read_batching(doc: _Section) -> BatchingConfig:
 
 
 def _read_reporter(doc: _Section) -> ReporterConfig:
-    reporter = doc.section("reporter", ("base_delay_seconds", "max_delay_seconds", "give_up_after_seconds"))
+    reporter = doc.section("reporter", _keys(ReporterConfig))
     base = reporter.seconds("base_delay_seconds", ReporterConfig.base_delay_seconds)
     maximum = reporter.seconds("max_delay_seconds", ReporterConfig.max_delay_seconds)
     if maximum < base:
@@ -484,7 +482,7 @@ def _read_reporter(doc: _Section) -> ReporterConfig:
 
 
 def _read_reconciler(doc: _Section) -> ReconcilerConfig:
-    reconciler = doc.section("reconciler", ("first_query_after_seconds", "schedule_seconds", "interval_seconds"))
+    reconciler = doc.section("reconciler", _keys(ReconcilerConfig))
     return ReconcilerConfig(
         first_query_after_seconds=reconciler.seconds(
             "first_query_after_seconds", ReconcilerConfig.first_query_after_seconds, zero_ok=True
@@ -495,7 +493,7 @@ def _read_reconciler(doc: _Section) -> ReconcilerConfig:
 
 
 def _read_http(doc: _Section) -> HttpConfig:
-    http = doc.section("http", ("connect_timeout_seconds", "total_timeout_seconds"))
+    http = doc.section("http", _keys(HttpConfig))
     connect = http.seconds("connect_timeout_seconds", HttpConfig.connect_timeout_seconds)
     total = http.seconds("total_timeout_seconds", HttpConfig.total_timeout_seconds)
     if total < connect:
@@ -525,19 +523,6 @@ def _read_platforms(doc: _Section) -> Mapping[str, Any]:
     return MappingProxyType(result)
 
 
-_TOP_LEVEL_KEYS: Final = (
-    "server",
-    "store",
-    "alipay",
-    "batching",
-    "reporter",
-    "reconciler",
-    "http",
-    "plugins_dir",
-    "platforms",
-)
-
-
 def parse_config(
     data: Mapping[str, Any], *, env: Mapping[str, str] | None = None, base_dir: Path | None = None
 ) -> Config:
@@ -547,7 +532,7 @@ def parse_config(
     """
     problems: list[str] = []
     document = _interpolate(data, "", os.environ if env is None else env, problems)
-    doc = _Section(document, "", problems, _TOP_LEVEL_KEYS)
+    doc = _Section(document, "", problems, _keys(Config))
     config = Config(
         server=_read_server(doc),
         store=_read_store(doc),
