@@ -1,0 +1,100 @@
+"""Standard Webhooks (https://www.standardwebhooks.com) symmetric signatures, with no dependency on the core.
+
+The generic platform verifies inbound webhooks and signs its result callbacks with these; the demo's simulated
+shop and the bench reuse them. The signed content is `{webhook-id}.{webhook-timestamp}.{raw body}`, the key is
+the base64 part of a `whsec_...` secret and `webhook-signature` holds space-separated `v1,<base64 HMAC-SHA256>`
+entries, any of which may match (so a sender can rotate its secret without downtime).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+SECRET_PREFIX = "whsec_"
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+class WebhookVerificationError(Exception):
+    """The message is not proven to come from the secret's holder, or not recently."""
+
+
+class InvalidSignatureError(WebhookVerificationError):
+    """Headers missing or malformed, or no `v1` signature matches."""
+
+
+class StaleTimestampError(WebhookVerificationError):
+    """Correctly signed, but `webhook-timestamp` is outside the tolerance: a replay or a badly wrong clock."""
+
+
+def decode_secret(secret: str) -> bytes:
+    """The HMAC key of a `whsec_<base64>` secret (the prefix is optional, as in the reference libraries)."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise ValueError("a webhook secret must be whsec_ followed by base64") from exc
+    if not key:
+        raise ValueError("a webhook secret must not be empty")
+    return key
+
+
+def _signature(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
+    return hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header value for one message: `v1,<base64>`."""
+    digest = _signature(decode_secret(secret), msg_id, str(timestamp), body)
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The three headers a sender adds to a request whose body is `body`."""
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+    }
+
+
+def verify(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+) -> None:
+    """Return if one `v1` signature of `headers` matches `body` and the timestamp is within ±`tolerance` of `now`.
+
+    The signature is checked first, so only a holder of the secret learns that its clock or replay is the
+    problem. Comparisons are constant-time.
+    """
+    lowered = {name.lower(): value for name, value in headers.items()}
+    msg_id = lowered.get("webhook-id")
+    timestamp = lowered.get("webhook-timestamp")
+    signatures = lowered.get("webhook-signature")
+    if not (msg_id and timestamp and signatures):
+        raise InvalidSignatureError("webhook-id, webhook-timestamp and webhook-signature are required")
+    expected = _signature(decode_secret(secret), msg_id, timestamp, body)
+    if not any(_matches(entry, expected) for entry in signatures.split(" ")):
+        raise InvalidSignatureError("no v1 signature matches")
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        raise InvalidSignatureError("webhook-timestamp must be unix seconds")
+    if abs(now - int(timestamp)) > tolerance:
+        raise StaleTimestampError(f"webhook-timestamp {timestamp} is more than {tolerance:g} s from now")
+
+
+def _matches(entry: str, expected: bytes) -> bool:
+    version, _, encoded = entry.partition(",")
+    if version != "v1":
+        return False  # another scheme (v1a is asymmetric): not ours to check
+    try:
+        candidate = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        return False
+    return hmac.compare_digest(candidate, expected)
