@@ -1,0 +1,152 @@
+"""The one store interface. The engine and the web layer talk to this; only the backends touch SQL.
+
+Every method that changes a refund's state returns the `StateChange`s it committed, so the caller can
+broadcast them (`refund_state_changed`) after the commit, never before.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from ..models import Batch, BatchState, DetailResult, Refund, RefundRequest, RefundState
+
+EXCEEDS_PAID_AMOUNT = "EXCEEDS_PAID_AMOUNT"  # local rejection code: the trade's refunds would pass its paid amount
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    refund: Refund
+    created: bool  # False: the same (platform, shop, platform refund id) was already stored; nothing changed
+
+
+@dataclass(frozen=True)
+class StateChange:
+    refund: Refund  # as it is after the change
+    old_state: RefundState | None  # None: newly created
+
+
+@dataclass(frozen=True)
+class PendingWork:
+    """Refunds of one Alipay account waiting for a batch."""
+
+    account: str
+    count: int
+    oldest_created_at: float
+
+
+class RefundStore(abc.ABC):
+    """Durable, idempotent state of refunds and batches. Times are epoch seconds (UTC)."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def namespace(self) -> str:
+        """This database's install id, part of every batch_no so two databases never reuse one."""
+
+    # -- intake ---------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def accept(self, requests: Sequence[RefundRequest], now: float) -> list[AcceptResult]:
+        """Store requests durably (committed before return) and idempotently on their key.
+
+        A request that would take its trade's refunded total past `paid_amount` is stored REJECTED with
+        EXCEEDS_PAID_AMOUNT and queued for reporting, so the platform learns why.
+        """
+
+    # -- batching and submission ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def pending_work(self) -> list[PendingWork]: ...
+
+    @abc.abstractmethod
+    async def create_batch(self, account: str, max_details: int, day: date, now: float) -> Batch | None:
+        """Put up to `max_details` received refunds of `account`, one per trade, in a new PENDING batch."""
+
+    @abc.abstractmethod
+    async def claim_batch_to_submit(self, now: float, lease_seconds: float) -> Batch | None:
+        """A PENDING batch, or a SENDING one whose lease expired (a crash mid-submit): now SENDING, leased."""
+
+    @abc.abstractmethod
+    async def set_batch_state(
+        self,
+        batch_id: int,
+        state: BatchState,
+        now: float,
+        *,
+        code: str | None = None,
+        next_query_at: float | None = None,
+        retry_at: float | None = None,
+    ) -> list[StateChange]:
+        """Move a batch and its unresolved refunds along: SUBMITTED/UNKNOWN mark them so, REJECTED fails them
+        with `code` (and queues the reports), PENDING puts it back to be resent (same batch_no) at `retry_at`,
+        REVIEW leaves the refunds as they are for an operator."""
+
+    @abc.abstractmethod
+    async def record_results(
+        self, batch_id: int, results: Sequence[DetailResult], now: float, *, notify_id: str | None, kind: str
+    ) -> list[StateChange]:
+        """Record Alipay's verdicts (already checked against the batch) in one transaction; idempotent."""
+
+    @abc.abstractmethod
+    async def notify_seen(self, batch_no: str, notify_id: str, kind: str) -> bool: ...
+
+    # -- reconciliation -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim_batches_to_query(self, now: float, limit: int, lease_seconds: float) -> list[Batch]:
+        """SUBMITTED or UNKNOWN batches whose next query is due, leased so one instance queries each."""
+
+    @abc.abstractmethod
+    async def schedule_query(self, batch_id: int, next_query_at: float, now: float) -> None:
+        """Count one more query of the batch and set when the next is due."""
+
+    # -- reporting (the outbox) -----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim_reports(self, now: float, limit: int, lease_seconds: float) -> list[Refund]: ...
+
+    @abc.abstractmethod
+    async def report_delivered(self, refund_id: int) -> None:
+        """The platform has the result. (A refund's `updated_at` stays the time its state last changed.)"""
+
+    @abc.abstractmethod
+    async def report_failed(self, refund_id: int, error: str, *, next_at: float | None) -> None:
+        """A failed delivery: retried at `next_at`, or a dead letter when `next_at` is None."""
+
+    @abc.abstractmethod
+    async def retry_dead_letters(self, now: float, refund_ids: Sequence[int] | None = None) -> int:
+        """Put dead letters (all, or those given) back in the outbox; returns how many."""
+
+    # -- reading --------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_refund(self, refund_id: int) -> Refund | None: ...
+
+    @abc.abstractmethod
+    async def find_refund(self, platform: str, shop: str, platform_refund_id: str) -> Refund | None: ...
+
+    @abc.abstractmethod
+    async def list_refunds(
+        self,
+        *,
+        state: RefundState | None = None,
+        report_state: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[Refund]: ...
+
+    @abc.abstractmethod
+    async def get_batch(self, batch_id: int) -> Batch | None: ...
+
+    @abc.abstractmethod
+    async def find_batch(self, batch_no: str) -> Batch | None: ...
+
+    @abc.abstractmethod
+    async def list_batches(self, *, limit: int = 100, state: BatchState | None = None) -> list[Batch]: ...
+
+    @abc.abstractmethod
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Refunds by state, by report state, and batches by state: the operator's overview."""

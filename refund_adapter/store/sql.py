@@ -1,0 +1,521 @@
+"""The store's logic in portable SQL, shared by the SQLite and PostgreSQL backends.
+
+Queries use `$1`-style placeholders (asyncpg's; the SQLite backend rewrites them to `?1`). A backend
+supplies a `Dialect` and two context managers: a write transaction and a read connection.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from importlib import resources
+from typing import Any, Protocol
+
+from ..alipay.codec import build_batch_no
+from ..models import (
+    Batch,
+    BatchDetail,
+    BatchState,
+    DetailResult,
+    Refund,
+    RefundRequest,
+    RefundState,
+    ReportState,
+)
+from .base import EXCEEDS_PAID_AMOUNT, AcceptResult, PendingWork, RefundStore, StateChange
+
+Row = Mapping[str, Any]
+Decision = Callable[[Row], "tuple[RefundState, str | None] | None"]
+
+
+class Tx(Protocol):
+    """The few calls the shared logic needs from a connection inside a transaction."""
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: object) -> Row | None: ...
+
+    async def execute(self, sql: str, *args: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    serial_pk: str  # the auto-increment primary key column type
+    id_type: str
+    skip_locked: str  # appended to SELECTs that claim rows, so instances never claim the same row
+    account_lock_sql: str | None  # serialises batch creation per account across instances
+
+
+def to_fen(amount: Decimal) -> int:
+    """Exact integer fen; refuses anything that is not a whole number of fen."""
+    fen = amount * 100
+    if fen != fen.to_integral_value():
+        raise ValueError(f"amount {amount} has more than 2 decimals")
+    return int(fen)
+
+
+def from_fen(fen: int) -> Decimal:
+    return (Decimal(fen) / 100).quantize(Decimal("0.01"))
+
+
+def _ts(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _placeholders(values: Sequence[object], start: int) -> str:
+    return ", ".join(f"${i}" for i in range(start, start + len(values)))
+
+
+def migrations() -> list[tuple[int, str]]:
+    """(version, SQL template) for every file in store/migrations, in order."""
+    folder = resources.files("refund_adapter.store") / "migrations"
+    found = [(int(entry.name.split("_", 1)[0]), entry.read_text("utf-8"))
+             for entry in folder.iterdir() if entry.name.endswith(".sql")]
+    return sorted(found)
+
+
+class SqlStore(RefundStore):
+    """Everything but connecting; see the backends for how transactions are made."""
+
+    dialect: Dialect
+    _namespace: str | None = None
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """A write transaction, committed when the block exits normally."""
+
+    @abc.abstractmethod
+    def reading(self) -> AbstractAsyncContextManager[Tx]:
+        """A connection for reads that need no transaction."""
+
+    # -- schema ---------------------------------------------------------------------------------------
+    def migration_statements(self, template: str) -> list[str]:
+        sql = template.replace("{serial_pk}", self.dialect.serial_pk).replace("{id_type}", self.dialect.id_type)
+        lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+        return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+
+    async def migrate(self, tx: Tx) -> None:
+        """Apply every migration newer than the recorded schema version; caller holds a migration lock."""
+        await tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = await tx.fetchrow("SELECT MAX(version) AS v FROM schema_version")
+        current = (row["v"] if row else None) or 0
+        for version, template in migrations():
+            if version <= current:
+                continue
+            for statement in self.migration_statements(template):
+                await tx.execute(statement)
+            await tx.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+        ns = await tx.fetchrow("SELECT value FROM meta WHERE key = 'namespace'")
+        if ns is None:
+            await tx.execute("INSERT INTO meta (key, value) VALUES ('namespace', $1)", _new_namespace())
+
+    async def namespace(self) -> str:
+        if self._namespace is None:
+            async with self.reading() as conn:
+                row = await conn.fetchrow("SELECT value FROM meta WHERE key = 'namespace'")
+            assert row is not None, "the store was not opened"
+            self._namespace = str(row["value"])
+        return self._namespace
+
+    # -- intake ---------------------------------------------------------------------------------------
+    async def accept(self, requests: Sequence[RefundRequest], now: float) -> list[AcceptResult]:
+        async with self.transaction() as tx:
+            return await self.accept_in(tx, requests, now)
+
+    async def accept_in(self, tx: Tx, requests: Sequence[RefundRequest], now: float) -> list[AcceptResult]:
+        return [await self._accept_one(tx, request, now) for request in requests]
+
+    async def _accept_one(self, tx: Tx, request: RefundRequest, now: float) -> AcceptResult:
+        existing = await tx.fetchrow(
+            "SELECT * FROM refunds WHERE platform = $1 AND shop = $2 AND platform_refund_id = $3", *request.key
+        )
+        if existing is not None:
+            return AcceptResult(await self._hydrate_one(tx, existing), created=False)
+        amount = to_fen(request.amount)
+        paid = to_fen(request.paid_amount) if request.paid_amount is not None else None
+        state, code, report = RefundState.RECEIVED, None, ReportState.NONE
+        if paid is not None and amount + await self._committed_fen(tx, request) > paid:
+            state, code, report = RefundState.REJECTED, EXCEEDS_PAID_AMOUNT, ReportState.PENDING
+        row = await tx.fetchrow(
+            """INSERT INTO refunds (platform, shop, platform_refund_id, order_id, trade_no, amount_fen, currency,
+                   reason, alipay_account, paid_amount_fen, context, state, code, report_state, report_next_at,
+                   created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
+               RETURNING *""",
+            request.platform, request.shop, request.platform_refund_id, request.order_id, request.trade_no,
+            amount, request.currency, request.reason, request.alipay_account, paid,
+            json.dumps(dict(request.context), sort_keys=True), state.value, code, report.value,
+            now if report is ReportState.PENDING else None, now,
+        )
+        assert row is not None
+        return AcceptResult(await self._hydrate_one(tx, row), created=True)
+
+    async def _committed_fen(self, tx: Tx, request: RefundRequest) -> int:
+        """What the trade already has refunded or on the way; failed and rejected refunds moved no money."""
+        row = await tx.fetchrow(
+            """SELECT COALESCE(SUM(amount_fen), 0) AS total FROM refunds
+               WHERE alipay_account = $1 AND trade_no = $2 AND state NOT IN ('failed', 'rejected')""",
+            request.alipay_account, request.trade_no,
+        )
+        return int(row["total"]) if row else 0
+
+    # -- batching -------------------------------------------------------------------------------------
+    async def pending_work(self) -> list[PendingWork]:
+        async with self.reading() as conn:
+            rows = await conn.fetch(
+                """SELECT alipay_account, COUNT(*) AS n, MIN(created_at) AS oldest FROM refunds
+                   WHERE state = 'received' GROUP BY alipay_account"""
+            )
+        return [PendingWork(r["alipay_account"], int(r["n"]), float(r["oldest"])) for r in rows]
+
+    async def create_batch(self, account: str, max_details: int, day: date, now: float) -> Batch | None:
+        async with self.transaction() as tx:
+            if self.dialect.account_lock_sql:
+                await tx.execute(self.dialect.account_lock_sql, account)
+            candidates = await tx.fetch(
+                """SELECT id FROM (
+                       SELECT id, ROW_NUMBER() OVER (PARTITION BY trade_no ORDER BY id) AS nth FROM refunds
+                       WHERE state = 'received' AND alipay_account = $1) AS firsts
+                   WHERE nth = 1 ORDER BY id LIMIT $2""",
+                account, max_details,
+            )
+            if not candidates:
+                return None
+            row = await tx.fetchrow(
+                """INSERT INTO batches (account, batch_no, state, created_at, updated_at)
+                   VALUES ($1, $2, 'pending', $3, $3) RETURNING id""",
+                account, "new-" + secrets.token_hex(12), now,
+            )
+            assert row is not None
+            batch_id = int(row["id"])
+            batch_no = build_batch_no(day, await self._namespace_in(tx), batch_id)
+            await tx.execute("UPDATE batches SET batch_no = $1 WHERE id = $2", batch_no, batch_id)
+            ids = [int(c["id"]) for c in candidates]
+            claimed = await tx.fetch(
+                f"""UPDATE refunds SET state = 'batched', batch_id = $1, updated_at = $2
+                    WHERE state = 'received' AND id IN ({_placeholders(ids, 3)}) RETURNING id""",
+                batch_id, now, *ids,
+            )
+            if not claimed:
+                await tx.execute("DELETE FROM batches WHERE id = $1", batch_id)
+                return None
+            return await self._batch_in(tx, batch_id)
+
+    async def _namespace_in(self, tx: Tx) -> str:
+        row = await tx.fetchrow("SELECT value FROM meta WHERE key = 'namespace'")
+        assert row is not None
+        return str(row["value"])
+
+    async def claim_batch_to_submit(self, now: float, lease_seconds: float) -> Batch | None:
+        async with self.transaction() as tx:
+            row = await tx.fetchrow(
+                f"""SELECT id FROM batches
+                    WHERE (state = 'pending' AND (lease_until IS NULL OR lease_until <= $1))
+                       OR (state = 'sending' AND lease_until <= $1)
+                    ORDER BY id LIMIT 1{self.dialect.skip_locked}""",
+                now,
+            )
+            if row is None:
+                return None
+            await tx.execute(
+                """UPDATE batches SET state = 'sending', submit_attempts = submit_attempts + 1,
+                       lease_until = $1, updated_at = $2 WHERE id = $3""",
+                now + lease_seconds, now, row["id"],
+            )
+            return await self._batch_in(tx, int(row["id"]))
+
+    async def set_batch_state(
+        self,
+        batch_id: int,
+        state: BatchState,
+        now: float,
+        *,
+        code: str | None = None,
+        next_query_at: float | None = None,
+        retry_at: float | None = None,
+    ) -> list[StateChange]:
+        async with self.transaction() as tx:
+            await tx.execute(
+                """UPDATE batches SET state = $1, code = COALESCE($2, code), next_query_at = $3,
+                       lease_until = $4, updated_at = $5 WHERE id = $6""",
+                state.value, code, next_query_at, retry_at, now, batch_id,
+            )
+            target = {
+                BatchState.SUBMITTED: RefundState.SUBMITTED,
+                BatchState.UNKNOWN: RefundState.UNKNOWN,
+                BatchState.REJECTED: RefundState.FAILED,
+            }.get(state)
+            if target is None:
+                return []
+            return await self._move_unresolved(tx, batch_id, lambda _row: (target, code), now)
+
+    async def _move_unresolved(self, tx: Tx, batch_id: int, decide: Decision, now: float) -> list[StateChange]:
+        """Apply `decide(row) -> (state, code) | None` to each unresolved refund of a batch."""
+        rows = await tx.fetch(
+            "SELECT * FROM refunds WHERE batch_id = $1 AND state IN ('batched', 'submitted', 'unknown') ORDER BY id",
+            batch_id,
+        )
+        changes = []
+        for row in rows:
+            decision = decide(row)
+            if decision is None:
+                continue
+            new_state, code = decision
+            if new_state.value == row["state"]:
+                continue
+            final = new_state.is_final
+            updated = await tx.fetchrow(
+                """UPDATE refunds SET state = $1, code = $2, updated_at = $3,
+                       report_state = CASE WHEN $4 THEN 'pending' ELSE report_state END,
+                       report_next_at = CASE WHEN $4 THEN $3 ELSE report_next_at END
+                   WHERE id = $5 RETURNING *""",
+                new_state.value, code, now, final, row["id"],
+            )
+            assert updated is not None
+            changes.append(StateChange(await self._hydrate_one(tx, updated), RefundState(row["state"])))
+        return changes
+
+    async def record_results(
+        self, batch_id: int, results: Sequence[DetailResult], now: float, *, notify_id: str | None, kind: str
+    ) -> list[StateChange]:
+        by_trade = {result.trade_no: result for result in results}
+        async with self.transaction() as tx:
+            batch = await tx.fetchrow("SELECT batch_no FROM batches WHERE id = $1", batch_id)
+            assert batch is not None
+            if notify_id is not None:
+                await tx.execute(
+                    """INSERT INTO notifies (batch_no, notify_id, kind, received_at) VALUES ($1, $2, $3, $4)
+                       ON CONFLICT DO NOTHING""",
+                    batch["batch_no"], notify_id, kind, now,
+                )
+
+            def decide(row: Row) -> tuple[RefundState, str | None] | None:
+                result = by_trade.get(row["trade_no"])
+                if result is None:
+                    return None
+                return (RefundState.SUCCEEDED if result.succeeded else RefundState.FAILED), result.code
+
+            changes = await self._move_unresolved(tx, batch_id, decide, now)
+            left = await tx.fetchrow(
+                """SELECT COUNT(*) AS n FROM refunds
+                   WHERE batch_id = $1 AND state IN ('batched', 'submitted', 'unknown')""",
+                batch_id,
+            )
+            if left is not None and int(left["n"]) == 0:
+                await tx.execute(
+                    """UPDATE batches SET state = 'completed', next_query_at = NULL, lease_until = NULL,
+                           updated_at = $1 WHERE id = $2""",
+                    now, batch_id,
+                )
+            return changes
+
+    async def notify_seen(self, batch_no: str, notify_id: str, kind: str) -> bool:
+        async with self.reading() as conn:
+            row = await conn.fetchrow(
+                "SELECT 1 AS seen FROM notifies WHERE batch_no = $1 AND notify_id = $2 AND kind = $3",
+                batch_no, notify_id, kind,
+            )
+        return row is not None
+
+    # -- reconciliation -------------------------------------------------------------------------------
+    async def claim_batches_to_query(self, now: float, limit: int, lease_seconds: float) -> list[Batch]:
+        async with self.transaction() as tx:
+            rows = await tx.fetch(
+                f"""SELECT id FROM batches WHERE state IN ('submitted', 'unknown') AND next_query_at <= $1
+                    ORDER BY next_query_at LIMIT $2{self.dialect.skip_locked}""",
+                now, limit,
+            )
+            ids = [int(r["id"]) for r in rows]
+            if not ids:
+                return []
+            await tx.execute(
+                f"UPDATE batches SET next_query_at = $1 WHERE id IN ({_placeholders(ids, 2)})",
+                now + lease_seconds, *ids,
+            )
+            return [await self._batch_in(tx, batch_id) for batch_id in ids]
+
+    async def schedule_query(self, batch_id: int, next_query_at: float, now: float) -> None:
+        async with self.transaction() as tx:
+            await tx.execute(
+                """UPDATE batches SET query_attempts = query_attempts + 1, next_query_at = $1, updated_at = $2
+                   WHERE id = $3""",
+                next_query_at, now, batch_id,
+            )
+
+    # -- reporting ------------------------------------------------------------------------------------
+    async def claim_reports(self, now: float, limit: int, lease_seconds: float) -> list[Refund]:
+        async with self.transaction() as tx:
+            rows = await tx.fetch(
+                f"""SELECT id FROM refunds WHERE report_state = 'pending' AND report_next_at <= $1
+                    ORDER BY report_next_at LIMIT $2{self.dialect.skip_locked}""",
+                now, limit,
+            )
+            ids = [int(r["id"]) for r in rows]
+            if not ids:
+                return []
+            claimed = await tx.fetch(
+                f"""UPDATE refunds SET report_next_at = $1, report_attempts = report_attempts + 1
+                    WHERE id IN ({_placeholders(ids, 2)}) RETURNING *""",
+                now + lease_seconds, *ids,
+            )
+            return await self._hydrate(tx, sorted(claimed, key=lambda r: r["id"]))
+
+    async def report_delivered(self, refund_id: int) -> None:
+        async with self.transaction() as tx:
+            await tx.execute(
+                """UPDATE refunds SET report_state = 'delivered', report_next_at = NULL, report_error = NULL
+                   WHERE id = $1 AND report_state = 'pending'""",
+                refund_id,
+            )
+
+    async def report_failed(self, refund_id: int, error: str, *, next_at: float | None) -> None:
+        async with self.transaction() as tx:
+            await tx.execute(
+                """UPDATE refunds SET report_state = $1, report_next_at = $2, report_error = $3
+                   WHERE id = $4 AND report_state = 'pending'""",
+                "pending" if next_at is not None else "dead", next_at, error[:500], refund_id,
+            )
+
+    async def retry_dead_letters(self, now: float, refund_ids: Sequence[int] | None = None) -> int:
+        async with self.transaction() as tx:
+            only = f" AND id IN ({_placeholders(refund_ids, 2)})" if refund_ids else ""
+            rows = await tx.fetch(
+                f"""UPDATE refunds SET report_state = 'pending', report_next_at = $1, report_attempts = 0
+                    WHERE report_state = 'dead'{only} RETURNING id""",
+                now, *(refund_ids or ()),
+            )
+            return len(rows)
+
+    # -- reading --------------------------------------------------------------------------------------
+    async def get_refund(self, refund_id: int) -> Refund | None:
+        async with self.reading() as conn:
+            row = await conn.fetchrow("SELECT * FROM refunds WHERE id = $1", refund_id)
+            return None if row is None else await self._hydrate_one(conn, row)
+
+    async def find_refund(self, platform: str, shop: str, platform_refund_id: str) -> Refund | None:
+        async with self.reading() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM refunds WHERE platform = $1 AND shop = $2 AND platform_refund_id = $3",
+                platform, shop, platform_refund_id,
+            )
+            return None if row is None else await self._hydrate_one(conn, row)
+
+    async def list_refunds(
+        self,
+        *,
+        state: RefundState | None = None,
+        report_state: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[Refund]:
+        async with self.reading() as conn:
+            rows = await conn.fetch(
+                """SELECT * FROM refunds WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR report_state = $2)
+                   AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4""",
+                state.value if state else None, report_state, before_id, limit,
+            )
+            return await self._hydrate(conn, rows)
+
+    async def get_batch(self, batch_id: int) -> Batch | None:
+        async with self.reading() as conn:
+            row = await conn.fetchrow("SELECT id FROM batches WHERE id = $1", batch_id)
+            return None if row is None else await self._batch_in(conn, batch_id)
+
+    async def find_batch(self, batch_no: str) -> Batch | None:
+        async with self.reading() as conn:
+            row = await conn.fetchrow("SELECT id FROM batches WHERE batch_no = $1", batch_no)
+            return None if row is None else await self._batch_in(conn, int(row["id"]))
+
+    async def list_batches(self, *, limit: int = 100, state: BatchState | None = None) -> list[Batch]:
+        async with self.reading() as conn:
+            rows = await conn.fetch(
+                "SELECT id FROM batches WHERE ($1 IS NULL OR state = $1) ORDER BY id DESC LIMIT $2",
+                state.value if state else None, limit,
+            )
+            return [await self._batch_in(conn, int(r["id"])) for r in rows]
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        async with self.reading() as conn:
+            refunds = await conn.fetch("SELECT state AS k, COUNT(*) AS n FROM refunds GROUP BY state")
+            reports = await conn.fetch("SELECT report_state AS k, COUNT(*) AS n FROM refunds GROUP BY report_state")
+            batches = await conn.fetch("SELECT state AS k, COUNT(*) AS n FROM batches GROUP BY state")
+        return {
+            name: {str(r["k"]): int(r["n"]) for r in rows}
+            for name, rows in (("refunds", refunds), ("reports", reports), ("batches", batches))
+        }
+
+    # -- rows to models -------------------------------------------------------------------------------
+    async def _batch_in(self, conn: Tx, batch_id: int) -> Batch:
+        row = await conn.fetchrow("SELECT * FROM batches WHERE id = $1", batch_id)
+        assert row is not None
+        details = await conn.fetch(
+            "SELECT id, trade_no, amount_fen, reason FROM refunds WHERE batch_id = $1 ORDER BY id", batch_id
+        )
+        return Batch(
+            id=int(row["id"]),
+            account=row["account"],
+            batch_no=row["batch_no"],
+            state=BatchState(row["state"]),
+            details=tuple(
+                BatchDetail(int(d["id"]), d["trade_no"], from_fen(int(d["amount_fen"])), d["reason"]) for d in details
+            ),
+            created_at=_ts(row["created_at"]),
+            submit_attempts=int(row["submit_attempts"]),
+            query_attempts=int(row["query_attempts"]),
+            code=row["code"],
+        )
+
+    async def _hydrate_one(self, conn: Tx, row: Row) -> Refund:
+        return (await self._hydrate(conn, [row]))[0]
+
+    async def _hydrate(self, conn: Tx, rows: Sequence[Row]) -> list[Refund]:
+        batch_ids = sorted({int(r["batch_id"]) for r in rows if r["batch_id"] is not None})
+        batch_nos: dict[int, str] = {}
+        if batch_ids:
+            found = await conn.fetch(
+                f"SELECT id, batch_no FROM batches WHERE id IN ({_placeholders(batch_ids, 1)})", *batch_ids
+            )
+            batch_nos = {int(b["id"]): b["batch_no"] for b in found}
+        return [_refund(row, batch_nos.get(row["batch_id"])) for row in rows]
+
+
+def _refund(row: Row, batch_no: str | None) -> Refund:
+    paid = row["paid_amount_fen"]
+    return Refund(
+        id=int(row["id"]),
+        request=RefundRequest(
+            platform=row["platform"],
+            shop=row["shop"],
+            platform_refund_id=row["platform_refund_id"],
+            order_id=row["order_id"],
+            trade_no=row["trade_no"],
+            amount=from_fen(int(row["amount_fen"])),
+            currency=row["currency"],
+            reason=row["reason"],
+            alipay_account=row["alipay_account"],
+            paid_amount=None if paid is None else from_fen(int(paid)),
+            context=json.loads(row["context"]),
+        ),
+        state=RefundState(row["state"]),
+        code=row["code"],
+        batch_id=None if row["batch_id"] is None else int(row["batch_id"]),
+        batch_no=batch_no,
+        report_state=ReportState(row["report_state"]),
+        created_at=_ts(row["created_at"]),
+        updated_at=_ts(row["updated_at"]),
+        report_attempts=int(row["report_attempts"]),
+        report_error=row["report_error"],
+    )
+
+
+def _new_namespace() -> str:
+    """Four base-36 characters: enough that two installs sharing one Alipay partner never collide by chance."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(4))
+

@@ -1,0 +1,229 @@
+"""One behavioural suite, run on every backend: the store is what makes 'never lost, never twice' true."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from refund_adapter.alipay.codec import validate_batch_no
+from refund_adapter.models import BatchState, DetailResult, RefundRequest, RefundState, ReportState
+from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore, store_from_url
+
+DAY = date(2026, 11, 25)
+T0 = 1_780_000_000.0
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RefundStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'refunds.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    opened = store_from_url(url)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def req(refund_id: str, trade_no: str = "2026112522001", amount: str = "10.00", **kw: object) -> RefundRequest:
+    fields: dict[str, object] = {
+        "platform": "generic", "shop": "s1", "platform_refund_id": refund_id, "order_id": "o-" + refund_id,
+        "trade_no": trade_no, "amount": Decimal(amount), "currency": "CNY", "reason": "退款", "alipay_account": "main",
+    }
+    fields.update(kw)
+    return RefundRequest(**fields)  # type: ignore[arg-type]
+
+
+async def test_accept_is_idempotent_on_platform_shop_and_refund_id(store: RefundStore) -> None:
+    first = await store.accept([req("r1", context={"gid": "x"})], T0)
+    again = await store.accept([req("r1", amount="99.00")], T0 + 1)
+    assert first[0].created and not again[0].created
+    assert again[0].refund.id == first[0].refund.id
+    assert again[0].refund.request.amount == Decimal("10.00")  # the replay changed nothing
+    assert first[0].refund.request.context == {"gid": "x"}
+    assert (await store.counts())["refunds"] == {"received": 1}
+    other_shop = await store.accept([req("r1", shop="s2")], T0)
+    assert other_shop[0].created
+
+
+async def test_accepted_refunds_survive_reopening(store: RefundStore, tmp_path: Path) -> None:
+    await store.accept([req("r1")], T0)
+    refund = await store.find_refund("generic", "s1", "r1")
+    assert refund is not None and refund.state is RefundState.RECEIVED
+    assert refund.request.amount == Decimal("10.00") and isinstance(refund.request.amount, Decimal)
+
+
+async def test_concurrent_accepts_are_all_stored_once(store: RefundStore) -> None:
+    requests = [req(f"r{i}", trade_no=f"T{i}") for i in range(60)]
+    results = await asyncio.gather(*(store.accept([r], T0) for r in requests + requests))
+    created = [res[0].created for res in results]
+    assert created.count(True) == 60
+    assert len({res[0].refund.id for res in results}) == 60
+    assert (await store.counts())["refunds"] == {"received": 60}
+
+
+async def test_refunds_never_exceed_the_paid_amount(store: RefundStore) -> None:
+    ok = await store.accept([req("r1", amount="60.00", paid_amount=Decimal("100.00"))], T0)
+    over = await store.accept([req("r2", amount="40.01", paid_amount=Decimal("100.00"))], T0)
+    assert ok[0].refund.state is RefundState.RECEIVED
+    assert over[0].refund.state is RefundState.REJECTED
+    assert over[0].refund.code == EXCEEDS_PAID_AMOUNT
+    assert over[0].refund.report_state is ReportState.PENDING  # the platform will be told
+    exact = await store.accept([req("r3", amount="40.00", paid_amount=Decimal("100.00"))], T0)
+    assert exact[0].refund.state is RefundState.RECEIVED
+
+
+async def test_failed_refunds_do_not_count_against_the_paid_amount(store: RefundStore) -> None:
+    await store.accept([req("r1", amount="100.00", paid_amount=Decimal("100.00"))], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0)
+    await store.record_results(batch.id, [DetailResult("2026112522001", Decimal("100"), "TRADE_HAS_CLOSED")],
+                               T0, notify_id="n1", kind="refund")
+    again = await store.accept([req("r2", amount="100.00", paid_amount=Decimal("100.00"))], T0)
+    assert again[0].refund.state is RefundState.RECEIVED
+
+
+async def test_a_batch_holds_each_trade_once_and_at_most_max_details(store: RefundStore) -> None:
+    await store.accept([req("a1", "TA"), req("a2", "TA"), req("b1", "TB"), req("c1", "TC")], T0)
+    first = await store.create_batch("main", 2, DAY, T0)
+    assert first is not None
+    assert [d.trade_no for d in first.details] == ["TA", "TB"]
+    second = await store.create_batch("main", 2, DAY, T0)
+    assert second is not None
+    assert sorted(d.trade_no for d in second.details) == ["TA", "TC"]
+    assert await store.create_batch("main", 2, DAY, T0) is None
+    assert await store.create_batch("other", 2, DAY, T0) is None
+    for batch in (first, second):
+        assert validate_batch_no(batch.batch_no, today=DAY) == batch.batch_no
+        assert batch.state is BatchState.PENDING
+    assert first.batch_no != second.batch_no
+    refund = await store.find_refund("generic", "s1", "a1")
+    assert refund is not None and refund.state is RefundState.BATCHED and refund.batch_no == first.batch_no
+
+
+async def test_pending_work_reports_count_and_age_per_account(store: RefundStore) -> None:
+    await store.accept([req("r1", alipay_account="main")], T0)
+    await store.accept([req("r2", alipay_account="main")], T0 + 5)
+    await store.accept([req("r3", alipay_account="hk")], T0 + 7)
+    work = {w.account: w for w in await store.pending_work()}
+    assert work["main"].count == 2 and work["main"].oldest_created_at == T0
+    assert work["hk"].count == 1
+
+
+async def test_a_crashed_submit_is_claimed_again_with_the_same_batch_no(store: RefundStore) -> None:
+    await store.accept([req("r1")], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    claimed = await store.claim_batch_to_submit(T0, lease_seconds=60)
+    assert claimed is not None and claimed.id == batch.id
+    assert claimed.state is BatchState.SENDING and claimed.submit_attempts == 1
+    assert await store.claim_batch_to_submit(T0 + 30, lease_seconds=60) is None  # still leased
+    again = await store.claim_batch_to_submit(T0 + 61, lease_seconds=60)  # the sender died
+    assert again is not None and again.batch_no == batch.batch_no and again.submit_attempts == 2
+
+
+async def test_submit_outcomes_move_the_refunds(store: RefundStore) -> None:
+    await store.accept([req("r1", "T1"), req("r2", "T2")], T0)
+    batch = await store.create_batch("main", 1, DAY, T0)
+    other = await store.create_batch("main", 1, DAY, T0)
+    assert batch is not None and other is not None
+    changes = await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0, next_query_at=T0 + 300)
+    assert [(c.old_state, c.refund.state) for c in changes] == [(RefundState.BATCHED, RefundState.SUBMITTED)]
+    rejected = await store.set_batch_state(other.id, BatchState.REJECTED, T0, code="SELLER_STATUS_NOT_ALLOW")
+    assert rejected[0].refund.state is RefundState.FAILED
+    assert rejected[0].refund.code == "SELLER_STATUS_NOT_ALLOW"
+    assert rejected[0].refund.report_state is ReportState.PENDING
+    unknown_batch = await store.get_batch(batch.id)
+    assert unknown_batch is not None and unknown_batch.state is BatchState.SUBMITTED
+
+
+async def test_results_are_recorded_once_and_complete_the_batch(store: RefundStore) -> None:
+    await store.accept([req("r1", "T1"), req("r2", "T2")], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    await store.set_batch_state(batch.id, BatchState.UNKNOWN, T0, next_query_at=T0 + 300)
+    results = [DetailResult("T1", Decimal("10"), "SUCCESS"),
+               DetailResult("T2", Decimal("10.00"), "TXN_RESULT_ACCOUNT_BALANCE_NOT_ENOUGH")]
+    changes = await store.record_results(batch.id, results, T0 + 1, notify_id="nid", kind="refund")
+    assert {c.refund.request.trade_no: c.refund.state for c in changes} == {
+        "T1": RefundState.SUCCEEDED, "T2": RefundState.FAILED}
+    assert all(c.old_state is RefundState.UNKNOWN for c in changes)
+    assert await store.notify_seen(batch.batch_no, "nid", "refund")
+    assert not await store.notify_seen(batch.batch_no, "other", "refund")
+    assert await store.record_results(batch.id, results, T0 + 2, notify_id="nid", kind="refund") == []
+    done = await store.get_batch(batch.id)
+    assert done is not None and done.state is BatchState.COMPLETED
+    assert (await store.counts())["reports"] == {"pending": 2}
+
+
+async def test_partial_results_leave_the_batch_open(store: RefundStore) -> None:
+    await store.accept([req("r1", "T1"), req("r2", "T2")], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0, next_query_at=T0 + 300)
+    await store.record_results(batch.id, [DetailResult("T1", Decimal("10"), "SUCCESS")], T0, notify_id=None,
+                               kind="query")
+    still = await store.get_batch(batch.id)
+    assert still is not None and still.state is BatchState.SUBMITTED
+
+
+async def test_query_claims_are_due_only_and_leased(store: RefundStore) -> None:
+    await store.accept([req("r1")], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0, next_query_at=T0 + 300)
+    assert await store.claim_batches_to_query(T0 + 299, 10, 60) == []
+    due = await store.claim_batches_to_query(T0 + 300, 10, 60)
+    assert [b.id for b in due] == [batch.id]
+    assert await store.claim_batches_to_query(T0 + 330, 10, 60) == []
+    await store.schedule_query(batch.id, T0 + 900, T0 + 330)
+    later = await store.claim_batches_to_query(T0 + 900, 10, 60)
+    assert later[0].query_attempts == 1
+
+
+async def test_the_outbox_delivers_retries_and_keeps_dead_letters(store: RefundStore) -> None:
+    await store.accept([req("r1", "T1"), req("r2", "T2")], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0)
+    await store.record_results(batch.id, [DetailResult("T1", Decimal("10"), "SUCCESS"),
+                                          DetailResult("T2", Decimal("10"), "SUCCESS")], T0, notify_id="n", kind="r")
+    claimed = await store.claim_reports(T0, 10, 30)
+    assert [r.request.trade_no for r in claimed] == ["T1", "T2"]
+    assert await store.claim_reports(T0 + 1, 10, 30) == []  # leased
+    await store.report_delivered(claimed[0].id)
+    await store.report_failed(claimed[1].id, "HTTP 503", next_at=T0 + 100)
+    assert await store.claim_reports(T0 + 99, 10, 30) == []
+    retried = await store.claim_reports(T0 + 100, 10, 30)
+    assert [r.id for r in retried] == [claimed[1].id] and retried[0].report_attempts == 2
+    await store.report_failed(claimed[1].id, "HTTP 401 bad token", next_at=None)
+    dead = await store.list_refunds(report_state="dead")
+    assert [r.report_error for r in dead] == ["HTTP 401 bad token"]
+    assert await store.retry_dead_letters(T0 + 200) == 1
+    back = await store.claim_reports(T0 + 200, 10, 30)
+    assert [r.id for r in back] == [claimed[1].id]
+    counts = await store.counts()
+    assert counts["reports"] == {"delivered": 1, "pending": 1}
+
+
+async def test_listing_filters_and_pages(store: RefundStore) -> None:
+    await store.accept([req(f"r{i}", trade_no=f"T{i}") for i in range(5)], T0)
+    page = await store.list_refunds(limit=2)
+    assert [r.request.platform_refund_id for r in page] == ["r4", "r3"]
+    rest = await store.list_refunds(limit=10, before_id=page[-1].id)
+    assert [r.request.platform_refund_id for r in rest] == ["r2", "r1", "r0"]
+    assert await store.list_refunds(state=RefundState.SUCCEEDED) == []
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    assert await store.find_batch(batch.batch_no) == batch
+    assert [b.id for b in await store.list_batches()] == [batch.id]
