@@ -25,3 +25,16 @@ def check_config(path: str) -> None:
         raise SystemExit(2) from None
     platforms = ", ".join(sorted(config.platforms)) or "(none)"
     click.echo(f"ok: {len(config.alipay.accounts)} accounts, platforms: {platforms}")
+
+
+@main.command("plugins")
+@click.option(
+    "--plugins-dir", type=click.Path(exists=True, file_okay=False), help="Also load every *.py of this directory."
+)
+def plugins(plugins_dir: str | None) -> None:
+    """Print the installed plugins, their versions and the hooks they implement, as JSON."""
+    import json
+
+    from refund_adapter.plugins import create_plugin_manager, plugins_info
+
+    click.echo(json.dumps(plugins_info(create_plugin_manager(plugins_dir)), indent=2))
