@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import click
 
 
@@ -25,6 +28,39 @@ def check_config(path: str) -> None:
         raise SystemExit(2) from None
     platforms = ", ".join(sorted(config.platforms)) or "(none)"
     click.echo(f"ok: {len(config.alipay.accounts)} accounts, platforms: {platforms}")
+
+
+@main.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=9100, show_default=True, help="0 picks a free port.")
+@click.option("--partner", default="2088101122136241", show_default=True, help="The simulated partner id.")
+@click.option("--md5-key", help="The partner's MD5 key (or use the RSA key pair).")
+@click.option("--alipay-private-key", type=click.Path(dir_okay=False), help="PEM: signs RSA notifies.")
+@click.option("--merchant-public-key", type=click.Path(dir_okay=False), help="PEM: verifies RSA requests.")
+@click.option("--trades", type=click.Path(dir_okay=False), help="JSON list of trades to seed.")
+@click.option("--time-scale", default=1.0, show_default=True, help="Divides the notify retry schedule.")
+@click.option("--notify-verify-ttl-seconds", default=60.0, show_default=True)
+@click.option("--nopwd-permission/--no-nopwd-permission", default=True, show_default=True)
+@click.option("--answer-processing", is_flag=True, help="Fault: accepted batches answer P.")
+@click.option("--answer-5xx", is_flag=True, help="Fault: every gateway request answers HTTP 500.")
+@click.option("--hang-seconds", default=0.0, help="Fault: answer this many seconds late.")
+@click.option("--drop-notifies", is_flag=True, help="Fault: never send notifies.")
+@click.option("--delay-notify-seconds", default=0.0, help="Fault: wait before the first notify.")
+@click.option("--duplicate-notifies", default=1, help="Fault: POST each notify this many times.")
+def sandbox(host: str, port: int, **options: Any) -> None:
+    """Run the simulated Alipay MAPI gateway until SIGINT or SIGTERM."""
+    from refund_adapter.alipay import sandbox as alipay_sandbox
+
+    faults = {name: options.pop(name) for name in alipay_sandbox.FAULT_TYPES}
+    try:
+        config = alipay_sandbox.config_from_files(faults=faults, **options)
+    except (OSError, ValueError) as exc:  # unreadable file, bad key, bad trade or fault
+        raise click.UsageError(str(exc)) from exc
+
+    def announce(running: alipay_sandbox.RunningSandbox) -> None:
+        click.echo(f"Alipay sandbox gateway: {running.url}")
+
+    asyncio.run(alipay_sandbox.serve_sandbox(config, host, port, on_ready=announce))
 
 
 @main.command("plugins")
