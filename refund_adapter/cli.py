@@ -74,3 +74,63 @@ def plugins(plugins_dir: str | None) -> None:
     from refund_adapter.plugins import create_plugin_manager, plugins_info
 
     click.echo(json.dumps(plugins_info(create_plugin_manager(plugins_dir)), indent=2))
+
+
+def _setup_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command("serve")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="The YAML config.")
+@click.option("--log-level", default="info", show_default=True)
+def serve(config_path: str, log_level: str) -> None:
+    """Run the service until SIGTERM or SIGINT, which drain in-flight requests and stop the engine cleanly."""
+    from aiohttp import web
+
+    from refund_adapter.config import ConfigError, load_config
+    from refund_adapter.web.app import create_app
+
+    _setup_logging(log_level)
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise SystemExit(2) from None
+    web.run_app(
+        create_app(config),
+        host=config.server.host,
+        port=config.server.port,
+        shutdown_timeout=10.0,
+        access_log=None,
+        print=lambda _msg: click.echo(f"refund-adapter serving on http://{config.server.host}:{config.server.port}"),
+    )
+
+
+@main.command("demo")
+@click.option("--refunds", default=200, show_default=True, help="How many refunds to push through the loop.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--log-level", default="warning", show_default=True)
+def demo(refunds: int, as_json: bool, log_level: str) -> None:
+    """Sandbox + adapter + simulated shop in one process: push N refunds through the whole loop."""
+    import json
+
+    from refund_adapter.demo import run_demo
+
+    _setup_logging(log_level)
+    progress = None if as_json else click.echo
+    summary = asyncio.run(run_demo(refunds, progress=progress))
+    data = summary.as_json()
+    if as_json:
+        click.echo(json.dumps(data))
+    else:
+        click.echo(
+            f"{data['refunds']} refunds: {data['succeeded']} succeeded, {data['failed']} failed, "
+            f"{data['rejected']} rejected; {data['reported']} reported to the shop; {data['batches']} batches; "
+            f"{data['elapsed_s']} s ({data['refunds_per_s']} refunds/s); "
+            + ("OK" if summary.ok else f"NOT OK (unexpected {data['unexpected_results']}, "
+               f"paid twice {data['paid_twice']})")
+        )
+    raise SystemExit(0 if summary.ok else 1)

@@ -1,1 +1,34 @@
+"""Background work, each a loop over durable state: batcher, submitter, reporter, reconciler."""
 
+from __future__ import annotations
+
+import asyncio
+
+from .batcher import batch_once, next_deadline
+from .reconciler import reconcile_once
+from .reporter import report_once
+from .runtime import EngineContext, run_loop
+from .submitter import submit_once
+
+REPORTER_TICK_SECONDS = 1.0
+SUBMITTER_TICK_SECONDS = 1.0
+
+
+def start_engine(ctx: EngineContext) -> list[asyncio.Task[None]]:
+    """Start every loop; they run until cancelled. Cancel and await the returned tasks to stop."""
+    loops = [
+        ("batcher", ctx.signals.batcher, next_deadline(ctx), lambda: batch_once(ctx)),
+        ("submitter", ctx.signals.submitter, SUBMITTER_TICK_SECONDS, lambda: submit_once(ctx)),
+        ("reporter", ctx.signals.reporter, REPORTER_TICK_SECONDS, lambda: report_once(ctx)),
+        ("reconciler", ctx.signals.reconciler, ctx.config.reconciler.interval_seconds, lambda: reconcile_once(ctx)),
+    ]
+    return [
+        asyncio.create_task(run_loop(name, wake, interval, step), name=f"refund-adapter-{name}")
+        for name, wake, interval, step in loops
+    ]
+
+
+async def stop_engine(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,30 @@
+"""Groups received refunds into batches per Alipay account: full batches at once, others after max_wait."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ..alipay.codec import beijing_now
+from .runtime import EngineContext
+
+
+async def batch_once(ctx: EngineContext) -> bool:
+    """Create at most one batch; True when one was created (there may be more to do)."""
+    now = ctx.clock()
+    settings = ctx.config.batching
+    for work in await ctx.store.pending_work():
+        if work.account not in ctx.channels:
+            continue  # an account removed from the config: its refunds wait, visible, for the operator
+        due = work.count >= settings.max_details or now - work.oldest_created_at >= settings.max_wait_seconds
+        if not due:
+            continue
+        day = beijing_now(datetime.fromtimestamp(now, UTC)).date()
+        if await ctx.store.create_batch(work.account, settings.max_details, day, now) is not None:
+            ctx.signals.submitter.set()
+            return True
+    return False
+
+
+def next_deadline(ctx: EngineContext) -> float:
+    """How long the batcher may sleep: a fraction of max_wait, so a waiting refund is never late by much."""
+    return max(0.05, min(1.0, ctx.config.batching.max_wait_seconds / 4))

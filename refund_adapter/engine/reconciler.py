@@ -1,0 +1,78 @@
+"""Resolves batches Alipay has not told us about: queries `refund_fastpay_query` on a growing schedule,
+records what it proves, and hands a batch still unresolved at the end of the schedule to an operator."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from ..alipay.codec import batch_no_date, beijing_now
+from ..models import Batch, BatchState
+from .notifications import check_results
+from .runtime import EngineContext
+
+log = logging.getLogger(__name__)
+
+QUERY_LEASE_SECONDS = 120.0
+QUERIES_PER_STEP = 20
+QUERY_KIND = "query"
+NOT_FOUND_CODES = frozenset({"REFUND_NOT_EXIST", "BATCH_NO_NOT_EXIST", "TRADE_NOT_EXISTS"})
+
+
+def next_query_delay(ctx: EngineContext, attempts: int) -> float | None:
+    """Seconds until the next query after `attempts` queries, or None when the schedule is spent."""
+    schedule = ctx.config.reconciler.schedule_seconds
+    return schedule[attempts] if attempts < len(schedule) else None
+
+
+async def _reschedule_or_review(ctx: EngineContext, batch: Batch, why: str) -> None:
+    now = ctx.clock()
+    delay = next_query_delay(ctx, batch.query_attempts)
+    if delay is None:
+        log.error("batch %s unresolved after %d queries (%s): marked for review", batch.batch_no,
+                  batch.query_attempts, why)
+        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="UNRESOLVED")
+        return
+    await ctx.store.schedule_query(batch.id, now + delay, now)
+
+
+async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
+    channel = ctx.channels.get(batch.account)
+    if channel is None:
+        await _reschedule_or_review(ctx, batch, "account not configured")
+        return
+    outcome = await channel.query(batch.batch_no)
+    response = outcome.response
+    if response is None:
+        await _reschedule_or_review(ctx, batch, f"query unanswered: {outcome.detail}")
+        return
+    now = ctx.clock()
+    if not response.is_success or not response.items:
+        today = beijing_now(datetime.fromtimestamp(now, UTC)).date()
+        not_found = response.error_code in NOT_FOUND_CODES or (response.is_success and not response.items)
+        if batch.state is BatchState.UNKNOWN and not_found and batch_no_date(batch.batch_no) == today:
+            # Alipay never received it and the batch_no is still valid today: send the same batch_no again.
+            log.warning("batch %s unknown to Alipay: resending it", batch.batch_no)
+            await ctx.store.set_batch_state(batch.id, BatchState.PENDING, now)
+            ctx.signals.submitter.set()
+            return
+        await _reschedule_or_review(ctx, batch, f"query answered {response.error_code or 'no items'}")
+        return
+    ours = [item.result for item in response.items if item.batch_no == batch.batch_no]
+    results = check_results(batch, ours)
+    if isinstance(results, str):
+        log.error("batch %s: query answer inconsistent: %s", batch.batch_no, results)
+        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="QUERY_MISMATCH")
+        return
+    changes = await ctx.store.record_results(batch.id, results, now, notify_id=None, kind=QUERY_KIND)
+    await ctx.announce(changes)
+    settled = await ctx.store.get_batch(batch.id)
+    if settled is not None and settled.state is not BatchState.COMPLETED:
+        await _reschedule_or_review(ctx, batch, "some details still without a result")
+
+
+async def reconcile_once(ctx: EngineContext) -> bool:
+    batches = await ctx.store.claim_batches_to_query(ctx.clock(), QUERIES_PER_STEP, QUERY_LEASE_SECONDS)
+    for batch in batches:
+        await reconcile_batch(ctx, batch)
+    return bool(batches)

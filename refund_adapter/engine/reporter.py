@@ -1,0 +1,76 @@
+"""The outbox: every final result is delivered to its platform through the platform's adapter, retried with
+exponential backoff and full jitter for about a day, then kept as a dead letter an operator can retry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from ..models import DeliveryResult, DeliveryStatus, Refund, RefundOutcome, RefundState
+from .runtime import EngineContext
+
+log = logging.getLogger(__name__)
+
+REPORT_LEASE_SECONDS = 60.0  # a claimed report not settled by then (a crash) is picked up again
+REPORTS_PER_STEP = 50
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Full-jitter exponential backoff: uniform in [base, min(cap, base * 2**attempt)]."""
+    ceiling = min(cap, base * 2 ** min(attempt, 30))
+    return (rng or random).uniform(base, max(base, ceiling))
+
+
+def outcome_of(refund: Refund) -> RefundOutcome:
+    return RefundOutcome(
+        refund_id=refund.id,
+        request=refund.request,
+        succeeded=refund.state is RefundState.SUCCEEDED,
+        code=refund.code,
+        batch_no=refund.batch_no,
+    )
+
+
+async def _deliver(ctx: EngineContext, refund: Refund) -> DeliveryResult:
+    adapter = ctx.platforms.get(refund.request.platform)
+    if adapter is None:
+        return DeliveryResult.retry(f"platform {refund.request.platform!r} is not loaded")
+    try:
+        return await adapter.report(outcome_of(refund))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a plugin bug must not stop the outbox; it is retried like any failure
+        log.exception("platform %s failed to report refund %d", refund.request.platform, refund.id)
+        return DeliveryResult.retry(f"plugin error: {type(exc).__name__}: {exc}")
+
+
+async def settle(ctx: EngineContext, refund: Refund, result: DeliveryResult) -> None:
+    """Record one delivery attempt's result: delivered, retried later, or a dead letter."""
+    now = ctx.clock()
+    settings = ctx.config.reporter
+    if result.status is DeliveryStatus.DELIVERED:
+        await ctx.store.report_delivered(refund.id)
+        return
+    final_since = refund.updated_at.timestamp()
+    delay = backoff(refund.report_attempts, settings.base_delay_seconds, settings.max_delay_seconds)
+    if result.retry_after_seconds is not None:
+        delay = max(delay, result.retry_after_seconds)
+    gave_up = now + delay - final_since > settings.give_up_after_seconds
+    if result.status is DeliveryStatus.DEAD or gave_up:
+        log.error("refund %d: report is a dead letter: %s", refund.id, result.reason)
+        await ctx.store.report_failed(refund.id, result.reason, next_at=None)
+        return
+    log.warning("refund %d: report failed (%s); retry in %.0fs", refund.id, result.reason, delay)
+    await ctx.store.report_failed(refund.id, result.reason, next_at=now + delay)
+
+
+async def report_once(ctx: EngineContext) -> bool:
+    """Deliver the reports that are due, concurrently; True when some were handled."""
+    refunds = await ctx.store.claim_reports(ctx.clock(), REPORTS_PER_STEP, REPORT_LEASE_SECONDS)
+
+    async def one(refund: Refund) -> None:
+        await settle(ctx, refund, await _deliver(ctx, refund))
+
+    await asyncio.gather(*(one(refund) for refund in refunds))
+    return bool(refunds)

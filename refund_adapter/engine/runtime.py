@@ -1,0 +1,74 @@
+"""What every engine loop shares: the store, the channels, the platforms, the clock and the wake-up signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pluggy
+
+from ..config import Config
+from ..models import Refund
+from ..platform import PlatformAdapter
+from ..plugins import broadcast
+from ..store import RefundStore, StateChange
+from .channel import MapiChannel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Signals:
+    """Wake a loop as soon as there is work for it instead of waiting for its next tick."""
+
+    batcher: asyncio.Event = field(default_factory=asyncio.Event)
+    submitter: asyncio.Event = field(default_factory=asyncio.Event)
+    reporter: asyncio.Event = field(default_factory=asyncio.Event)
+    reconciler: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class EngineContext:
+    config: Config
+    store: RefundStore
+    channels: Mapping[str, MapiChannel]
+    platforms: Mapping[str, PlatformAdapter]
+    pm: pluggy.PluginManager
+    clock: Callable[[], float] = time.time
+    signals: Signals = field(default_factory=Signals)
+
+    async def announce(self, changes: Sequence[StateChange]) -> None:
+        """Broadcast committed state changes to plugins and wake the reporter for final ones."""
+        for change in changes:
+            await broadcast(
+                self.pm, "refund_state_changed",
+                refund=change.refund, old_state=change.old_state, new_state=change.refund.state,
+            )
+        if any(change.refund.state.is_final for change in changes):
+            self.signals.reporter.set()
+
+    async def announce_created(self, refunds: Sequence[Refund]) -> None:
+        await self.announce([StateChange(refund, None) for refund in refunds])
+
+
+async def run_loop(name: str, wake: asyncio.Event, interval: float, step: Callable[[], Awaitable[bool]]) -> None:
+    """Call `step` until it reports no more work, then sleep until woken or `interval` passes; forever.
+
+    An exception in one step is logged and retried on the next tick: a loop over durable state loses nothing
+    by starting again.
+    """
+    while True:
+        wake.clear()
+        try:
+            while await step():
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s step failed; retrying in %.1fs", name, interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=interval)

@@ -1,0 +1,108 @@
+"""The operator's view: health, plugins, refunds, batches, dead letters, metrics. Read-mostly JSON."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from ..models import BatchState, RefundState
+from ..plugins import plugins_info
+from .keys import ENGINE, PLUGIN_MANAGER
+from .problems import problem
+from .views import batch_json, refund_json
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def plugins(request: web.Request) -> web.Response:
+    return web.json_response(plugins_info(request.app[PLUGIN_MANAGER]))
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise web.HTTPBadRequest(reason=f"{name} must be a positive integer")
+    return int(raw)
+
+
+async def list_refunds(request: web.Request) -> web.Response:
+    state = request.query.get("state")
+    if state is not None and state not in RefundState.__members__.values():
+        return problem(400, "invalid-filter", f"unknown state {state!r}")
+    refunds = await request.app[ENGINE].store.list_refunds(
+        state=RefundState(state) if state else None,
+        report_state=request.query.get("report_state"),
+        limit=min(_int_param(request, "limit") or 100, 1000),
+        before_id=_int_param(request, "before"),
+    )
+    return web.json_response([refund_json(refund) for refund in refunds])
+
+
+async def get_refund(request: web.Request) -> web.Response:
+    refund = await request.app[ENGINE].store.get_refund(int(request.match_info["id"]))
+    if refund is None:
+        return problem(404, "unknown-refund", "no such refund")
+    return web.json_response(refund_json(refund))
+
+
+async def list_batches(request: web.Request) -> web.Response:
+    state = request.query.get("state")
+    if state is not None and state not in BatchState.__members__.values():
+        return problem(400, "invalid-filter", f"unknown state {state!r}")
+    batches = await request.app[ENGINE].store.list_batches(
+        state=BatchState(state) if state else None, limit=min(_int_param(request, "limit") or 100, 1000)
+    )
+    return web.json_response([batch_json(batch) for batch in batches])
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[ENGINE].store.counts())
+
+
+async def retry_dead_letters(request: web.Request) -> web.Response:
+    """Put dead letters back in the outbox: all, or `{"refund_ids": [...]}`."""
+    ids = None
+    if request.can_read_body:
+        payload = await request.json()
+        ids = payload.get("refund_ids") if isinstance(payload, dict) else None
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
+            return problem(400, "malformed-body", "refund_ids must be a list of integers")
+    ctx = request.app[ENGINE]
+    count = await ctx.store.retry_dead_letters(ctx.clock(), ids)
+    ctx.signals.reporter.set()
+    return web.json_response({"requeued": count})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text: refunds by state and report state, batches by state, read from the store."""
+    counts = await request.app[ENGINE].store.counts()
+    registry = CollectorRegistry()
+    families = []
+    for name, label in (("refunds", "state"), ("reports", "report_state"), ("batches", "state")):
+        family = GaugeMetricFamily(f"refund_adapter_{name}", f"{name} by {label}", labels=[label])
+        for key, value in sorted(counts[name].items()):
+            family.add_metric([key], value)
+        families.append(family)
+
+    class _Snapshot:
+        def collect(self) -> list[GaugeMetricFamily]:
+            return families
+
+    registry.register(_Snapshot())  # type: ignore[arg-type]
+    return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/-/plugins", plugins)
+    app.router.add_get("/-/refunds", list_refunds)
+    app.router.add_get(r"/-/refunds/{id:\d+}", get_refund)
+    app.router.add_get("/-/batches", list_batches)
+    app.router.add_get("/-/stats", stats)
+    app.router.add_post("/-/dead-letters/retry", retry_dead_letters)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,25 @@
+"""Alipay's notifies. The body is exactly `success` only once the result is committed."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..engine.notifications import handle_dback_notify, handle_refund_notify
+from .keys import ENGINE
+
+
+async def refund_notify(request: web.Request) -> web.Response:
+    answer = await handle_refund_notify(request.app[ENGINE], await _body(request))
+    return web.Response(text=answer.body)
+
+
+async def dback_notify(request: web.Request) -> web.Response:
+    answer = await handle_dback_notify(request.app[ENGINE], await _body(request))
+    return web.Response(text=answer.body)
+
+
+async def _body(request: web.Request) -> bytes:
+    """POST form body, or the query string of the GET form some examples show."""
+    if request.method == "GET":
+        return request.query_string.encode("ascii", "replace")
+    return await request.read()

@@ -1,0 +1,81 @@
+"""`create_app(config)`: the aiohttp application. Every resource lives in `cleanup_ctx`: the one shared
+ClientSession, the store, the plugins' adapters and the engine loops, stopped in reverse order."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import pluggy
+from aiohttp import web
+
+from ..config import Config
+from ..engine import start_engine, stop_engine
+from ..engine.channel import MapiChannel
+from ..engine.runtime import EngineContext
+from ..plugins import broadcast, collect_platforms, create_plugin_manager
+from ..store import store_from_url
+from . import admin
+from .alipay import dback_notify, refund_notify
+from .keys import CONFIG, ENGINE, HTTP, PLUGIN_MANAGER
+from .problems import problem_middleware
+from .webhooks import receive_webhook
+
+
+def create_app(
+    config: Config,
+    *,
+    pm: pluggy.PluginManager | None = None,
+    clock: Callable[[], float] = time.time,
+    run_engine: bool = True,
+) -> web.Application:
+    """The service. `run_engine=False` serves HTTP only (tests of the web layer, read-only tools)."""
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[problem_middleware])
+    app[CONFIG] = config
+    app[PLUGIN_MANAGER] = pm or create_plugin_manager(config.plugins_dir)
+    app.cleanup_ctx.append(_http_session)
+    app.cleanup_ctx.append(_engine(clock, run_engine))
+    app.router.add_post("/webhooks/{platform}", receive_webhook)
+    app.router.add_post("/webhooks/{platform}/{tail:.+}", receive_webhook)
+    app.router.add_post("/alipay/notify", refund_notify)
+    app.router.add_get("/alipay/notify", refund_notify)
+    app.router.add_post("/alipay/dback-notify", dback_notify)
+    app.router.add_get("/alipay/dback-notify", dback_notify)
+    admin.add_routes(app)
+    return app
+
+
+async def _http_session(app: web.Application) -> AsyncIterator[None]:
+    settings = app[CONFIG].http
+    timeout = aiohttp.ClientTimeout(total=settings.total_timeout_seconds, connect=settings.connect_timeout_seconds)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        app[HTTP] = session
+        yield
+
+
+def _engine(clock: Callable[[], float], run_engine: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        config, session, pm = app[CONFIG], app[HTTP], app[PLUGIN_MANAGER]
+        store = store_from_url(config.store.url)
+        await store.open()
+        try:
+            channels = {
+                name: MapiChannel.create(
+                    account, session, session.timeout,
+                    notify_url=config.notify_url, dback_notify_url=config.dback_notify_url,
+                )
+                for name, account in config.alipay.accounts.items()
+            }
+            ctx = EngineContext(config, store, channels, collect_platforms(pm, config, session), pm, clock)
+            app[ENGINE] = ctx
+            tasks = start_engine(ctx) if run_engine else []
+            try:
+                await broadcast(pm, "startup", app=app)
+                yield
+            finally:
+                await stop_engine(tasks)
+        finally:
+            await store.close()
+
+    return context

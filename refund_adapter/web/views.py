@@ -1,0 +1,48 @@
+"""JSON shapes of refunds and batches for the operator's endpoints and the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models import Batch, Refund
+
+
+def refund_json(refund: Refund) -> dict[str, Any]:
+    req = refund.request
+    return {
+        "id": refund.id,
+        "platform": req.platform,
+        "shop": req.shop,
+        "platform_refund_id": req.platform_refund_id,
+        "order_id": req.order_id,
+        "trade_no": req.trade_no,
+        "amount": str(req.amount),
+        "currency": req.currency,
+        "reason": req.reason,
+        "alipay_account": req.alipay_account,
+        "paid_amount": None if req.paid_amount is None else str(req.paid_amount),
+        "state": refund.state.value,
+        "code": refund.code,
+        "batch_no": refund.batch_no,
+        "report_state": refund.report_state.value,
+        "report_attempts": refund.report_attempts,
+        "report_error": refund.report_error,
+        "created_at": refund.created_at.isoformat(),
+        "updated_at": refund.updated_at.isoformat(),
+    }
+
+
+def batch_json(batch: Batch) -> dict[str, Any]:
+    return {
+        "id": batch.id,
+        "account": batch.account,
+        "batch_no": batch.batch_no,
+        "state": batch.state.value,
+        "code": batch.code,
+        "submit_attempts": batch.submit_attempts,
+        "query_attempts": batch.query_attempts,
+        "created_at": batch.created_at.isoformat(),
+        "details": [
+            {"refund_id": d.refund_id, "trade_no": d.trade_no, "amount": str(d.amount)} for d in batch.details
+        ],
+    }
