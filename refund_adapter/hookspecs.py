@@ -41,13 +41,20 @@ def register_platforms(
 
 @hookspec
 def startup(app: web.Application) -> Awaitable[None] | None:
-    """The application has started; a coroutine function is awaited. A failure is logged, not fatal."""
+    """The app's resources (store, shared session, platforms, engine loops) are ready and it is about to serve.
+
+    A coroutine function is awaited. A failure is logged, not fatal: a side feature must not stop refunds.
+    """
 
 
 @hookspec
-def refund_state_changed(refund: Refund, old_state: RefundState, new_state: RefundState) -> Awaitable[None] | None:
+def refund_state_changed(
+    refund: Refund, old_state: RefundState | None, new_state: RefundState
+) -> Awaitable[None] | None:
     """A refund's state change has been committed (`refund.state == new_state`); awaitables are awaited.
 
-    Called in the engine's loop: keep it quick and hand slow work to a task of your own. A failure is logged
-    and the other plugins are still called; the refund is not affected.
+    `old_state` is None when the refund has just been created from a webhook or a reconcile.
+
+    Called in line by the engine loops and the webhook handler: keep it quick and hand slow work to a task of
+    your own. A failure is logged and the other plugins are still called; the refund is not affected.
     """
