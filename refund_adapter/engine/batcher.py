@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ..alipay.codec import beijing_now
+from ..failpoints import AFTER_BATCH_CREATED, crash_point
 from .runtime import EngineContext
 
 
@@ -20,6 +21,7 @@ async def batch_once(ctx: EngineContext) -> bool:
             continue
         day = beijing_now(datetime.fromtimestamp(now, UTC)).date()
         if await ctx.store.create_batch(work.account, settings.max_details, day, now) is not None:
+            crash_point(AFTER_BATCH_CREATED)
             ctx.signals.submitter.set()
             return True
     return False

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from ..alipay.codec import AlipayFormatError, ResultItem, parse_dback_notify, parse_refund_notify
+from ..failpoints import AFTER_NOTIFY_VERIFIED, crash_point
 from ..models import Batch, DetailResult
 from .channel import decode_form
 from .runtime import EngineContext
@@ -86,6 +87,7 @@ async def handle_refund_notify(ctx: EngineContext, body: bytes) -> NotifyAnswer:
     results = check_results(batch, notify.results)
     if isinstance(results, str):
         return _refuse(results)
+    crash_point(AFTER_NOTIFY_VERIFIED)
     changes = await ctx.store.record_results(
         batch.id, results, ctx.clock(), notify_id=notify.notify_id, kind=REFUND_KIND
     )

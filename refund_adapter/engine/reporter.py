@@ -7,6 +7,7 @@ import asyncio
 import logging
 import random
 
+from ..failpoints import AFTER_REPORT, crash_point
 from ..models import DeliveryResult, DeliveryStatus, Refund, RefundOutcome, RefundState
 from .runtime import EngineContext
 
@@ -50,6 +51,7 @@ async def settle(ctx: EngineContext, refund: Refund, result: DeliveryResult) -> 
     now = ctx.clock()
     settings = ctx.config.reporter
     if result.status is DeliveryStatus.DELIVERED:
+        crash_point(AFTER_REPORT)
         await ctx.store.report_delivered(refund.id)
         return
     final_since = refund.updated_at.timestamp()

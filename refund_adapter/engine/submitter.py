@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 from ..alipay.codec import batch_no_date, beijing_now, error_code
 from ..alipay.gateway import SubmitKind, SubmitOutcome
+from ..failpoints import AFTER_SUBMIT, crash_point
 from ..models import Batch, BatchState
 from .runtime import EngineContext
 
@@ -56,6 +57,7 @@ async def submit_once(ctx: EngineContext) -> bool:
         return True
     moment = datetime.fromtimestamp(ctx.clock(), UTC)
     outcome = await channel.submit(batch, moment)
+    crash_point(AFTER_SUBMIT)
     decision = decide(outcome, batch, beijing_now(moment).date(), ctx.config.reconciler.first_query_after_seconds)
     done = ctx.clock()
     changes = await ctx.store.set_batch_state(

@@ -8,11 +8,14 @@ concurrent webhooks share one fsync instead of queueing for one each.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TextIO
 
 import aiosqlite
 
@@ -53,6 +56,7 @@ class SqliteStore(SqlStore):
         self._write_lock = asyncio.Lock()
         self._queued: list[tuple[Sequence[RefundRequest], float, asyncio.Future[list[AcceptResult]]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._file_lock: TextIO | None = None
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -64,12 +68,30 @@ class SqliteStore(SqlStore):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._lock_file()
         self._writer = await self._connect()
         await self._writer.execute("PRAGMA journal_mode = WAL")
         await self._writer.execute("PRAGMA synchronous = FULL")  # money state: every commit reaches the disk
         async with self.transaction() as tx:
             await self.migrate(tx)
+            # One process owns the file (see _lock_file): what an earlier process had leased died with it.
+            await tx.execute("UPDATE batches SET lease_until = 0 WHERE state = 'sending'")
+            await tx.execute(
+                "UPDATE refunds SET report_next_at = $1 WHERE report_state = 'pending' AND report_next_at > $1",
+                time.time(),
+            )
         self._reader = self._writer if self.path == ":memory:" else await self._connect()
+
+    def _lock_file(self) -> None:
+        """SQLite is the single-instance backend: a second process on the same file is refused, not raced."""
+        self._file_lock = open(self.path + ".lock", "w")  # noqa: SIM115 - held open for the store's lifetime
+        try:
+            fcntl.flock(self._file_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file_lock.close()
+            self._file_lock = None
+            raise RuntimeError(f"{self.path} is in use by another refund-adapter process (use PostgreSQL to run "
+                               "several instances)") from None
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -77,6 +99,9 @@ class SqliteStore(SqlStore):
         for conn in {id(c): c for c in (self._reader, self._writer) if c is not None}.values():
             await conn.close()
         self._writer = self._reader = None
+        if self._file_lock is not None:
+            self._file_lock.close()
+            self._file_lock = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTx]:

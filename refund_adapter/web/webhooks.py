@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 
 from ..engine.intake import InvalidRequest, admit
+from ..failpoints import AFTER_ACCEPT, crash_point
 from ..platform import InboundWebhook, WebhookRejected
 from .keys import ENGINE
 from .problems import problem
@@ -41,6 +42,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         return problem(500, "plugin-error", f"plugin {platform!r} produced a request for another platform")
     if admitted:
         results = await ctx.store.accept(admitted, ctx.clock())  # durable before we answer
+        crash_point(AFTER_ACCEPT)
         ctx.signals.batcher.set()
         created = [r.refund for r in results if r.created]
         await ctx.announce_created(created)
