@@ -10,7 +10,7 @@ import secrets
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -76,7 +76,9 @@ class Scenario:
         }
 
 
-def demo_config(port: int, gateway_url: str, shop_url: str, secret: str, md5_key: str, store_url: str) -> Config:
+def demo_config(
+    port: int, gateway_url: str, shop_url: str, secret: str, md5_key: str, store_url: str, first_query_after: float
+) -> Config:
     return parse_config(
         {
             "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
@@ -85,7 +87,8 @@ def demo_config(port: int, gateway_url: str, shop_url: str, secret: str, md5_key
                                               "gateway_url": gateway_url}}},
             "batching": {"max_details": 1000, "max_wait_seconds": 0.5},
             "reporter": {"base_delay_seconds": 0.2, "max_delay_seconds": 2, "give_up_after_seconds": 600},
-            "reconciler": {"first_query_after_seconds": 10, "schedule_seconds": [5, 10, 30], "interval_seconds": 1},
+            "reconciler": {"first_query_after_seconds": first_query_after, "schedule_seconds": [2, 5, 10, 30],
+                           "interval_seconds": 0.5},
             "platforms": {"generic": {"shops": [{"id": SHOP_ID, "secret": secret, "callback_url": shop_url,
                                                   "alipay_account": "main"}]}},
         },
@@ -139,6 +142,8 @@ async def run_demo(
     store_url: str | None = None,
     progress: Callable[[str], None] | None = None,
     deadline_s: float | None = None,
+    faults: Mapping[str, Any] | None = None,
+    first_query_after_seconds: float = 10.0,
 ) -> DemoSummary:
     """Push `refunds` refunds through sandbox, adapter and shop; return when all are reported or on timeout."""
     say = progress or (lambda _line: None)
@@ -148,6 +153,7 @@ async def run_demo(
     sandbox_config = SandboxConfig(
         partner=PARTNER, md5_key=md5_key, time_scale=100.0,
         trades=[s.seed for s in scenarios],
+        faults=faults or {},
     )
     shop = SimulatedShop(secret)
     async with (
@@ -156,7 +162,7 @@ async def run_demo(
         serve(shop.app()) as shop_url,
     ):
         port = free_port()
-        config = demo_config(port, sandbox.url, shop_url + "/callback", secret, md5_key, url)
+        config = demo_config(port, sandbox.url, shop_url + "/callback", secret, md5_key, url, first_query_after_seconds)
         app = create_app(config)
         async with serve(app, port=port) as adapter_url, aiohttp.ClientSession() as session:
             started = time.perf_counter()
