@@ -234,10 +234,7 @@ def _json_amount(value: Any, name: str, *, positive: bool = True) -> Decimal:
         value = str(value)
     if not isinstance(value, str):
         raise ValueError(f'{name}: a decimal string such as "100.00"')
-    amount = parse_amount(value, name)
-    if positive and amount <= 0:
-        raise ValueError(f"{name}: must be greater than 0")
-    return amount
+    return parse_amount(value, name, strict=positive)
 
 
 def _money(value: Decimal) -> str:
@@ -363,17 +360,20 @@ class Notification:
     params: dict[str, str]  # unsigned; notify_time is refreshed per attempt
     notify_id: str = field(default_factory=lambda: secrets.token_hex(16))
     attempts: list[dict[str, Any]] = field(default_factory=list)
-    acknowledged: bool = False
-    dropped: bool = False
+    status: str = "pending"  # then "acknowledged", "dropped" (fault) or "gave_up" (retries exhausted)
     last_delivery: float | None = None  # loop time of the last POST
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.status == "acknowledged"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "url": self.url,
             "notify_id": self.notify_id,
+            "status": self.status,
             "acknowledged": self.acknowledged,
-            "dropped": self.dropped,
             "attempts": self.attempts,
         }
 
@@ -781,7 +781,7 @@ async def _deliver(state: SandboxState, notification: Notification, scheme: Sign
     """Send until acknowledged with exactly `success`, on Alipay's retry schedule divided by time_scale."""
     faults = state.faults
     if faults.take("drop_notifies"):
-        notification.dropped = True
+        notification.status = "dropped"
         log.info("sandbox dropped %s notify_id=%s (fault)", notification.kind, notification.notify_id)
         return
     waits = (faults.take("delay_notify_seconds"), *(s / state.config.time_scale for s in RETRY_SCHEDULE_SECONDS))
@@ -790,9 +790,10 @@ async def _deliver(state: SandboxState, notification: Notification, scheme: Sign
             await asyncio.sleep(wait)
         for _ in range(faults.take("duplicate_notifies")):
             if await _post_notification(state, notification, scheme):
-                notification.acknowledged = True
+                notification.status = "acknowledged"
         if notification.acknowledged:
             return
+    notification.status = "gave_up"
     log.warning("sandbox gave up on %s notify_id=%s", notification.kind, notification.notify_id)
 
 
