@@ -18,14 +18,7 @@ def main() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 def check_config(path: str) -> None:
     """Validate a configuration file: print every problem (exit 2), or a one-line summary (exit 0)."""
-    from refund_adapter.config import ConfigError, load_config
-
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        raise SystemExit(2) from None
+    config = _load_or_exit(path)
     platforms = ", ".join(sorted(config.platforms)) or "(none)"
     click.echo(f"ok: {len(config.alipay.accounts)} accounts, platforms: {platforms}")
 
@@ -51,7 +44,7 @@ def sandbox(host: str, port: int, **options: Any) -> None:
     """Run the simulated Alipay MAPI gateway until SIGINT or SIGTERM."""
     from refund_adapter.alipay import sandbox as alipay_sandbox
 
-    faults = {name: options.pop(name) for name in alipay_sandbox.FAULT_TYPES}
+    faults = {name: options.pop(name) for name in alipay_sandbox.FAULTS_OFF}
     try:
         config = alipay_sandbox.config_from_files(faults=faults, **options)
     except (OSError, ValueError) as exc:  # unreadable file, bad key, bad trade or fault
@@ -89,16 +82,10 @@ def serve(config_path: str, log_level: str) -> None:
     """Run the service until SIGTERM or SIGINT, which drain in-flight requests and stop the engine cleanly."""
     from aiohttp import web
 
-    from refund_adapter.config import ConfigError, load_config
     from refund_adapter.web.app import create_app
 
     _setup_logging(log_level)
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        raise SystemExit(2) from None
+    config = _load_or_exit(config_path)
     web.run_app(
         create_app(config),
         host=config.server.host,
@@ -134,3 +121,65 @@ def demo(refunds: int, as_json: bool, log_level: str) -> None:
                f"paid twice {data['paid_twice']})")
         )
     raise SystemExit(0 if summary.ok else 1)
+
+
+def _load_or_exit(config_path: str) -> Any:
+    from refund_adapter.config import ConfigError, load_config
+
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise SystemExit(2) from None
+
+
+async def _with_store(config_path: str, work: Any) -> Any:
+    from refund_adapter.store import store_from_url
+
+    store = store_from_url(_load_or_exit(config_path).store.url)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+@main.command("refunds")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--state", help="Only refunds in this state (received, submitted, unknown, succeeded, failed...).")
+@click.option("--report-state", help="Only refunds whose report is in this state (pending, delivered, dead).")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def refunds(config_path: str, state: str | None, report_state: str | None, limit: int, as_json: bool) -> None:
+    """List refunds, newest first, with where each one is. (Stop `serve` first when the store is SQLite.)"""
+    import json
+
+    from refund_adapter.models import RefundState
+    from refund_adapter.web.views import refund_json
+
+    async def work(store: Any) -> list[Any]:
+        chosen = RefundState(state) if state else None
+        return await store.list_refunds(state=chosen, report_state=report_state, limit=limit)
+
+    for refund in asyncio.run(_with_store(config_path, work)):
+        row = refund_json(refund)
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            click.echo(f"{row['id']:>7} {row['platform']}/{row['shop']}/{row['platform_refund_id']} "
+                       f"{row['trade_no']} {row['amount']} {row['state']} {row['code'] or ''} "
+                       f"batch={row['batch_no'] or '-'} report={row['report_state']}")
+
+
+@main.command("retry-dead-letters")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.argument("refund_ids", nargs=-1, type=int)
+def retry_dead_letters(config_path: str, refund_ids: tuple[int, ...]) -> None:
+    """Put dead-lettered reports (all, or the given refund ids) back in the outbox."""
+    import time
+
+    async def work(store: Any) -> int:
+        return await store.retry_dead_letters(time.time(), list(refund_ids) or None)
+
+    click.echo(f"requeued {asyncio.run(_with_store(config_path, work))}")
