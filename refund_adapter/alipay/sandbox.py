@@ -14,6 +14,8 @@ Decisions where the reference leaves room (all (I) in the reference):
   `REFUND_NOT_EXIST` means the batch (or trade) was never received.
 * More than 99 refunds of one trade answer `TRADE_STATUS_ERROR` (the trade no longer allows refunds).
 * Royalty and sub-trade parts of a detail are echoed with the code of their trade part.
+* With `use_freeze_amount=Y` the notify carries `unfreezed_details`, one record per successful detail with
+  made-up order numbers and status and code `SUCCESS` (the real alphabets are unknown).
 * `time_scale` divides the notify retry schedule only; `notify_verify_ttl_seconds`, `delay_notify_seconds`,
   `hang_seconds` and `evaluation_delay_seconds` are real seconds.
 """
@@ -54,9 +56,11 @@ from refund_adapter.alipay.codec import (
     RoyaltyResult,
     SubTradeResult,
     TradeResult,
+    UnfreezedDetail,
     beijing_now,
     decode_detail_data,
     encode_result_details,
+    encode_unfreezed_details,
     format_alipay_time,
     parse_alipay_time,
     parse_amount,
@@ -99,21 +103,14 @@ class SyncError(Exception):
 
 # --- fault switches ---------------------------------------------------------------------------------------
 
-FAULT_TYPES: dict[str, type] = {
-    "answer_processing": bool,  # refund submissions answer P (still accepted and evaluated)
-    "answer_5xx": bool,  # every gateway request answers HTTP 500 before anything is processed
-    "hang_seconds": float,  # answer this late, after processing
-    "drop_notifies": bool,  # a notification is never sent
-    "delay_notify_seconds": float,  # wait before the first delivery of a notification
-    "duplicate_notifies": int,  # each delivery attempt POSTs this many copies
-}
-FAULT_OFF: dict[str, Any] = {
-    "answer_processing": False,
-    "answer_5xx": False,
-    "hang_seconds": 0.0,
-    "drop_notifies": False,
-    "delay_notify_seconds": 0.0,
-    "duplicate_notifies": 1,
+# Every fault switch and its "off" value; the value's type is the type the switch takes.
+FAULTS_OFF: dict[str, bool | float | int] = {
+    "answer_processing": False,  # refund submissions answer P (still accepted and evaluated)
+    "answer_5xx": False,  # every gateway request answers HTTP 500 before anything is processed
+    "hang_seconds": 0.0,  # answer this late, after processing
+    "drop_notifies": False,  # a notification is never sent
+    "delay_notify_seconds": 0.0,  # wait before the first delivery of a notification
+    "duplicate_notifies": 1,  # each delivery attempt POSTs this many copies
 }
 
 
@@ -132,7 +129,7 @@ class Faults:
     """
 
     def __init__(self, spec: Mapping[str, Any] | None = None) -> None:
-        self._switches = {name: _Switch(off) for name, off in FAULT_OFF.items()}
+        self._switches = {name: _Switch(off) for name, off in FAULTS_OFF.items()}
         self.update(spec or {})
 
     def update(self, spec: Mapping[str, Any]) -> None:
@@ -146,7 +143,7 @@ class Faults:
         if switch.times is not None:
             switch.times -= 1
             if switch.times <= 0:
-                self._switches[name] = _Switch(FAULT_OFF[name])
+                self._switches[name] = _Switch(FAULTS_OFF[name])
         return switch.value
 
     def snapshot(self) -> dict[str, Any]:
@@ -159,9 +156,9 @@ class Faults:
 
 def _parse_switch(name: str, spec: Any) -> _Switch:
     """One switch from its JSON form; ValueError names the switch and what is wrong."""
-    kind = FAULT_TYPES.get(name)
-    if kind is None:
-        raise ValueError(f"unknown fault {name!r} (known: {', '.join(FAULT_TYPES)})")
+    if name not in FAULTS_OFF:
+        raise ValueError(f"unknown fault {name!r} (known: {', '.join(FAULTS_OFF)})")
+    kind = type(FAULTS_OFF[name])
     times: Any = None
     if isinstance(spec, Mapping):
         if set(spec) - {"value", "times"} or "value" not in spec:
@@ -203,7 +200,7 @@ class TradeSeed:
         """Validate one JSON object; ValueError says which field is wrong."""
         if not isinstance(obj, Mapping):
             raise ValueError("a trade must be a JSON object")
-        unknown = set(obj) - {f for f in cls.__dataclass_fields__}
+        unknown = set(obj) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown trade fields: {', '.join(sorted(unknown))}")
         trade_no = obj.get("trade_no")
@@ -407,6 +404,7 @@ class Batch:
     scheme: SignatureScheme  # verified the request; signs the notifies
     notify_url: str | None
     dback_notify_url: str | None
+    use_freeze_amount: bool
     details: list[DetailRecord]
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     notifications: list[Notification] = field(default_factory=list)
@@ -423,6 +421,7 @@ class Batch:
             "sign_type": self.scheme.sign_type,
             "notify_url": self.notify_url,
             "dback_notify_url": self.dback_notify_url,
+            "use_freeze_amount": self.use_freeze_amount,
             "evaluated": self.evaluated,
             "details": [record.to_json() for record in self.details],
             "notifications": [n.to_json() for n in self.notifications],
@@ -593,6 +592,7 @@ def _refund_batch(state: SandboxState, req: GatewayRequest, scheme: SignatureSch
         scheme=scheme,
         notify_url=params.get("notify_url") or None,
         dback_notify_url=params.get("dback_notify_url") or None,
+        use_freeze_amount=params.get("use_freeze_amount") == "Y",
         details=[DetailRecord(detail) for detail in details],
     )
 
@@ -750,12 +750,28 @@ async def _process_batch(state: SandboxState, batch: Batch) -> None:
 
 
 def _refund_notify_params(batch: Batch, items: Sequence[ResultItem]) -> dict[str, str]:
-    return {
+    params = {
         "notify_type": NOTIFY_TYPE_REFUND,
         "batch_no": batch.batch_no,
         "success_num": str(sum(1 for item in items if item.succeeded)),
         "result_details": encode_result_details(items),
     }
+    unfreezed = [
+        UnfreezedDetail(
+            unfreeze_order_no=f"{batch.batch_no}U{index + 1:04d}",
+            freeze_order_no=f"{batch.batch_no}F{index + 1:04d}",
+            amount=item.trade.amount,
+            trade_no=item.trade.trade_no,
+            processed_at=format_alipay_time(beijing_now()),
+            status=SUCCESS,
+            code=SUCCESS,
+        )
+        for index, item in enumerate(items)
+        if item.succeeded
+    ]
+    if batch.use_freeze_amount and unfreezed:
+        params["unfreezed_details"] = encode_unfreezed_details(unfreezed)
+    return params
 
 
 def _dback_notify_params(state: SandboxState, batch: Batch, item: ResultItem, index: int) -> dict[str, str]:

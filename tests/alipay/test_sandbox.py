@@ -8,6 +8,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -457,6 +458,24 @@ async def test_a_scripted_dback_sends_the_dback_notify_and_the_five_field_result
     assert (first.trade.is_dback, first.trade.dback_result) == (True, dback_result)
     assert (second.trade.is_dback, second.trade.dback_result) == (None, None)
     assert refund.params["result_details"] == f"T1^10.00^SUCCESS^true^{dback_result}#T2^10.00^SUCCESS"
+
+
+async def test_refunds_from_frozen_funds_report_the_unfrozen_amounts(
+    alipay_sandbox: RunningSandbox, gateway_client: GatewayClient, notify_receiver: NotifyReceiver
+) -> None:
+    seed(alipay_sandbox, "T1")
+    batch_no = new_batch_no()
+    await gateway_client.submit(
+        batch_no=batch_no,
+        refund_date=beijing_now(),
+        details=[detail("T1", "3.00"), detail("T2")],
+        notify_url=notify_receiver.url(),
+        use_freeze_amount=True,
+    )
+    [received] = await notify_receiver.wait_for(1)
+    assert received.signature_ok
+    [unfreezed] = parse_refund_notify(received.params).unfreezed
+    assert (unfreezed.trade_no, unfreezed.amount, unfreezed.status) == ("T1", Decimal("3.00"), "SUCCESS")
 
 
 # --- faults --------------------------------------------------------------------------------------------
