@@ -325,7 +325,8 @@ def validate_reason(text: str, charset: str = "utf-8", field: str = "reason") ->
         ) from None
     if size > MAX_REASON_BYTES:
         raise AlipayFormatError(
-            field, f"is {size} bytes in {codec}; at most {MAX_REASON_BYTES} bytes",
+            field,
+            f"is {size} bytes in {codec}; at most {MAX_REASON_BYTES} bytes",
             code="BATCH_MEMO_LENGTH_EXCEED_LIMIT",
         )
     return text
@@ -444,8 +445,12 @@ def _decode_detail(text: str, field: str) -> RefundDetail:
         )
         royalties.append(
             RoyaltyRefund(
-                out_account, out_user_id, in_account, in_user_id,
-                parse_amount(royalty_amount, f"{where}.amount"), royalty_reason,
+                out_account,
+                out_user_id,
+                in_account,
+                in_user_id,
+                parse_amount(royalty_amount, f"{where}.amount"),
+                royalty_reason,
             )
         )
     sub_trade = None
@@ -885,10 +890,16 @@ _SD = frozenset({"S", "D"})
 # for DUPLICATE_BATCH_NO and REFUND_NOT_EXIST, the batch is to be resolved by notify/query, not failed.
 # Everything else is final: repeating the identical request gets the identical answer (bad data, no
 # contract, wrong key, insufficient balance...) and a person must act; failing beats retrying blindly.
-_NOT_FINAL = frozenset({
-    "SYSTEM_ERROR", "SESSION_TIMEOUT", "ANTI_PHISHING_KEY_TIMEOUT", "BATCH_REFUND_LOCK_ERROR",
-    "DUPLICATE_BATCH_NO", "REFUND_NOT_EXIST",
-})
+_NOT_FINAL = frozenset(
+    {
+        "SYSTEM_ERROR",
+        "SESSION_TIMEOUT",
+        "ANTI_PHISHING_KEY_TIMEOUT",
+        "BATCH_REFUND_LOCK_ERROR",
+        "DUPLICATE_BATCH_NO",
+        "REFUND_NOT_EXIST",
+    }
+)
 
 _ERROR_TABLE: tuple[tuple[str, str, frozenset[str]], ...] = (
     # gateway / common
