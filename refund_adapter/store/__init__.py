@@ -10,14 +10,14 @@ __all__ = ["EXCEEDS_PAID_AMOUNT", "AcceptResult", "PendingWork", "RefundStore", 
 
 
 def store_from_url(url: str) -> RefundStore:
-    """`sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite:///:memory:` or `postgresql://...`."""
-    scheme = urlsplit(url).scheme
-    if scheme == "sqlite":
+    """`sqlite:///var/lib/refunds.db` (the URL's path: absolute), `sqlite:///:memory:` or `postgresql://...`."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
         from .sqlite import SqliteStore
 
-        return SqliteStore(url.removeprefix("sqlite:///"))
-    if scheme in ("postgresql", "postgres"):
+        return SqliteStore(":memory:" if parts.path == "/:memory:" else parts.path)
+    if parts.scheme in ("postgresql", "postgres"):
         from .postgres import PostgresStore
 
         return PostgresStore(url)
-    raise ValueError(f"unsupported store url scheme: {scheme!r}")
+    raise ValueError(f"unsupported store url scheme: {parts.scheme!r}")
