@@ -53,7 +53,10 @@ def sandbox(host: str, port: int, **options: Any) -> None:
     def announce(running: alipay_sandbox.RunningSandbox) -> None:
         click.echo(f"Alipay sandbox gateway: {running.url}")
 
-    asyncio.run(alipay_sandbox.serve_sandbox(config, host, port, on_ready=announce))
+    try:
+        asyncio.run(alipay_sandbox.serve_sandbox(config, host, port, on_ready=announce))
+    except OSError as exc:  # the port is taken, or the host is not an address of this machine
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command("plugins")
