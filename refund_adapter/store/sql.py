@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import json
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -49,7 +49,8 @@ class Dialect:
     serial_pk: str  # the auto-increment primary key column type
     id_type: str
     skip_locked: str  # appended to SELECTs that claim rows, so instances never claim the same row
-    account_lock_sql: str | None  # serialises batch creation per account across instances
+    account_lock_sql: str | None  # a transaction-scoped lock on a text key (an account, a trade) across instances
+    for_update: str = ""  # appended to a SELECT of a row about to change, so concurrent changes take turns
 
 
 def to_fen(amount: Decimal) -> int:
@@ -129,6 +130,7 @@ class SqlStore(RefundStore):
             return await self.accept_in(tx, requests, now)
 
     async def accept_in(self, tx: Tx, requests: Sequence[RefundRequest], now: float) -> list[AcceptResult]:
+        await self._lock(tx, (f"{request.alipay_account} {request.trade_no}" for request in requests))
         return [await self._accept_one(tx, request, now) for request in requests]
 
     async def _accept_one(self, tx: Tx, request: RefundRequest, now: float) -> AcceptResult:
@@ -147,13 +149,14 @@ class SqlStore(RefundStore):
                    reason, alipay_account, paid_amount_fen, context, state, code, report_state, report_next_at,
                    created_at, updated_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
-               RETURNING *""",
+               ON CONFLICT (platform, shop, platform_refund_id) DO NOTHING RETURNING *""",
             request.platform, request.shop, request.platform_refund_id, request.order_id, request.trade_no,
             amount, request.currency, request.reason, request.alipay_account, paid,
             json.dumps(dict(request.context), sort_keys=True), state.value, code, report.value,
             now if report is ReportState.PENDING else None, now,
         )
-        assert row is not None
+        if row is None:  # another instance stored this key (under another trade) since the look-up
+            return await self._accept_one(tx, request, now)
         return AcceptResult(await self._hydrate_one(tx, row), created=True)
 
     async def _committed_fen(self, tx: Tx, request: RefundRequest) -> int:
@@ -176,8 +179,7 @@ class SqlStore(RefundStore):
 
     async def create_batch(self, account: str, max_details: int, day: date, now: float) -> Batch | None:
         async with self.transaction() as tx:
-            if self.dialect.account_lock_sql:
-                await tx.execute(self.dialect.account_lock_sql, account)
+            await self._lock(tx, [account])
             candidates = await tx.fetch(
                 """SELECT id FROM (
                        SELECT id, ROW_NUMBER() OVER (PARTITION BY trade_no ORDER BY id) AS nth FROM refunds
@@ -206,6 +208,12 @@ class SqlStore(RefundStore):
                 await tx.execute("DELETE FROM batches WHERE id = $1", batch_id)
                 return None
             return await self._batch_in(tx, batch_id)
+
+    async def _lock(self, tx: Tx, keys: Iterable[str]) -> None:
+        """Serialise transactions on each key across instances; in sorted order, so two never deadlock."""
+        if self.dialect.account_lock_sql:
+            for key in sorted(set(keys)):
+                await tx.execute(self.dialect.account_lock_sql, key)
 
     async def _namespace_in(self, tx: Tx) -> str:
         row = await tx.fetchrow("SELECT value FROM meta WHERE key = 'namespace'")
@@ -286,7 +294,8 @@ class SqlStore(RefundStore):
     ) -> list[StateChange]:
         by_trade = {result.trade_no: result for result in results}
         async with self.transaction() as tx:
-            batch = await tx.fetchrow("SELECT batch_no FROM batches WHERE id = $1", batch_id)
+            # The batch row first, as set_batch_state does: one batch's outcomes apply one after the other.
+            batch = await tx.fetchrow(f"SELECT batch_no FROM batches WHERE id = $1{self.dialect.for_update}", batch_id)
             assert batch is not None
             if notify_id is not None:
                 await tx.execute(
@@ -416,8 +425,9 @@ class SqlStore(RefundStore):
     ) -> list[Refund]:
         async with self.reading() as conn:
             rows = await conn.fetch(
-                """SELECT * FROM refunds WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR report_state = $2)
-                   AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4""",
+                """SELECT * FROM refunds WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
+                   AND (CAST($2 AS TEXT) IS NULL OR report_state = $2)
+                   AND (CAST($3 AS BIGINT) IS NULL OR id < $3) ORDER BY id DESC LIMIT $4""",
                 state.value if state else None, report_state, before_id, limit,
             )
             return await self._hydrate(conn, rows)
@@ -435,7 +445,7 @@ class SqlStore(RefundStore):
     async def list_batches(self, *, limit: int = 100, state: BatchState | None = None) -> list[Batch]:
         async with self.reading() as conn:
             rows = await conn.fetch(
-                "SELECT id FROM batches WHERE ($1 IS NULL OR state = $1) ORDER BY id DESC LIMIT $2",
+                "SELECT id FROM batches WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) ORDER BY id DESC LIMIT $2",
                 state.value if state else None, limit,
             )
             return [await self._batch_in(conn, int(r["id"])) for r in rows]
