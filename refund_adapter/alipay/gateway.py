@@ -27,6 +27,7 @@ from refund_adapter.alipay.codec import (
     RefundDetail,
     batch_num,
     encode_detail_data,
+    error_code,
     format_alipay_time,
     parse_ack,
     parse_query_response,
@@ -111,7 +112,10 @@ class GatewayClient:
         dback_notify_url: str | None = None,
         use_freeze_amount: bool = False,
     ) -> SubmitOutcome:
-        """Send one `refund_fastpay_by_platform_nopwd` batch; resending the same batch_no is always safe."""
+        """Send one `refund_fastpay_by_platform_nopwd` batch; resending the same batch_no is always safe.
+
+        Details that break a protocol rule raise AlipayFormatError before anything is sent.
+        """
         params = {
             "service": SERVICE_REFUND,
             "batch_no": batch_no,
@@ -177,7 +181,9 @@ class GatewayClient:
     ) -> bytes:
         """The body of a 200 answer; anything else raises `_NoAnswer` naming what happened."""
         try:
-            async with self._session.request(method, url, data=data, headers=headers, timeout=self._timeout) as resp:
+            async with self._session.request(
+                method, url, data=data, headers=headers, timeout=self._timeout, allow_redirects=False
+            ) as resp:
                 body = await resp.read()
         except TimeoutError as exc:
             raise _NoAnswer("timed out") from exc
@@ -196,4 +202,4 @@ def _classify_ack(ack: Ack) -> SubmitOutcome:
         return SubmitOutcome(SubmitKind.PROCESSING)
     if ack.error == DUPLICATE_BATCH_NO:
         return SubmitOutcome(SubmitKind.DUPLICATE, ack.error, "batch_no already accepted earlier")
-    return SubmitOutcome(SubmitKind.REJECTED, ack.error)
+    return SubmitOutcome(SubmitKind.REJECTED, ack.error, error_code(ack.error).meaning if ack.error else "")

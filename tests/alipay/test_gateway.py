@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from refund_adapter.alipay.codec import SERVICE_REFUND, RefundDetail, beijing_now, parse_alipay_time
+from refund_adapter.alipay.codec import SERVICE_REFUND, RefundDetail, beijing_now, error_code, parse_alipay_time
 from refund_adapter.alipay.gateway import GatewayClient, NotifyVerification, SubmitKind, SubmitOutcome
 from refund_adapter.alipay.sandbox import RunningSandbox, run_sandbox
 from refund_adapter.alipay.signing import MD5Scheme, verify
@@ -140,7 +140,8 @@ async def test_rejected_with_the_code(
 ) -> None:
     async with run_sandbox(sandbox_config(alipay_private_key=None, merchant_public_key=None)) as sandbox:
         outcome = await _submit(make_client(alipay_http, sandbox.url, **client_options), batch_no)
-        assert outcome == SubmitOutcome(SubmitKind.REJECTED, code)
+        assert (outcome.kind, outcome.code) == (SubmitKind.REJECTED, code)
+        assert outcome.detail == error_code(code).meaning
         assert sandbox.state.batches == {}
 
 
@@ -150,7 +151,7 @@ async def test_a_wrong_key_is_rejected_as_illegal_sign(
     client = GatewayClient(
         alipay_http, gateway_url=alipay_sandbox.url, partner=PARTNER, scheme=MD5Scheme("wrong"), timeout=SHORT
     )
-    assert await _submit(client) == SubmitOutcome(SubmitKind.REJECTED, "ILLEGAL_SIGN")
+    assert await _submit(client) == SubmitOutcome(SubmitKind.REJECTED, "ILLEGAL_SIGN", "签名不正确")
 
 
 async def test_a_timeout_is_unknown_and_resolved_with_the_same_batch_no(
