@@ -15,7 +15,7 @@ import pluggy
 from aiohttp import ClientSession, web
 
 from .models import Refund, RefundState
-from .platform import PlatformAdapter
+from .platform import PlatformAdapter, PluginData
 
 hookspec = pluggy.HookspecMarker("refund_adapter")
 hookimpl = pluggy.HookimplMarker("refund_adapter")
@@ -30,12 +30,13 @@ class PlatformsConfig(Protocol):
 
 @hookspec
 def register_platforms(
-    register: Callable[[PlatformAdapter], None], config: PlatformsConfig, http: ClientSession
+    register: Callable[[PlatformAdapter], None], config: PlatformsConfig, http: ClientSession, data: PluginData
 ) -> None:
     """Call `register(adapter)` once for each platform this plugin serves, synchronously, at app start.
 
     Read your settings from `config.platforms["<name>"]` (raw YAML, validated by you; register nothing when
     the section is absent). Keep `http`, the app's one shared session, for outgoing calls: never create one.
+    `data` is this plugin's own durable key-value data in the refund store (namespaced by the plugin's name).
     """
 
 

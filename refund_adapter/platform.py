@@ -6,7 +6,8 @@ webhook's platform directly (pluggy is for discovery and broadcasts, not for rou
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -52,6 +53,32 @@ class ShopInfo:
     id: str
     alipay_account: str
     extra: Mapping[str, str] = field(default_factory=dict)
+
+
+class _DataStore(Protocol):
+    async def plugin_data_get(self, plugin: str, key: str) -> str | None: ...
+
+    async def plugin_data_put(self, plugin: str, items: Mapping[str, str], now: float) -> None: ...
+
+
+class PluginData:
+    """A plugin's own small durable data (a payment id -> trade number map, a poll cursor), kept in the
+    refund store under the plugin's name so it is as durable as the refunds and works on every backend."""
+
+    def __init__(self, store: _DataStore, plugin: str, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._plugin = plugin
+        self._clock = clock
+
+    async def get(self, key: str) -> str | None:
+        return await self._store.plugin_data_get(self._plugin, key)
+
+    async def put(self, key: str, value: str) -> None:
+        await self.put_many({key: value})
+
+    async def put_many(self, items: Mapping[str, str]) -> None:
+        """Insert or replace all of `items` in one transaction."""
+        await self._store.plugin_data_put(self._plugin, items, self._clock())
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ from aiohttp import ClientSession
 
 from . import hookspecs
 from .hookspecs import PlatformsConfig
-from .platform import PlatformAdapter
+from .platform import PlatformAdapter, PluginData
 
 GROUP = "refund_adapter"
 
@@ -81,7 +81,10 @@ def _call(impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
 
 
 def collect_platforms(
-    pm: pluggy.PluginManager, config: PlatformsConfig, http: ClientSession
+    pm: pluggy.PluginManager,
+    config: PlatformsConfig,
+    http: ClientSession,
+    data_for: Callable[[str], PluginData] | None = None,
 ) -> dict[str, PlatformAdapter]:
     """Every adapter the plugins register, by platform name. A failure here stops the app: it cannot serve.
 
@@ -103,8 +106,9 @@ def collect_platforms(
 
         return register
 
-    for impl in _hookimpls(pm, "register_platforms", ("register", "config", "http")):
-        result = _call(impl, {"register": register_for(impl.plugin_name), "config": config, "http": http})
+    for impl in _hookimpls(pm, "register_platforms", ("register", "config", "http", "data")):
+        data = data_for(impl.plugin_name) if data_for else None
+        result = _call(impl, {"register": register_for(impl.plugin_name), "config": config, "http": http, "data": data})
         if inspect.iscoroutine(result):
             result.close()  # never awaited: close it so that Python does not warn about it later
             raise PluginError(f"plugin {impl.plugin_name!r}: register_platforms must not be a coroutine function")

@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -44,3 +45,11 @@ def pg_url(pg_database: str) -> str:
     """A clean schema for one test: everything in the run's database is dropped first."""
     _admin("DROP SCHEMA public CASCADE; CREATE SCHEMA public;", pg_database)
     return pg_database
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend in turn: an SQLite file of the test's own, or a clean PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'refunds.db'}"
+    return str(request.getfixturevalue("pg_url"))

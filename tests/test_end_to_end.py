@@ -5,16 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from refund_adapter.demo import run_demo
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'refunds.db'}"
-    return str(request.getfixturevalue("pg_url"))
 
 
 async def test_every_refund_is_paid_once_and_reported(store_url: str) -> None:

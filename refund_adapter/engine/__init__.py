@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from .batcher import batch_once, next_deadline
+from .platform_poller import PlatformPoller
 from .reconciler import reconcile_once
 from .reporter import report_once
 from .runtime import EngineContext, run_loop
@@ -16,11 +17,13 @@ SUBMITTER_TICK_SECONDS = 1.0
 
 def start_engine(ctx: EngineContext) -> list[asyncio.Task[None]]:
     """Start every loop; they run until cancelled. Cancel and await the returned tasks to stop."""
+    poller = PlatformPoller(ctx)
     loops = [
         ("batcher", ctx.signals.batcher, next_deadline(ctx), lambda: batch_once(ctx)),
         ("submitter", ctx.signals.submitter, SUBMITTER_TICK_SECONDS, lambda: submit_once(ctx)),
         ("reporter", ctx.signals.reporter, REPORTER_TICK_SECONDS, lambda: report_once(ctx)),
         ("reconciler", ctx.signals.reconciler, ctx.config.reconciler.interval_seconds, lambda: reconcile_once(ctx)),
+        ("platform-poller", asyncio.Event(), ctx.config.reconciler.interval_seconds, poller.poll_once),
     ]
     return [
         asyncio.create_task(run_loop(name, wake, interval, step), name=f"refund-adapter-{name}")

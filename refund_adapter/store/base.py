@@ -7,7 +7,7 @@ broadcast them (`refund_state_changed`) after the commit, never before.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -120,6 +120,14 @@ class RefundStore(abc.ABC):
     @abc.abstractmethod
     async def retry_dead_letters(self, now: float, refund_ids: Sequence[int] | None = None) -> int:
         """Put dead letters (all, or those given) back in the outbox; returns how many."""
+
+    # -- plugins' own data ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def plugin_data_get(self, plugin: str, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def plugin_data_put(self, plugin: str, items: Mapping[str, str], now: float) -> None:
+        """Insert or replace `items` under the plugin's name, in one transaction."""
 
     # -- reading --------------------------------------------------------------------------------------
     @abc.abstractmethod

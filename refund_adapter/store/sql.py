@@ -29,6 +29,7 @@ from ..models import (
     ReportState,
 )
 from .base import EXCEEDS_PAID_AMOUNT, AcceptResult, PendingWork, RefundStore, StateChange
+from .plugin_data import PluginDataSql
 
 Row = Mapping[str, Any]
 Decision = Callable[[Row], "tuple[RefundState, str | None] | None"]
@@ -81,7 +82,7 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SqlStore(RefundStore):
+class SqlStore(PluginDataSql, RefundStore):
     """Everything but connecting; see the backends for how transactions are made."""
 
     dialect: Dialect
@@ -250,8 +251,9 @@ class SqlStore(RefundStore):
     ) -> list[StateChange]:
         async with self.transaction() as tx:
             await tx.execute(
+                # A completed batch stays completed: a late submit answer must not reopen it.
                 """UPDATE batches SET state = $1, code = COALESCE($2, code), next_query_at = $3,
-                       lease_until = $4, updated_at = $5 WHERE id = $6""",
+                       lease_until = $4, updated_at = $5 WHERE id = $6 AND state <> 'completed'""",
                 state.value, code, next_query_at, retry_at, now, batch_id,
             )
             target = {

@@ -14,6 +14,7 @@ from ..config import Config
 from ..engine import start_engine, stop_engine
 from ..engine.channel import MapiChannel
 from ..engine.runtime import EngineContext
+from ..platform import PluginData
 from ..plugins import broadcast, collect_platforms, create_plugin_manager
 from ..store import store_from_url
 from . import admin
@@ -67,7 +68,8 @@ def _engine(clock: Callable[[], float], run_engine: bool) -> Callable[[web.Appli
                 )
                 for name, account in config.alipay.accounts.items()
             }
-            ctx = EngineContext(config, store, channels, collect_platforms(pm, config, session), pm, clock)
+            platforms = collect_platforms(pm, config, session, lambda plugin: PluginData(store, plugin, clock))
+            ctx = EngineContext(config, store, channels, platforms, pm, clock)
             app[ENGINE] = ctx
             tasks = start_engine(ctx) if run_engine else []
             try:

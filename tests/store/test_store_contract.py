@@ -12,21 +12,15 @@ import pytest
 
 from refund_adapter.alipay.codec import validate_batch_no
 from refund_adapter.models import BatchState, DetailResult, RefundRequest, RefundState, ReportState
+from refund_adapter.platform import PluginData
 from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore, store_from_url
 
 DAY = date(2026, 11, 25)
 T0 = 1_780_000_000.0
 
-BACKENDS = ["sqlite", "postgres"]
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RefundStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'refunds.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    opened = store_from_url(url)
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[RefundStore]:
+    opened = store_from_url(store_url)
     await opened.open()
     try:
         yield opened
@@ -227,3 +221,27 @@ async def test_listing_filters_and_pages(store: RefundStore) -> None:
     assert batch is not None
     assert await store.find_batch(batch.batch_no) == batch
     assert [b.id for b in await store.list_batches()] == [batch.id]
+
+
+async def test_plugin_data_is_durable_replaceable_and_namespaced(store: RefundStore) -> None:
+    data = PluginData(store, "shopify", clock=lambda: T0)
+    other = PluginData(store, "woocommerce", clock=lambda: T0)
+    assert await data.get("payment:1") is None
+    await data.put_many({"payment:1": "2026112500000001", "payment:2": "2026112500000002"})
+    await data.put("payment:1", "2026112500000009")
+    assert await data.get("payment:1") == "2026112500000009"
+    assert await data.get("payment:2") == "2026112500000002"
+    assert await other.get("payment:1") is None
+
+
+async def test_a_late_submit_answer_does_not_reopen_a_completed_batch(store: RefundStore) -> None:
+    await store.accept([req("r1")], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    await store.record_results(batch.id, [DetailResult("2026112522001", Decimal("10"), "SUCCESS")], T0,
+                               notify_id="n", kind="refund")
+    assert await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0 + 1, next_query_at=T0 + 300) == []
+    done = await store.get_batch(batch.id)
+    assert done is not None and done.state is BatchState.COMPLETED
+    refund = await store.find_refund("generic", "s1", "r1")
+    assert refund is not None and refund.state is RefundState.SUCCEEDED

@@ -1,0 +1,1 @@
+"""Shopify platform plugin: refunds/create webhooks, payments-app refund sessions, results written back."""

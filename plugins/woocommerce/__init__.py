@@ -1,0 +1,1 @@
+"""WooCommerce platform plugin: refunds from order webhooks, results written back, lost events recovered."""
