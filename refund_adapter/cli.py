@@ -18,7 +18,16 @@ def main() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 def check_config(path: str) -> None:
     """Validate a configuration file: print every problem (exit 2), or a one-line summary (exit 0)."""
+    from refund_adapter.config import ConfigError
+    from refund_adapter.plugins import collect_platforms, create_plugin_manager
+
     config = _load_or_exit(path)
+    try:  # each plugin validates its own platforms.<name> section when it registers
+        collect_platforms(create_plugin_manager(config.plugins_dir), config, None)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise SystemExit(2) from None
     platforms = ", ".join(sorted(config.platforms)) or "(none)"
     click.echo(f"ok: {len(config.alipay.accounts)} accounts, platforms: {platforms}")
 

@@ -59,3 +59,11 @@ def test_a_bad_config_names_its_problems_and_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["refunds", "--config", str(path)])
     assert result.exit_code == 2
     assert "server.public_url" in result.output
+
+
+def test_check_config_reports_a_plugin_section_problem_with_its_path(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    path.write_text(path.read_text("utf-8") + "platforms: {generic: {shops: [{id: s1}]}}\n", "utf-8")
+    result = CliRunner().invoke(main, ["check-config", str(path)])
+    assert result.exit_code == 2
+    assert "platforms.generic.shops[0].secret" in result.output
