@@ -8,6 +8,7 @@ concurrent webhooks share one fsync instead of queueing for one each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import re
 import sqlite3
@@ -23,6 +24,7 @@ from ..models import RefundRequest
 from .base import AcceptResult
 from .sql import Dialect, Row, SqlStore
 
+_Queued = tuple[Sequence[RefundRequest], float, "asyncio.Future[list[AcceptResult]]"]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 SQLITE = Dialect(serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT", id_type="INTEGER", skip_locked="",
                  account_lock_sql=None)
@@ -54,7 +56,7 @@ class SqliteStore(SqlStore):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        self._queued: list[tuple[Sequence[RefundRequest], float, asyncio.Future[list[AcceptResult]]]] = []
+        self._queued: list[_Queued] = []
         self._flusher: asyncio.Task[None] | None = None
         self._file_lock: TextIO | None = None
 
@@ -133,13 +135,21 @@ class SqliteStore(SqlStore):
             async with self._write_lock:
                 group, self._queued = self._queued, []
             try:
-                async with self.transaction() as tx:
-                    results = [await self.accept_in(tx, requests, now) for requests, now, _ in group]
-            except Exception as exc:  # the whole group failed to commit: each caller learns it
-                for _, _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, _, future), result in zip(group, results, strict=True):
-                if not future.done():
-                    future.set_result(result)
+                await self._commit_group(group)
+            except Exception:
+                # One caller's requests broke the shared transaction: commit each alone, so only it fails.
+                for member in group:
+                    with contextlib.suppress(Exception):
+                        await self._commit_group([member])
+
+    async def _commit_group(self, group: list[_Queued]) -> None:
+        try:
+            async with self.transaction() as tx:
+                results = [await self.accept_in(tx, requests, now) for requests, now, _ in group]
+        except Exception as exc:
+            if len(group) == 1 and not group[0][2].done():
+                group[0][2].set_exception(exc)
+            raise
+        for (_, _, future), result in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(result)

@@ -245,3 +245,15 @@ async def test_a_late_submit_answer_does_not_reopen_a_completed_batch(store: Ref
     assert done is not None and done.state is BatchState.COMPLETED
     refund = await store.find_refund("generic", "s1", "r1")
     assert refund is not None and refund.state is RefundState.SUCCEEDED
+
+
+async def test_one_bad_request_fails_alone_when_others_share_its_commit(store: RefundStore) -> None:
+    bad = req("bad", amount="0.001")  # not a whole number of fen: the store refuses it
+    results = await asyncio.gather(
+        *(store.accept([req(f"ok{i}", trade_no=f"T{i}")], T0) for i in range(5)),
+        store.accept([bad], T0),
+        return_exceptions=True,
+    )
+    assert isinstance(results[-1], ValueError)
+    assert all(not isinstance(r, BaseException) and r[0].created for r in results[:-1])
+    assert (await store.counts())["refunds"] == {"received": 5}
