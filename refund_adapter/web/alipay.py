@@ -21,5 +21,5 @@ async def dback_notify(request: web.Request) -> web.Response:
 async def _body(request: web.Request) -> bytes:
     """POST form body, or the query string of the GET form some examples show."""
     if request.method == "GET":
-        return request.query_string.encode("ascii", "replace")
+        return request.rel_url.raw_query_string.encode("ascii", "replace")
     return await request.read()

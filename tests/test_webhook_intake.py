@@ -1,0 +1,222 @@
+"""`POST /webhooks/{platform}/...` through the real app on a real port, with the real sandbox behind it.
+
+A refused webhook leaves the store exactly as it was and says why with a stable problem `type`; an accepted
+one is stored once however often it is replayed; the core's own guards keep an impossible refund off Alipay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from refund_adapter_generic import standard_webhooks
+
+from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
+from refund_adapter.config import Config, parse_config
+from refund_adapter.models import Refund, RefundState, ReportState
+from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore
+from refund_adapter.testing import SimulatedShop, free_port, serve, signed_generic_webhook, wait_until
+from refund_adapter.web.app import create_app
+from refund_adapter.web.keys import ENGINE
+
+PARTNER = "2088101122136241"
+MD5_KEY = "webhook-intake-md5-key-0123456789"
+SECRET = "whsec_" + base64.b64encode(b"webhook-intake-shop-secret-32by!").decode()
+OTHER_SECRET = "whsec_" + base64.b64encode(b"somebody-else-entirely-32-bytes!").decode()
+SHOP = "shop-1"
+TRADE_NO = "2026112522000000000001"
+MAX_BODY = 4096
+DEADLINE = 10.0
+PROBLEM = "urn:refund-adapter:problem:"
+
+
+def payload(**changes: Any) -> dict[str, Any]:
+    base = {"refund_id": "r-1", "order_id": "o-1", "trade_no": TRADE_NO, "amount": "12.30", "currency": "CNY",
+            "reason": "damaged", "paid_amount": "20.00"}
+    return {**base, **changes}
+
+
+def config(tmp_path: Path, port: int, gateway_url: str, shop_url: str) -> Config:
+    shop = {"id": SHOP, "secret": SECRET, "callback_url": shop_url, "alipay_account": "main"}
+    return parse_config(
+        {
+            "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
+                       "max_body_bytes": MAX_BODY},
+            "store": {"url": f"sqlite:///{tmp_path / 'refunds.db'}"},
+            "alipay": {"accounts": {"main": {"partner": PARTNER, "sign_type": "MD5", "md5_key": MD5_KEY,
+                                              "gateway_url": gateway_url}}},
+            "batching": {"max_wait_seconds": 0.05},
+            "reporter": {"base_delay_seconds": 0.05, "max_delay_seconds": 0.5},
+            "platforms": {"generic": {"shops": [shop]}},
+        },
+        env={},
+    )
+
+
+@dataclass
+class Intake:
+    url: str
+    store: RefundStore
+    sandbox: RunningSandbox
+    shop: SimulatedShop
+    http: aiohttp.ClientSession
+
+    async def send(self, headers: dict[str, str], body: bytes, path: str = f"/webhooks/generic/{SHOP}") -> tuple[
+        int, str, Any
+    ]:
+        """Status, content type and decoded JSON (or text) of the adapter's answer."""
+        async with self.http.post(self.url + path, data=body, headers=headers) as resp:
+            text = await resp.text()
+            document = json.loads(text) if resp.content_type.endswith("json") else text
+            return resp.status, resp.content_type, document
+
+    async def refunds(self) -> list[Refund]:
+        return await self.store.list_refunds(limit=1000)
+
+    async def refund(self, refund_id: str) -> Refund:
+        found = await self.store.find_refund("generic", SHOP, refund_id)
+        assert found is not None, refund_id
+        return found
+
+
+@pytest.fixture
+async def intake(tmp_path: Path) -> AsyncIterator[Intake]:
+    sandbox_config = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=100_000.0,
+                                   trades=[TradeSeed(TRADE_NO, Decimal("20.00"))])
+    shop = SimulatedShop(SECRET)
+    async with (
+        run_sandbox(sandbox_config) as sandbox,
+        serve(shop.app()) as shop_url,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DEADLINE)) as http,
+    ):
+        port = free_port()
+        app = create_app(config(tmp_path, port, sandbox.url, shop_url + "/callback"))
+        async with serve(app, port=port) as url:
+            yield Intake(url, app[ENGINE].store, sandbox, shop, http)
+
+
+# --- refused: nothing stored ------------------------------------------------------------------------------
+
+
+def signed(body: dict[str, Any] | bytes, secret: str = SECRET, timestamp: int | None = None) -> tuple[
+    dict[str, str], bytes
+]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = standard_webhooks.signed_headers(secret, "msg-1", int(time.time()) if timestamp is None else timestamp,
+                                               raw)
+    return {**headers, "content-type": "application/json"}, raw
+
+
+Case = Callable[[], tuple[dict[str, str], bytes, str]]
+SHOP_PATH = f"/webhooks/generic/{SHOP}"
+
+
+def case(body: dict[str, Any] | bytes, *, path: str = SHOP_PATH, **options: Any) -> Case:
+    return lambda: (*signed(body, **options), path)
+
+
+REFUSED: dict[str, tuple[Case, int, str]] = {
+    "forged signature": (case(payload(), secret=OTHER_SECRET), 401, "invalid-signature"),
+    "stale timestamp": (case(payload(), timestamp=int(time.time()) - 3600), 401, "stale-timestamp"),
+    "unknown shop": (case(payload(), path="/webhooks/generic/no-such-shop"), 404, "unknown-shop"),
+    "unknown platform": (case(payload(), path=f"/webhooks/shopify/{SHOP}"), 404, "unknown-platform"),
+    "malformed JSON": (case(b'{"refund_id": "r-1", '), 400, "malformed-body"),
+    "JSON array": (case(b"[]"), 400, "malformed-body"),
+    "bare NaN": (case(json.dumps(payload()).replace('"12.30"', "NaN").encode()), 400, "malformed-body"),
+    "missing refund_id": (case({k: v for k, v in payload().items() if k != "refund_id"}), 400, "malformed-body"),
+    "body too large": (case(payload(reason="x" * MAX_BODY)), 413, "body-too-large"),
+    "amount -1": (case(payload(amount="-1")), 422, "invalid-amount"),
+    "amount 0": (case(payload(amount="0")), 422, "invalid-amount"),
+    "amount 0.00": (case(payload(amount="0.00")), 422, "invalid-amount"),
+    "amount 1.001": (case(payload(amount="1.001")), 422, "invalid-amount"),
+    "amount NaN": (case(payload(amount="NaN")), 422, "invalid-amount"),
+    "amount 1e2": (case(payload(amount="1e2")), 422, "invalid-amount"),
+    "amount Infinity": (case(payload(amount="Infinity")), 422, "invalid-amount"),
+    "amount as a JSON number": (case(payload(amount=12.3)), 422, "invalid-amount"),
+    "currency USD": (case(payload(currency="USD")), 422, "unsupported-currency"),
+    "amount over paid_amount": (case(payload(amount="20.01")), 422, "amount-exceeds-paid"),
+    "trade_no not alphanumeric": (case(payload(trade_no="2026-1125")), 422, "invalid-trade-no"),
+}
+
+
+@pytest.mark.parametrize(("make", "status", "slug"), REFUSED.values(), ids=REFUSED.keys())
+async def test_refused_webhook_changes_nothing(intake: Intake, make: Case, status: int, slug: str) -> None:
+    headers, body, path = make()
+    answer_status, content_type, problem = await intake.send(headers, body, path)
+    assert answer_status == status, problem
+    assert content_type == "application/problem+json"
+    assert problem["type"] == PROBLEM + slug
+    assert problem["status"] == status
+    assert await intake.refunds() == []
+    assert (await intake.store.counts())["refunds"] == {}
+    assert intake.sandbox.state.batches == {}
+
+
+# --- accepted -------------------------------------------------------------------------------------------
+
+
+async def test_good_webhook_is_stored_once_however_often_it_is_replayed(intake: Intake) -> None:
+    headers, body = signed_generic_webhook(SECRET, payload(), "msg-r-1")
+    status, _, _ = await intake.send(headers, body)
+    assert status == 200
+    replays = await asyncio.gather(*(intake.send(headers, body) for _ in range(3)))
+    assert [status for status, _, _ in replays] == [200] * 3
+    (refund,) = await intake.refunds()
+    request = refund.request
+    assert (request.platform, request.shop, request.platform_refund_id) == ("generic", SHOP, "r-1")
+    assert (request.trade_no, request.amount, request.paid_amount) == (TRADE_NO, Decimal("12.30"), Decimal("20.00"))
+
+    async def reported() -> bool:
+        return (await intake.refund("r-1")).report_state is ReportState.DELIVERED
+
+    await wait_until(reported, within=DEADLINE, what="the refund's result reported")
+    assert (await intake.refund("r-1")).state is RefundState.SUCCEEDED
+    assert intake.sandbox.state.trades[TRADE_NO].refunded == Decimal("12.30")  # paid back once
+    assert intake.shop.deliveries == 1
+
+
+async def test_refunds_of_one_trade_beyond_its_paid_amount_are_rejected_and_reported(intake: Intake) -> None:
+    first = payload(refund_id="r-1", amount="15.00")
+    second = payload(refund_id="r-2", amount="5.01")  # 15.00 + 5.01 > 20.00 paid
+    assert await intake.shop.send_refund(intake.http, intake.url, SHOP, first) == 200
+    assert await intake.shop.send_refund(intake.http, intake.url, SHOP, second) == 200
+    rejected = await intake.refund("r-2")
+    assert (rejected.state, rejected.code, rejected.batch_no) == (RefundState.REJECTED, EXCEEDS_PAID_AMOUNT, None)
+
+    async def both_reported() -> bool:
+        return {"r-1", "r-2"} <= intake.shop.results.keys()
+
+    await wait_until(both_reported, within=DEADLINE, what="both results reported to the shop")
+    assert intake.shop.results["r-2"]["status"] == "failed"
+    assert intake.shop.results["r-2"]["code"] == EXCEEDS_PAID_AMOUNT
+    assert intake.shop.results["r-1"]["status"] == "succeeded"
+    # Only the first ever reached Alipay.
+    sent = [detail for batch in intake.sandbox.state.batches.values() for detail in batch.details]
+    assert [(d.detail.trade.trade_no, d.detail.trade.amount) for d in sent] == [(TRADE_NO, Decimal("15.00"))]
+    assert intake.sandbox.state.trades[TRADE_NO].refunded == Decimal("15.00")
+
+
+async def test_reason_with_separators_and_over_256_bytes_is_cleaned_not_refused(intake: Intake) -> None:
+    reason = "退款^原因|尺码$不对#" + "好" * 100  # 312 bytes of UTF-8 with every MAPI separator
+    assert len(reason.encode()) > 256
+    assert await intake.shop.send_refund(intake.http, intake.url, SHOP, payload(reason=reason)) == 200
+    stored = (await intake.refund("r-1")).request.reason
+    assert not set(stored) & set("^|$#")
+    assert len(stored.encode()) <= 256
+    assert stored.startswith("退款原因尺码不对好")
+
+    async def received_by_alipay() -> bool:
+        return any(batch.details for batch in intake.sandbox.state.batches.values())
+
+    await wait_until(received_by_alipay, within=DEADLINE, what="the refund sent to the sandbox")
+    (batch,) = intake.sandbox.state.batches.values()
+    assert batch.details[0].detail.trade.reason == stored  # Alipay got exactly the cleaned reason
