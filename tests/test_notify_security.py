@@ -306,7 +306,6 @@ async def test_forged_or_inconsistent_notify_is_refused_even_with_a_genuine_noti
     assert finals == [(RefundState.SUBMITTED, RefundState.SUCCEEDED)]
 
 
-@pytest.mark.xfail(strict=True, reason="check_results accepts a trade listed twice; the last verdict wins")
 async def test_notify_naming_a_trade_twice_is_refused(loop: Loop) -> None:
     """A batch holds one detail per trade, so a notify with two verdicts for one trade is not about our batch."""
     await loop.faults(drop_notifies=False)

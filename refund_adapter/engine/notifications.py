@@ -43,6 +43,8 @@ def check_results(batch: Batch, items: Sequence[ResultItem]) -> list[DetailResul
     results = []
     for item in items:
         trade = item.trade
+        if any(result.trade_no == trade.trade_no for result in results):
+            return f"trade {trade.trade_no} has two results, but batch {batch.batch_no} holds it once"
         if trade.trade_no not in sent:
             return f"trade {trade.trade_no} is not in batch {batch.batch_no}"
         if trade.amount != sent[trade.trade_no]:

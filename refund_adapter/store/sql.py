@@ -395,6 +395,8 @@ class SqlStore(PluginDataSql, RefundStore):
 
     async def retry_dead_letters(self, now: float, refund_ids: Sequence[int] | None = None) -> int:
         async with self.transaction() as tx:
+            if refund_ids is not None and not refund_ids:
+                return 0
             only = f" AND id IN ({_placeholders(refund_ids, 2)})" if refund_ids else ""
             rows = await tx.fetch(
                 f"""UPDATE refunds SET report_state = 'pending', report_next_at = $1, report_attempts = 0

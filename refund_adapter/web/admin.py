@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from ..models import BatchState, RefundState
+from ..models import BatchState, RefundState, ReportState
 from ..plugins import plugins_info
 from .keys import ENGINE, PLUGIN_MANAGER
 from .problems import problem
@@ -19,6 +21,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def plugins(request: web.Request) -> web.Response:
     return web.json_response(plugins_info(request.app[PLUGIN_MANAGER]))
+
+
+MAX_ID = 2**63  # ids are 64-bit: a larger one names no refund
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -34,9 +39,12 @@ async def list_refunds(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in RefundState.__members__.values():
         return problem(400, "invalid-filter", f"unknown state {state!r}")
+    report_state = request.query.get("report_state")
+    if report_state is not None and report_state not in ReportState.__members__.values():
+        return problem(400, "invalid-filter", f"unknown report_state {report_state!r}")
     refunds = await request.app[ENGINE].store.list_refunds(
         state=RefundState(state) if state else None,
-        report_state=request.query.get("report_state"),
+        report_state=report_state,
         limit=min(_int_param(request, "limit") or 100, 1000),
         before_id=_int_param(request, "before"),
     )
@@ -44,7 +52,8 @@ async def list_refunds(request: web.Request) -> web.Response:
 
 
 async def get_refund(request: web.Request) -> web.Response:
-    refund = await request.app[ENGINE].store.get_refund(int(request.match_info["id"]))
+    refund_id = int(request.match_info["id"])
+    refund = await request.app[ENGINE].store.get_refund(refund_id) if refund_id < MAX_ID else None
     if refund is None:
         return problem(404, "unknown-refund", "no such refund")
     return web.json_response(refund_json(refund))
@@ -68,9 +77,14 @@ async def retry_dead_letters(request: web.Request) -> web.Response:
     """Put dead letters back in the outbox: all, or `{"refund_ids": [...]}`."""
     ids = None
     if request.can_read_body:
-        payload = await request.json()
-        ids = payload.get("refund_ids") if isinstance(payload, dict) else None
-        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
+        try:
+            payload = json.loads(await request.read())
+        except ValueError:
+            return problem(400, "malformed-body", "the body must be JSON")
+        if not isinstance(payload, dict):
+            return problem(400, "malformed-body", 'the body must be an object: {"refund_ids": [...]}')
+        ids = payload.get("refund_ids")
+        if ids is not None and not (isinstance(ids, list) and all(type(i) is int for i in ids)):
             return problem(400, "malformed-body", "refund_ids must be a list of integers")
     ctx = request.app[ENGINE]
     count = await ctx.store.retry_dead_letters(ctx.clock(), ids)
