@@ -140,6 +140,8 @@ async def test_bad_refund_queries_are_problems(settled: Admin) -> None:
     assert (status, problem["type"]) == (404, PROBLEM + "not-found")
     status, problem = await settled.get("/-/refunds?state=paid")
     assert (status, problem["type"]) == (400, PROBLEM + "invalid-filter")
+    status, problem = await settled.get("/-/refunds?report_state=bogus")
+    assert (status, problem["type"]) == (400, PROBLEM + "invalid-filter")
     status, problem = await settled.get("/-/batches?state=nope")
     assert (status, problem["type"]) == (400, PROBLEM + "invalid-filter")
     status, problem = await settled.get("/-/refunds?limit=-1")
