@@ -46,14 +46,10 @@ async def _deliver(ctx: EngineContext, refund: Refund) -> DeliveryResult:
         return DeliveryResult.retry(f"plugin error: {type(exc).__name__}: {exc}")
 
 
-async def settle(ctx: EngineContext, refund: Refund, result: DeliveryResult) -> None:
-    """Record one delivery attempt's result: delivered, retried later, or a dead letter."""
+async def settle_failure(ctx: EngineContext, refund: Refund, result: DeliveryResult) -> None:
+    """Record a failed delivery: retried later with backoff, or a dead letter."""
     now = ctx.clock()
     settings = ctx.config.reporter
-    if result.status is DeliveryStatus.DELIVERED:
-        crash_point(AFTER_REPORT)
-        await ctx.store.report_delivered(refund.id)
-        return
     final_since = refund.updated_at.timestamp()
     delay = backoff(refund.report_attempts, settings.base_delay_seconds, settings.max_delay_seconds)
     if result.retry_after_seconds is not None:
@@ -71,8 +67,12 @@ async def report_once(ctx: EngineContext) -> bool:
     """Deliver the reports that are due, concurrently; True when some were handled."""
     refunds = await ctx.store.claim_reports(ctx.clock(), REPORTS_PER_STEP, REPORT_LEASE_SECONDS)
 
-    async def one(refund: Refund) -> None:
-        await settle(ctx, refund, await _deliver(ctx, refund))
-
-    await asyncio.gather(*(one(refund) for refund in refunds))
+    results = await asyncio.gather(*(_deliver(ctx, refund) for refund in refunds))
+    delivered = [r.id for r, res in zip(refunds, results, strict=True) if res.status is DeliveryStatus.DELIVERED]
+    if delivered:
+        crash_point(AFTER_REPORT)
+        await ctx.store.report_delivered(delivered)  # one commit for the whole round
+    for refund, result in zip(refunds, results, strict=True):
+        if result.status is not DeliveryStatus.DELIVERED:
+            await settle_failure(ctx, refund, result)
     return bool(refunds)

@@ -110,8 +110,9 @@ class RefundStore(abc.ABC):
     async def claim_reports(self, now: float, limit: int, lease_seconds: float) -> list[Refund]: ...
 
     @abc.abstractmethod
-    async def report_delivered(self, refund_id: int) -> None:
-        """The platform has the result. (A refund's `updated_at` stays the time its state last changed.)"""
+    async def report_delivered(self, refund_ids: Sequence[int]) -> None:
+        """The platforms have these results, recorded in one transaction. (`updated_at` stays the time each
+        refund's state last changed.)"""
 
     @abc.abstractmethod
     async def report_failed(self, refund_id: int, error: str, *, next_at: float | None) -> None:

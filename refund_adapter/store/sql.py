@@ -271,6 +271,8 @@ class SqlStore(PluginDataSql, RefundStore):
             "SELECT * FROM refunds WHERE batch_id = $1 AND state IN ('batched', 'submitted', 'unknown') ORDER BY id",
             batch_id,
         )
+        batch = await tx.fetchrow("SELECT batch_no FROM batches WHERE id = $1", batch_id)
+        batch_no = None if batch is None else str(batch["batch_no"])
         changes = []
         for row in rows:
             decision = decide(row)
@@ -288,7 +290,7 @@ class SqlStore(PluginDataSql, RefundStore):
                 new_state.value, code, now, final, row["id"],
             )
             assert updated is not None
-            changes.append(StateChange(await self._hydrate_one(tx, updated), RefundState(row["state"])))
+            changes.append(StateChange(_refund(updated, batch_no), RefundState(row["state"])))
         return changes
 
     async def record_results(
@@ -377,12 +379,14 @@ class SqlStore(PluginDataSql, RefundStore):
             )
             return await self._hydrate(tx, sorted(claimed, key=lambda r: r["id"]))
 
-    async def report_delivered(self, refund_id: int) -> None:
+    async def report_delivered(self, refund_ids: Sequence[int]) -> None:
+        if not refund_ids:
+            return
         async with self.transaction() as tx:
             await tx.execute(
-                """UPDATE refunds SET report_state = 'delivered', report_next_at = NULL, report_error = NULL
-                   WHERE id = $1 AND report_state = 'pending'""",
-                refund_id,
+                f"""UPDATE refunds SET report_state = 'delivered', report_next_at = NULL, report_error = NULL
+                    WHERE report_state = 'pending' AND id IN ({_placeholders(refund_ids, 1)})""",
+                *refund_ids,
             )
 
     async def report_failed(self, refund_id: int, error: str, *, next_at: float | None) -> None:

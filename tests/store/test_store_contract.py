@@ -195,7 +195,7 @@ async def test_the_outbox_delivers_retries_and_keeps_dead_letters(store: RefundS
     claimed = await store.claim_reports(T0, 10, 30)
     assert [r.request.trade_no for r in claimed] == ["T1", "T2"]
     assert await store.claim_reports(T0 + 1, 10, 30) == []  # leased
-    await store.report_delivered(claimed[0].id)
+    await store.report_delivered([claimed[0].id])
     await store.report_failed(claimed[1].id, "HTTP 503", next_at=T0 + 100)
     assert await store.claim_reports(T0 + 99, 10, 30) == []
     retried = await store.claim_reports(T0 + 100, 10, 30)
