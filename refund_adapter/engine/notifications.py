@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -53,10 +53,45 @@ def check_results(batch: Batch, items: Sequence[ResultItem]) -> list[DetailResul
     return results
 
 
-async def _authentic(ctx: EngineContext, body: bytes, batch_field: str) -> tuple[Batch, dict[str, str]] | str:
+@dataclass(frozen=True)
+class Reading:
+    """What a genuine notify says: its id, the results to record, and a line for the log."""
+
+    notify_id: str
+    results: list[DetailResult]
+    summary: str
+
+
+def _read_refund(batch: Batch, params: Mapping[str, str]) -> Reading | str:
+    notify = parse_refund_notify(params)
+    results = check_results(batch, notify.results)
+    if isinstance(results, str):
+        return results
+    return Reading(notify.notify_id, results, f"{len(results)} results")
+
+
+def _read_dback(batch: Batch, params: Mapping[str, str]) -> Reading | str:
+    notify = parse_dback_notify(params)
+    if notify.trade_no not in {d.trade_no for d in batch.details}:
+        return f"trade {notify.trade_no} is not in batch {batch.batch_no}"
+    return Reading(notify.notify_id, [], f"trade {notify.trade_no} dback status {notify.status}")
+
+
+@dataclass(frozen=True)
+class NotifyKind:
+    name: str  # recorded with the notify_id, so a redelivery is recognised
+    batch_field: str  # the parameter holding our batch_no
+    read: Callable[[Batch, Mapping[str, str]], Reading | str]
+
+
+REFUND = NotifyKind(REFUND_KIND, "batch_no", _read_refund)
+DBACK = NotifyKind(DBACK_KIND, "refund_batch_no", _read_dback)  # 充退: money back to the card, or left in balance
+
+
+async def _authentic(ctx: EngineContext, body: bytes, kind: NotifyKind) -> tuple[Batch, dict[str, str]] | str:
     """The batch and decoded parameters of a genuine notify, or why it is not one."""
     rough = decode_form(body, "latin-1")
-    batch_no = rough.get(batch_field, "")
+    batch_no = rough.get(kind.batch_field, "")
     batch = await ctx.store.find_batch(batch_no) if batch_no else None
     if batch is None:
         return f"unknown batch_no {batch_no!r}"
@@ -69,49 +104,30 @@ async def _authentic(ctx: EngineContext, body: bytes, batch_field: str) -> tuple
     notify_id = params.get("notify_id", "")
     if not notify_id:
         return f"batch {batch_no}: no notify_id"
-    if await ctx.store.notify_seen(batch_no, notify_id, REFUND_KIND if batch_field == "batch_no" else DBACK_KIND):
+    if await ctx.store.notify_seen(batch_no, notify_id, kind.name):
         return batch, params  # a redelivery of what is already recorded: acknowledge without asking again
     if not await channel.notify_id_ok(notify_id):
         return f"batch {batch_no}: notify_verify did not confirm notify_id {notify_id}"
     return batch, params
 
 
-async def handle_refund_notify(ctx: EngineContext, body: bytes) -> NotifyAnswer:
-    """`batch_refund_notify`: record each detail's result, then answer `success`."""
-    found = await _authentic(ctx, body, "batch_no")
+async def handle_notify(ctx: EngineContext, body: bytes, kind: NotifyKind) -> NotifyAnswer:
+    """Verify, check against the batch, record idempotently; `success` only after the commit."""
+    found = await _authentic(ctx, body, kind)
     if isinstance(found, str):
         return _refuse(found)
     batch, params = found
     try:
-        notify = parse_refund_notify(params)
+        reading = kind.read(batch, params)
     except AlipayFormatError as exc:
-        return _refuse(f"batch {batch.batch_no}: malformed notify: {exc}")
-    results = check_results(batch, notify.results)
-    if isinstance(results, str):
-        return _refuse(results)
+        return _refuse(f"batch {batch.batch_no}: malformed {kind.name} notify: {exc}")
+    if isinstance(reading, str):
+        return _refuse(f"{kind.name} notify: {reading}")
     crash_point(AFTER_NOTIFY_VERIFIED)
     changes = await ctx.store.record_results(
-        batch.id, results, ctx.clock(), notify_id=notify.notify_id, kind=REFUND_KIND
+        batch.id, reading.results, ctx.clock(), notify_id=reading.notify_id, kind=kind.name
     )
     await ctx.announce(changes)
-    log.info("alipay notify %s for batch %s: %d results, %d changes", notify.notify_id, batch.batch_no,
-             len(results), len(changes))
-    return NotifyAnswer(SUCCESS, "recorded")
-
-
-async def handle_dback_notify(ctx: EngineContext, body: bytes) -> NotifyAnswer:
-    """充退 result (money back to the buyer's card or left in their balance): verified and kept on record."""
-    found = await _authentic(ctx, body, "refund_batch_no")
-    if isinstance(found, str):
-        return _refuse(found)
-    batch, params = found
-    try:
-        notify = parse_dback_notify(params)
-    except AlipayFormatError as exc:
-        return _refuse(f"batch {batch.batch_no}: malformed dback notify: {exc}")
-    if notify.trade_no not in {d.trade_no for d in batch.details}:
-        return _refuse(f"dback notify: trade {notify.trade_no} is not in batch {batch.batch_no}")
-    await ctx.store.record_results(batch.id, [], ctx.clock(), notify_id=notify.notify_id, kind=DBACK_KIND)
-    log.info("alipay dback notify %s: batch %s trade %s status %s", notify.notify_id, batch.batch_no,
-             notify.trade_no, notify.status)
+    log.info("alipay %s notify %s for batch %s: %s, %d changes", kind.name, reading.notify_id, batch.batch_no,
+             reading.summary, len(changes))
     return NotifyAnswer(SUCCESS, "recorded")

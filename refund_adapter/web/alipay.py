@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..engine.notifications import handle_dback_notify, handle_refund_notify
+from ..engine.notifications import DBACK, REFUND, handle_notify
 from .keys import ENGINE
 
 
 async def refund_notify(request: web.Request) -> web.Response:
-    answer = await handle_refund_notify(request.app[ENGINE], await _body(request))
+    answer = await handle_notify(request.app[ENGINE], await _body(request), REFUND)
     return web.Response(text=answer.body)
 
 
 async def dback_notify(request: web.Request) -> web.Response:
-    answer = await handle_dback_notify(request.app[ENGINE], await _body(request))
+    answer = await handle_notify(request.app[ENGINE], await _body(request), DBACK)
     return web.Response(text=answer.body)
 
 
