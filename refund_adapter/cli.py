@@ -6,6 +6,9 @@ import asyncio
 from typing import Any
 
 import click
+import pluggy
+
+from refund_adapter.plugins import _call, _hookimpls, create_plugin_manager
 
 
 @click.group()
@@ -195,3 +198,16 @@ def retry_dead_letters(config_path: str, refund_ids: tuple[int, ...]) -> None:
         return await store.retry_dead_letters(time.time(), list(refund_ids) or None)
 
     click.echo(f"requeued {asyncio.run(_with_store(config_path, work))}")
+
+
+def add_plugin_commands(cli: click.Group, pm: pluggy.PluginManager) -> None:
+    """Each plugin adds its commands (`register_commands`); one failing is reported and left out, so a broken
+    plugin cannot take the operator's other commands away."""
+    for impl in _hookimpls(pm, "register_commands", ("cli",)):
+        try:
+            _call(impl, {"cli": cli})
+        except Exception as exc:
+            click.echo(f"plugin {impl.plugin_name!r}: register_commands failed: {exc}", err=True)
+
+
+add_plugin_commands(main, create_plugin_manager())

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+import click
 import pluggy
 from aiohttp import ClientSession, web
 
@@ -37,6 +38,17 @@ def register_platforms(
     Read your settings from `config.platforms["<name>"]` (raw YAML, validated by you; register nothing when
     the section is absent). Keep `http`, the app's one shared session, for outgoing calls: never create one.
     `data` is this plugin's own durable key-value data in the refund store (namespaced by the plugin's name).
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add click commands or groups to the `refund-adapter` command line: `cli.add_command(...)`, or decorate
+    with `@cli.command()`.
+
+    Called once when the command line is imported, for installed (entry-point) plugins only: `plugins_dir` is
+    part of a configuration, which is not read yet. Prefix your commands with your plugin's name. A failure is
+    reported on stderr and the plugin's commands are left out; the other commands still work.
     """
 
 
