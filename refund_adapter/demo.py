@@ -10,7 +10,7 @@ import secrets
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +20,7 @@ import aiohttp
 
 from .alipay.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from .config import Config, parse_config
+from .plugins import create_plugin_manager
 from .testing import SimulatedShop, free_port, serve, wait_until
 from .web.app import create_app
 from .web.keys import ENGINE
@@ -144,6 +145,7 @@ async def run_demo(
     deadline_s: float | None = None,
     faults: Mapping[str, Any] | None = None,
     first_query_after_seconds: float = 10.0,
+    extra_plugins: Sequence[object] = (),
 ) -> DemoSummary:
     """Push `refunds` refunds through sandbox, adapter and shop; return when all are reported or on timeout."""
     say = progress or (lambda _line: None)
@@ -163,7 +165,10 @@ async def run_demo(
     ):
         port = free_port()
         config = demo_config(port, sandbox.url, shop_url + "/callback", secret, md5_key, url, first_query_after_seconds)
-        app = create_app(config)
+        pm = create_plugin_manager(config.plugins_dir)
+        for plugin in extra_plugins:
+            pm.register(plugin)
+        app = create_app(config, pm=pm)
         async with serve(app, port=port) as adapter_url, aiohttp.ClientSession() as session:
             started = time.perf_counter()
             say(f"sandbox {sandbox.url}, adapter {adapter_url}, shop {shop_url}: sending {refunds} refunds")

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from ..alipay.codec import beijing_now
 from ..failpoints import AFTER_BATCH_CREATED, crash_point
+from ..models import RefundState
+from ..store import StateChange
 from .runtime import EngineContext
 
 
@@ -20,8 +22,12 @@ async def batch_once(ctx: EngineContext) -> bool:
         if not due:
             continue
         day = beijing_now(datetime.fromtimestamp(now, UTC)).date()
-        if await ctx.store.create_batch(work.account, settings.max_details, day, now) is not None:
+        batch = await ctx.store.create_batch(work.account, settings.max_details, day, now)
+        if batch is not None:
             crash_point(AFTER_BATCH_CREATED)
+            if ctx.listened:
+                batched = await ctx.store.list_refunds(batch_id=batch.id, limit=len(batch.details))
+                await ctx.announce([StateChange(refund, RefundState.RECEIVED) for refund in reversed(batched)])
             ctx.signals.submitter.set()
             return True
     return False

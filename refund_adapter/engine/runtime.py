@@ -41,9 +41,14 @@ class EngineContext:
     clock: Callable[[], float] = time.time
     signals: Signals = field(default_factory=Signals)
 
+    @property
+    def listened(self) -> bool:
+        """Whether any plugin implements `refund_state_changed` (else announcing costs nothing)."""
+        return bool(self.pm.hook.refund_state_changed.get_hookimpls())
+
     async def announce(self, changes: Sequence[StateChange]) -> None:
         """Broadcast committed state changes to plugins and wake the reporter for final ones."""
-        for change in changes:
+        for change in changes if self.listened else ():
             await broadcast(
                 self.pm, "refund_state_changed",
                 refund=change.refund, old_state=change.old_state, new_state=change.refund.state,

@@ -145,6 +145,7 @@ class RefundStore(abc.ABC):
         report_state: str | None = None,
         limit: int = 100,
         before_id: int | None = None,
+        batch_id: int | None = None,
     ) -> list[Refund]: ...
 
     @abc.abstractmethod

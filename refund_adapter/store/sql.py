@@ -430,13 +430,15 @@ class SqlStore(PluginDataSql, RefundStore):
         report_state: str | None = None,
         limit: int = 100,
         before_id: int | None = None,
+        batch_id: int | None = None,
     ) -> list[Refund]:
         async with self.reading() as conn:
             rows = await conn.fetch(
                 """SELECT * FROM refunds WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
                    AND (CAST($2 AS TEXT) IS NULL OR report_state = $2)
-                   AND (CAST($3 AS BIGINT) IS NULL OR id < $3) ORDER BY id DESC LIMIT $4""",
-                state.value if state else None, report_state, before_id, limit,
+                   AND (CAST($3 AS BIGINT) IS NULL OR id < $3)
+                   AND (CAST($5 AS BIGINT) IS NULL OR batch_id = $5) ORDER BY id DESC LIMIT $4""",
+                state.value if state else None, report_state, before_id, limit, batch_id,
             )
             return await self._hydrate(conn, rows)
 

@@ -220,6 +220,7 @@ async def test_listing_filters_and_pages(store: RefundStore) -> None:
     batch = await store.create_batch("main", 1000, DAY, T0)
     assert batch is not None
     assert await store.find_batch(batch.batch_no) == batch
+    assert {r.id for r in await store.list_refunds(batch_id=batch.id)} == {d.refund_id for d in batch.details}
     assert [b.id for b in await store.list_batches()] == [batch.id]
 
 
