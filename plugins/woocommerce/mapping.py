@@ -1,0 +1,168 @@
+"""WooCommerce orders and refunds (REST v3 shapes) -> canonical refund requests, with no I/O.
+
+Every rule that decides whether money moves lives here, so that the webhook and the poller cannot disagree:
+only orders paid through one of the shop's Alipay gateways, in CNY, with a trade number; never a refund the
+gateway plugin already paid back (`refunded_payment`), nor one created before the adapter watched the shop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from refund_adapter import RefundRequest
+
+from .settings import WooShop
+
+NAME = "woocommerce"
+CURRENCY = "CNY"  # Alipay's MAPI batch refund pays back in CNY only
+_CENT = Decimal("0.01")
+_AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]+)?")
+
+
+class MalformedResource(ValueError):
+    """An order or refund document without the fields every WooCommerce version sends."""
+
+
+@dataclass(frozen=True)
+class WooOrder:
+    id: int
+    currency: str
+    total: Decimal | None  # what the customer paid, None when it is not a positive amount of cents
+    payment_method: str
+    transaction_id: str
+    refund_ids: tuple[int, ...]  # from refunds[]: {id, reason (or "refund" in old versions), total < 0}
+
+
+@dataclass(frozen=True)
+class WooRefund:
+    """GET /orders/<id>/refunds/<refund_id>: the only place with the amount and `refunded_payment`."""
+
+    id: int
+    amount: str
+    reason: str
+    refunded_payment: bool
+    created: datetime | None  # date_created_gmt
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A refund (or a whole order) that is not ours to pay back; `warn` when the operator should look."""
+
+    reason: str
+    warn: bool = False
+
+
+def parse_order(document: Any) -> WooOrder:
+    """An order from a webhook payload or the REST API, or `MalformedResource` naming the bad field."""
+    if not isinstance(document, dict):
+        raise MalformedResource("an order must be a JSON object")
+    refunds = document.get("refunds") or []
+    if not isinstance(refunds, list) or not all(isinstance(item, dict) for item in refunds):
+        raise MalformedResource("refunds must be a list of objects")
+    return WooOrder(
+        id=_id(document.get("id"), "id"),
+        currency=_text(document, "currency"),
+        total=_money(_text(document, "total")),
+        payment_method=_text(document, "payment_method"),
+        transaction_id=_text(document, "transaction_id"),
+        refund_ids=tuple(_id(item.get("id"), "refunds[].id") for item in refunds),
+    )
+
+
+def parse_refund(document: Any) -> WooRefund:
+    if not isinstance(document, dict):
+        raise MalformedResource("a refund must be a JSON object")
+    return WooRefund(
+        id=_id(document.get("id"), "id"),
+        amount=_text(document, "amount"),
+        reason=_text(document, "reason"),
+        refunded_payment=document.get("refunded_payment") is True,
+        created=_gmt(document.get("date_created_gmt")),
+    )
+
+
+def order_skipped(shop: WooShop, order: WooOrder) -> Skipped | None:
+    """Why none of this order's refunds is ours, or None; checked before fetching any refund."""
+    if order.payment_method not in shop.alipay_gateway_ids:
+        return Skipped(f"paid with {order.payment_method or 'no gateway'!r}, not an Alipay gateway")
+    if order.currency != CURRENCY:
+        return Skipped(f"an Alipay order in {order.currency!r}: Alipay batch refunds pay back {CURRENCY} only", True)
+    if not order.transaction_id:
+        return Skipped("an Alipay order without a transaction id (the Alipay trade number)", True)
+    if order.total is None:
+        return Skipped("an Alipay order whose total is not a positive amount of cents", True)
+    return None
+
+
+def map_refund(
+    shop: WooShop, order: WooOrder, refund: WooRefund, *, since: datetime, context: dict[str, Any]
+) -> RefundRequest | Skipped:
+    """The refund request for one WooCommerce refund of `order`, or why there is none.
+
+    `since` is the first moment whose refunds the adapter pays: older ones were paid back some other way.
+    """
+    skipped = order_skipped(shop, order)
+    if skipped is not None:
+        return skipped
+    if refund.refunded_payment:
+        return Skipped("already refunded through the gateway (refunded_payment): refunding again would pay twice")
+    if refund.created is None or refund.created < since:
+        return Skipped(f"created before {since.isoformat()}, when the adapter started paying this shop's refunds")
+    if _AMOUNT.fullmatch(refund.amount) and Decimal(refund.amount) == 0:
+        return Skipped("nothing to pay back (amount 0)")
+    amount = _money(refund.amount)
+    if amount is None:
+        return Skipped(f"amount {refund.amount!r} is not a positive amount of cents", True)
+    return RefundRequest(
+        platform=NAME,
+        shop=shop.id,
+        platform_refund_id=f"{order.id}:{refund.id}",
+        order_id=str(order.id),
+        trade_no=order.transaction_id,
+        amount=amount,
+        currency=order.currency,
+        reason=refund.reason or f"WooCommerce refund {refund.id}",
+        alipay_account=shop.alipay_account,
+        paid_amount=order.total,
+        context={"refund_id": refund.id, **context},
+    )
+
+
+def _money(text: str) -> Decimal | None:
+    """A positive amount with whole cents ("10.00", "10", "10.500"), never rounded."""
+    if not _AMOUNT.fullmatch(text):
+        return None
+    value = Decimal(text)
+    if value <= 0 or value != value.quantize(_CENT):
+        return None
+    return value.quantize(_CENT)
+
+
+def _id(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise MalformedResource(f"{name} must be a positive integer")
+    return value
+
+
+def _text(document: dict[str, Any], name: str) -> str:
+    value = document.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise MalformedResource(f"{name} must be a string")
+    return value.strip()
+
+
+def _gmt(value: Any) -> datetime | None:
+    """WooCommerce's `*_gmt` dates are ISO 8601 without an offset, in UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
