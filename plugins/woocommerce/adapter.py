@@ -97,7 +97,7 @@ class WooCommercePlatform:
             raise WebhookRejected(
                 502, "shop-api-error", f"{exc}; the store's refunds will be found by the next poll"
             ) from exc
-        return WebhookAccepted(requests=requests)
+        return WebhookAccepted(requests=tuple(requests))
 
     async def _requests(
         self, shop: WooShop, client: WooClient, order: WooOrder, context: dict[str, Any], *, new_only: bool

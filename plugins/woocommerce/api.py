@@ -8,6 +8,7 @@ resend the credentials to wherever they point, and turn a POST into a GET.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -89,14 +90,16 @@ class WooClient:
     ) -> Any:
         what = f"{method} {path}"
         query = dict(params or {})
-        auth = None
+        headers = {}
         if self._shop.auth == "query":
             query |= {"consumer_key": self._shop.consumer_key, "consumer_secret": self._shop.consumer_secret}
-        else:
-            auth = aiohttp.BasicAuth(self._shop.consumer_key, self._shop.consumer_secret)
+        else:  # built by hand: aiohttp.BasicAuth is deprecated in recent aiohttp, its replacement absent from older
+            pair = f"{self._shop.consumer_key}:{self._shop.consumer_secret}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         try:
             async with self._http.request(
-                method, self._shop.url + API_PREFIX + path, params=query, json=body, auth=auth, allow_redirects=False
+                method, self._shop.url + API_PREFIX + path, params=query, json=body, headers=headers,
+                allow_redirects=False,
             ) as resp:
                 raw = await resp.read()
                 if not 200 <= resp.status < 300:
