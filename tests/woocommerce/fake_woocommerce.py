@@ -31,6 +31,7 @@ def gmt(moment: datetime | None = None) -> str:
 
 @dataclass
 class Failure:
+    method: str  # "" for any
     path: str  # answered when the request path, after /wp-json/wc/v3/, starts with this
     status: int
     times: int
@@ -107,10 +108,10 @@ class FakeWooCommerce:
     def meta(self, order_id: int, key: str) -> Any:
         return next((item["value"] for item in self.orders[order_id]["meta_data"] if item["key"] == key), None)
 
-    def fail(self, status: int, *, path: str = "", times: int = 1, headers: dict[str, str] | None = None,
-             body: str = '{"code": "scripted_failure"}') -> None:
-        """Answer the next `times` calls under `path` with `status`."""
-        self.failures.append(Failure(path, status, times, headers or {}, body))
+    def fail(self, status: int, *, method: str = "", path: str = "", times: int = 1,
+             headers: dict[str, str] | None = None, body: str = '{"code": "scripted_failure"}') -> None:
+        """Answer the next `times` calls of `method` under `path` with `status`."""
+        self.failures.append(Failure(method, path, status, times, headers or {}, body))
 
     def refund_fetches(self) -> list[str]:
         return [call.path for call in self.calls if "/refunds/" in call.path]
@@ -165,7 +166,7 @@ class FakeWooCommerce:
         if not self._authenticated(request):
             return _error(401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
         for failure in self.failures:
-            if failure.times > 0 and path.startswith(failure.path):
+            if failure.times > 0 and path.startswith(failure.path) and failure.method in ("", request.method):
                 failure.times -= 1
                 return web.Response(status=failure.status, text=failure.body, headers=failure.headers)
         return await handler(request)
