@@ -1,0 +1,315 @@
+"""The Shopify platform: refunds/create webhooks (observer mode) and refund sessions (payments-app mode).
+
+Observer mode. A refunds/create webhook does not carry the Alipay trade number: it lives on the refunded
+(parent) transaction or on the order, which only the Admin API shows, and the webhook must be answered within
+Shopify's 5 seconds without calling Shopify. So the webhook is verified and its refund id queued durably in the
+plugin's data (`due:{shop}`), then answered; the next reconcile round fetches the queued refunds by id and hands
+the core their requests. The same round polls each shop's recently updated orders (at most every
+`poll_interval_seconds`) for refunds whose webhooks Shopify gave up on. Results go back as an order tag and
+one JSON metafield per refund transaction.
+
+Payments-app mode. A refund session carries everything: it becomes a refund request at once (trade number from
+the payment book) and is answered 201; the result goes back with refundSessionResolve or refundSessionReject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from refund_adapter import (
+    DeliveryResult,
+    InboundWebhook,
+    RefundOutcome,
+    RefundRequest,
+    ShopInfo,
+    WebhookAccepted,
+    WebhookRejected,
+)
+from refund_adapter.alipay.codec import ERROR_CODES
+from refund_adapter.platform import PluginData
+
+from . import graphql, signature
+from .payload import parse_refund_notice, parse_refund_session
+from .payments import PaymentBook
+from .refunds import usable
+from .settings import NAME, PAYMENTS_APP, WEBHOOK, ShopifySettings, ShopifyShop
+
+log = logging.getLogger(__name__)
+
+SESSION_PATH = "refund-session"  # POST /webhooks/shopify/refund-session
+TOPIC = "refunds/create"
+TAG_PREFIX = "alipay-refund:"
+METAFIELD_NAMESPACE = "alipay_refund"
+REJECTION_CODE = "PROCESSING_ERROR"  # the only RefundSessionStatusReasonRejectionCode
+# Shopify will never take the result: the session is already resolved or rejected, or does not exist.
+FINAL_SESSION_ERRORS = frozenset({"REFUND_SESSION_INVALID_STATE", "REFUND_SESSION_NOT_FOUND"})
+FIRST_POLL_LOOKBACK_SECONDS = 86400.0  # a shop's first poll: well past Shopify's 4 hours of webhook retries
+POLL_OVERLAP_SECONDS = 300.0  # each poll starts this much before the last one: search index lag, clock skew
+POLL_MAX_PAGES = 10  # 50 orders a page; the rest waits for the next round
+NODES_PER_QUERY = 50
+
+
+class ShopifyPlatform:
+    """`PlatformAdapter` of Shopify; `http` is the app's shared session, `data` the plugin's durable data."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        settings: ShopifySettings,
+        http: aiohttp.ClientSession,
+        data: PluginData,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._http = http
+        self._data = data
+        self._clock = clock
+        self.payments = PaymentBook(data)
+        self._due_lock = asyncio.Lock()  # one read-modify-write of a due list at a time in this process
+        self._last_poll: dict[str, float] = {}
+        # Writes that record a reconcile round's progress, done at the start of the next round: by then the core
+        # has stored what the round returned, so a crash in between repeats work instead of losing it.
+        self._staged: list[Callable[[], Awaitable[None]]] = []
+
+    # --- receive ---------------------------------------------------------------------------------------------
+
+    async def receive(self, webhook: InboundWebhook) -> WebhookAccepted:
+        if webhook.subpath == "":
+            return await self._refund_created(webhook)
+        if webhook.subpath == SESSION_PATH:
+            return await self._refund_session(webhook)
+        raise WebhookRejected(404, "unknown-endpoint", f"use /webhooks/{NAME} or /webhooks/{NAME}/{SESSION_PATH}")
+
+    def _shop(self, domain: str | None) -> ShopifyShop:
+        shop = self._settings.shops.get((domain or "").strip().lower())
+        if shop is None:
+            raise WebhookRejected(404, "unknown-shop", f"no Shopify shop {domain!r} is configured")
+        return shop
+
+    async def _refund_created(self, webhook: InboundWebhook) -> WebhookAccepted:
+        """Verify, queue the refund id, answer: no Shopify call while Shopify waits."""
+        shop = self._shop(webhook.headers.get("X-Shopify-Shop-Domain"))
+        if not signature.verify(shop.client_secrets, webhook.headers.get(signature.HEADER), webhook.body):
+            raise WebhookRejected(401, "invalid-signature", f"{signature.HEADER} matches no client secret of the shop")
+        topic = webhook.headers.get("X-Shopify-Topic")
+        if topic != TOPIC:
+            raise WebhookRejected(400, "unsupported-topic", f"only {TOPIC} is handled here, not {topic!r}")
+        if shop.mode != WEBHOOK:
+            log.info("shopify %s: refunds/create ignored, the shop's refunds come as refund sessions", shop.domain)
+            return WebhookAccepted()
+        notice = parse_refund_notice(webhook.body)
+        if notice.pays:
+            await self._due_add(shop, notice.gid)
+        log.info(
+            "shopify %s: refund %d %s (webhook %s, event %s)", shop.domain, notice.refund_id,
+            "queued" if notice.pays else "moves no money, ignored",
+            webhook.headers.get("X-Shopify-Webhook-Id"), webhook.headers.get("X-Shopify-Event-Id"),
+        )
+        return WebhookAccepted()
+
+    async def _refund_session(self, webhook: InboundWebhook) -> WebhookAccepted:
+        """A refund session becomes a request at once; 201 with an empty body once the core has stored it."""
+        shop = self._shop(webhook.headers.get("Shopify-Shop-Domain"))
+        header = self._settings.client_cert_header
+        if header is None or webhook.headers.get(header) != "SUCCESS":
+            raise WebhookRejected(401, "client-certificate-required", "Shopify's client certificate was not verified")
+        if shop.mode != PAYMENTS_APP:
+            raise WebhookRejected(409, "not-a-payments-app-shop", f"shop {shop.domain} is in {shop.mode} mode")
+        session = parse_refund_session(webhook.body)
+        payment = await self.payments.find(shop.domain, session.payment_id)
+        if payment is None:
+            # Not stored: Shopify retries the request, so a payment imported meanwhile lets a retry through.
+            log.warning("shopify %s: refund session %s names payment %s, which has no recorded Alipay trade",
+                        shop.domain, session.id, session.payment_id)
+            raise WebhookRejected(
+                422, "unknown-payment",
+                f"no Alipay trade is recorded for payment {session.payment_id}: import it with "
+                "`refund-adapter shopify import-payments`",
+            )
+        request = RefundRequest(
+            platform=NAME,
+            shop=shop.domain,
+            platform_refund_id=session.id,
+            order_id=payment.order_id,
+            trade_no=payment.trade_no,
+            amount=session.amount,
+            currency=session.currency,
+            reason="",
+            alipay_account=shop.alipay_account,
+            paid_amount=payment.amount,
+            context={"mode": PAYMENTS_APP, "session_gid": session.gid, "payment_id": session.payment_id},
+        )
+        return WebhookAccepted(requests=(request,), status=201)
+
+    # --- report ----------------------------------------------------------------------------------------------
+
+    async def report(self, outcome: RefundOutcome) -> DeliveryResult:
+        """Write the result back: session resolve/reject, or tag and metafield on the order."""
+        shop = self._settings.shops.get(outcome.request.shop)
+        if shop is None:
+            return DeliveryResult.dead(f"Shopify shop {outcome.request.shop!r} is no longer configured")
+        try:
+            if outcome.request.context.get("mode") == PAYMENTS_APP:
+                return await self._finish_session(shop, outcome)
+            return await self._write_back(shop, outcome)
+        except graphql.ShopifyApiError as exc:
+            if exc.final:
+                return DeliveryResult.dead(exc.reason)
+            return DeliveryResult.retry(exc.reason, exc.retry_after_seconds)
+
+    async def _write_back(self, shop: ShopifyShop, outcome: RefundOutcome) -> DeliveryResult:
+        request = outcome.request
+        order_gid = request.context["order_gid"]
+        result = {"status": outcome.status, "code": outcome.code, "batch_no": outcome.batch_no,
+                  "amount": f"{request.amount:.2f}"}
+        variables = {
+            "orderId": order_gid,
+            "tags": [TAG_PREFIX + outcome.status],
+            "metafields": [{
+                "ownerId": order_gid,
+                "namespace": METAFIELD_NAMESPACE,
+                "key": metafield_key(request.platform_refund_id),
+                "type": "json",
+                "value": json.dumps(result, sort_keys=True),
+            }],
+        }
+        data = await graphql.call(self._http, shop.admin_graphql_url, shop.access_token, graphql.WRITE_BACK, variables)
+        errors = graphql.user_errors(data.get("tagsAdd"), data.get("metafieldsSet"))
+        if errors:
+            return DeliveryResult.retry(f"userErrors: {graphql.describe(errors)}")
+        return DeliveryResult.delivered()
+
+    async def _finish_session(self, shop: ShopifyShop, outcome: RefundOutcome) -> DeliveryResult:
+        variables: dict[str, Any] = {"id": outcome.request.context["session_gid"]}
+        if outcome.succeeded:
+            document, field = graphql.RESOLVE_SESSION, "refundSessionResolve"
+        else:
+            document, field = graphql.REJECT_SESSION, "refundSessionReject"
+            variables["reason"] = {"code": REJECTION_CODE, "merchantMessage": merchant_message(outcome)}
+        data = await graphql.call(self._http, shop.payments_graphql_url, shop.access_token, document, variables)
+        errors = graphql.user_errors(data.get(field))
+        if not errors:
+            return DeliveryResult.delivered()
+        if any(error.get("code") in FINAL_SESSION_ERRORS for error in errors):
+            return DeliveryResult.dead(f"Shopify will not take the {field}: {graphql.describe(errors)}")
+        return DeliveryResult.retry(f"userErrors: {graphql.describe(errors)}")
+
+    # --- reconcile -------------------------------------------------------------------------------------------
+
+    async def reconcile(self, since: datetime | None) -> Sequence[RefundRequest]:
+        """Queued webhook refunds, then (per shop, rate-limited) refunds of recently updated orders.
+
+        `since` is not used: each shop's poll cursor is kept in the plugin's data, so it survives restarts.
+        """
+        staged, self._staged = self._staged, []
+        for write in staged:
+            await write()
+        found: list[RefundRequest] = []
+        for shop in self._settings.shops.values():
+            if shop.mode != WEBHOOK:
+                continue  # refund sessions cannot be polled: Shopify retries them itself
+            try:
+                found += await self._fetch_due(shop)
+                if self._poll_is_due(shop):
+                    found += await self._poll(shop)
+            except graphql.ShopifyApiError as exc:
+                log.warning("shopify %s: reconcile failed, tried again next round: %s", shop.domain, exc.reason)
+        return found
+
+    async def _fetch_due(self, shop: ShopifyShop) -> list[RefundRequest]:
+        due = await self._due(shop)
+        requests: list[RefundRequest] = []
+        for start in range(0, len(due), NODES_PER_QUERY):
+            ids = due[start : start + NODES_PER_QUERY]
+            data = await self._query(shop, graphql.REFUNDS_BY_ID, {"ids": ids})
+            requests += usable(shop, [node for node in data.get("nodes") or () if node])
+        if due:
+            self._staged.append(lambda: self._due_remove(shop, due))
+        return requests
+
+    def _poll_is_due(self, shop: ShopifyShop) -> bool:
+        last = self._last_poll.get(shop.domain)
+        return last is None or self._clock() - last >= shop.poll_interval_seconds
+
+    async def _poll(self, shop: ShopifyShop) -> list[RefundRequest]:
+        """Refunds of orders updated since the shop's cursor, oldest first, up to POLL_MAX_PAGES pages."""
+        started = self._last_poll[shop.domain] = self._clock()
+        stored = await self._data.get(_cursor_key(shop))
+        cursor = stored or _iso(started - FIRST_POLL_LOOKBACK_SECONDS)
+        variables: dict[str, Any] = {"query": f"updated_at:>='{cursor}'", "after": None}
+        requests: list[RefundRequest] = []
+        next_cursor = cursor
+        for _ in range(POLL_MAX_PAGES):
+            orders = (await self._query(shop, graphql.RECENT_ORDERS, variables))["orders"]
+            for order in orders["nodes"]:
+                requests += usable(shop, order["refunds"])
+                next_cursor = order["updatedAt"]  # oldest first: where a capped poll goes on from
+            if not orders["pageInfo"]["hasNextPage"]:
+                next_cursor = _iso(started - POLL_OVERLAP_SECONDS)
+                break
+            variables["after"] = orders["pageInfo"]["endCursor"]
+        self._staged.append(lambda: self._data.put(_cursor_key(shop), next_cursor))
+        return requests
+
+    async def _query(self, shop: ShopifyShop, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        return await graphql.call(self._http, shop.admin_graphql_url, shop.access_token, document, variables)
+
+    async def _due(self, shop: ShopifyShop) -> list[str]:
+        stored = await self._data.get(_due_key(shop))
+        return json.loads(stored) if stored else []
+
+    async def _due_add(self, shop: ShopifyShop, gid: str) -> None:
+        async with self._due_lock:
+            due = await self._due(shop)
+            if gid not in due:
+                await self._data.put(_due_key(shop), json.dumps([*due, gid]))
+
+    async def _due_remove(self, shop: ShopifyShop, gids: Sequence[str]) -> None:
+        async with self._due_lock:
+            done = set(gids)
+            await self._data.put(_due_key(shop), json.dumps([gid for gid in await self._due(shop) if gid not in done]))
+
+    def shops(self) -> Sequence[ShopInfo]:
+        return [
+            ShopInfo(
+                id=shop.domain,
+                alipay_account=shop.alipay_account,
+                extra={"mode": shop.mode, "trade_no_source": str(shop.trade_no_source), "api_url": shop.api_base_url},
+            )
+            for shop in self._settings.shops.values()
+        ]
+
+
+def metafield_key(platform_refund_id: str) -> str:
+    """`929361464:1072844685` -> `refund-929361464-1072844685` (metafield keys allow letters, digits, - and _)."""
+    return "refund-" + platform_refund_id.replace(":", "-")
+
+
+def merchant_message(outcome: RefundOutcome) -> str:
+    """What the merchant reads on a rejected refund session: Alipay's code, its meaning, the batch."""
+    code = outcome.code or "UNKNOWN"
+    known = ERROR_CODES.get(code)
+    meaning = f" ({known.meaning})" if known else ""
+    batch = f", Alipay batch {outcome.batch_no}" if outcome.batch_no else ""
+    return f"Alipay did not refund this payment: {code}{meaning}{batch}"
+
+
+def _due_key(shop: ShopifyShop) -> str:
+    return f"due:{shop.domain}"
+
+
+def _cursor_key(shop: ShopifyShop) -> str:
+    return f"cursor:{shop.domain}"
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
