@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 from refund_adapter_woocommerce.adapter import WooCommercePlatform
-from refund_adapter_woocommerce.settings import SIGNATURE_ALGORITHMS, parse_settings, shop_id
+from refund_adapter_woocommerce.settings import SIGNATURE_ALGORITHMS, WooShop, parse_settings, shop_id
 
-from refund_adapter.config import ConfigError
+from refund_adapter.config import ConfigError, parse_config
 from refund_adapter.plugins import collect_platforms, create_plugin_manager
 
 from .conftest import shop_section
 from .fake_woocommerce import CONSUMER_SECRET, WEBHOOK_SECRET
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "woocommerce.example.yaml"
 
 
 def problems(section: Any) -> list[str]:
@@ -102,3 +107,16 @@ def test_the_entry_point_registers_the_platform_only_when_configured() -> None:
     assert "woocommerce" not in collect_platforms(pm, SimpleNamespace(platforms={}), None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         collect_platforms(pm, SimpleNamespace(platforms={"woocommerce": {"shops": []}}), None)  # type: ignore[arg-type]
+
+
+def test_the_example_is_valid_and_documents_every_setting() -> None:
+    text = EXAMPLE.read_text("utf-8")
+    document = yaml.safe_load(text) | {
+        "server": {"public_url": "https://refunds.example"},
+        "alipay": {"accounts": {"main": {"partner": "2088101122136241", "md5_key": "k"}}},
+    }
+    env = {"WC_WEBHOOK_SECRET": "s", "WC_CONSUMER_KEY": "ck_1", "WC_CONSUMER_SECRET": "cs_1"}
+    (shop,) = parse_settings(parse_config(document, env=env).platforms["woocommerce"]).shops.values()
+    assert (shop.id, shop.consumer_secret) == ("shop.example", "cs_1")
+    settings = [f.name for f in dataclasses.fields(WooShop) if f.name != "id"]
+    assert [name for name in settings if f"{name}:" not in text] == []
