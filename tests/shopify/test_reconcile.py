@@ -1,0 +1,172 @@
+"""Reconcile: queued webhook refunds fetched from the Admin API, and a per-shop poll for webhooks Shopify gave up on."""
+
+from __future__ import annotations
+
+import json
+import logging
+from decimal import Decimal
+
+import aiohttp
+import pytest
+from multidict import CIMultiDict
+from refund_adapter_shopify.adapter import ShopifyPlatform
+from refund_adapter_shopify.settings import parse_settings
+
+from refund_adapter import InboundWebhook, RefundRequest
+from refund_adapter.platform import PluginData
+
+from .conftest import make_platform, section
+from .fake_shopify import DOMAIN, TRADE_NO, FakeShopify, webhook_headers
+
+
+async def deliver(platform: ShopifyPlatform, payload: dict[str, object]) -> None:
+    body = json.dumps(payload).encode()
+    await platform.receive(InboundWebhook("shopify", "", CIMultiDict(webhook_headers(body)), {}, body))
+
+
+def keys(requests: list[RefundRequest] | tuple[RefundRequest, ...]) -> set[str]:
+    return {request.platform_refund_id for request in requests}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_790_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_queued_refund_becomes_one_request_per_refund_transaction(
+    platform: ShopifyPlatform, fake: FakeShopify, data: PluginData
+) -> None:
+    order = fake.add_order(450789469, "100.00")
+    payload = fake.add_refund(order, 929361464, "30.00", "12.50")
+    await deliver(platform, payload)
+    first, second = (t["id"] for t in payload["transactions"])
+
+    found = await platform.reconcile(None)
+
+    assert next(r for r in found if r.platform_refund_id == f"929361464:{first}") == (
+        RefundRequest(
+            platform="shopify", shop=DOMAIN, platform_refund_id=f"929361464:{first}", order_id="450789469",
+            trade_no=TRADE_NO, amount=Decimal("30.00"), currency="CNY", reason="wrong size", alipay_account="main",
+            paid_amount=Decimal("100.00"),
+            context={"mode": "webhook", "order_gid": "gid://shopify/Order/450789469",
+                     "refund_gid": "gid://shopify/Refund/929361464"},
+        )
+    )
+    assert keys(found) == {f"929361464:{first}", f"929361464:{second}"}
+    assert ("AlipayRefunds", {"ids": ["gid://shopify/Refund/929361464"]}) in fake.calls
+
+
+async def test_the_due_list_is_emptied_only_at_the_next_round(
+    platform: ShopifyPlatform, fake: FakeShopify, data: PluginData, http: aiohttp.ClientSession
+) -> None:
+    await deliver(platform, fake.add_refund(fake.add_order(1), 2, "30.00"))
+    await platform.reconcile(None)
+    # A crash before the core stored what the round returned: a new process fetches the refund again.
+    restarted = make_platform(fake, http, data)
+    assert await data.get(f"due:{DOMAIN}") == '["gid://shopify/Refund/2"]'
+    assert len(await restarted.reconcile(None)) == 2  # the due fetch and the first poll
+    await restarted.reconcile(None)
+    assert await data.get(f"due:{DOMAIN}") == "[]"
+
+
+async def test_pending_refunds_wait_and_a_later_poll_pays_them(
+    fake: FakeShopify, http: aiohttp.ClientSession, data: PluginData
+) -> None:
+    clock = Clock()
+    platform = ShopifyPlatform(parse_settings(section(fake.url, poll_interval_seconds=60)), http, data, clock)
+    order = fake.add_order(1)
+    payload = fake.add_refund(order, 2, "30.00", status="pending")
+    await deliver(platform, payload)
+    assert await platform.reconcile(None) == []
+
+    order.refunds[0].transactions[0].status = "success"
+    clock.now += 30
+    assert await platform.reconcile(None) == []  # the shop's poll is rate-limited
+    clock.now += 30
+    assert keys(await platform.reconcile(None)) == {f"2:{payload['transactions'][0]['id']}"}
+
+
+async def test_the_poll_finds_refunds_whose_webhooks_never_came_across_pages(
+    fake: FakeShopify, http: aiohttp.ClientSession, data: PluginData
+) -> None:
+    clock = Clock()
+    platform = ShopifyPlatform(parse_settings(section(fake.url)), http, data, clock)
+    expected = set()
+    for number in range(1, 121):
+        payload = fake.add_refund(fake.add_order(number), 10_000 + number, "1.00")
+        expected.add(f"{10_000 + number}:{payload['transactions'][0]['id']}")
+    fake.add_order(999)  # no refund
+
+    assert keys(await platform.reconcile(None)) == expected
+    assert [op for op, _ in fake.calls] == ["AlipayRecentRefunds"] * 3  # 50 + 50 + 21 orders
+    await platform.reconcile(None)
+    assert await data.get(f"cursor:{DOMAIN}") == "2026-09-21T14:08:20Z"  # the first poll's start, less 5 minutes
+
+
+async def test_a_shops_first_poll_looks_back_a_day_then_from_its_stored_cursor(
+    fake: FakeShopify, http: aiohttp.ClientSession, data: PluginData
+) -> None:
+    clock = Clock()
+    platform = ShopifyPlatform(parse_settings(section(fake.url, poll_interval_seconds=1)), http, data, clock)
+    await platform.reconcile(None)
+    clock.now += 10
+    await platform.reconcile(None)
+    queries = [variables["query"] for op, variables in fake.calls if op == "AlipayRecentRefunds"]
+    assert queries == ["updated_at:>='2026-09-20T14:13:20Z'", "updated_at:>='2026-09-21T14:08:20Z'"]
+
+
+@pytest.mark.parametrize(
+    ("source", "order_options"),
+    [
+        ("receipt:payment.trade_no", {"receipt": {"payment": {"trade_no": TRADE_NO, "buyer": "x"}}}),
+        ("receipt:trades.1", {"receipt": {"trades": ["2026000000000000000000000009", int(TRADE_NO)]}}),
+        ("note_attribute:alipay_trade_no", {"note_attributes": [{"name": "alipay_trade_no", "value": TRADE_NO}]}),
+    ],
+)
+async def test_configurable_trade_number_sources(
+    fake: FakeShopify, http: aiohttp.ClientSession, data: PluginData, source: str, order_options: dict[str, object]
+) -> None:
+    platform = make_platform(fake, http, data, trade_no_source=source)
+    fake.add_order(1, trade_no="not-this-one", **order_options)  # type: ignore[arg-type]
+    fake.add_refund(fake.orders[1], 2, "30.00")
+    (request,) = {r.key: r for r in await platform.reconcile(None)}.values()
+    assert request.trade_no == TRADE_NO
+    assert request.paid_amount == (None if source.startswith("note_attribute") else Decimal("100.00"))
+
+
+async def test_a_refund_without_a_trade_number_is_left_out_and_logged(
+    fake: FakeShopify, http: aiohttp.ClientSession, data: PluginData, caplog: pytest.LogCaptureFixture
+) -> None:
+    platform = make_platform(fake, http, data, trade_no_source="note_attribute:alipay_trade_no")
+    fake.add_refund(fake.add_order(1), 2, "30.00")
+    good = fake.add_refund(fake.add_order(3, note_attributes=[{"name": "alipay_trade_no", "value": TRADE_NO}]), 4, "5")
+    with caplog.at_level(logging.WARNING):
+        found = await platform.reconcile(None)
+    assert keys(found) == {f"4:{good['transactions'][0]['id']}"}
+    assert "refund gid://shopify/Refund/2" in caplog.text and "note_attribute:alipay_trade_no" in caplog.text
+
+
+@pytest.mark.parametrize("failure", ["throttled", "503", "401"])
+async def test_an_api_failure_keeps_the_queue_for_the_next_round(
+    platform: ShopifyPlatform, fake: FakeShopify, data: PluginData, failure: str
+) -> None:
+    await deliver(platform, fake.add_refund(fake.add_order(1), 2, "30.00"))
+    if failure == "throttled":
+        fake.answer_throttled()
+    else:
+        fake.answer_http(int(failure))
+    assert await platform.reconcile(None) == []
+    assert await platform.reconcile(None) != []  # the due refund again; the poll waits for its interval
+    assert await data.get(f"due:{DOMAIN}") == '["gid://shopify/Refund/2"]'
+
+
+async def test_payments_app_shops_are_not_polled(
+    fake: FakeShopify, http: aiohttp.ClientSession, data: PluginData
+) -> None:
+    platform = make_platform(fake, http, data, mode="payments_app")
+    fake.add_refund(fake.add_order(1), 2, "30.00")
+    assert await platform.reconcile(None) == []
+    assert fake.calls == []
