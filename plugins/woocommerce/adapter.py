@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -62,7 +63,7 @@ class WooCommercePlatform:
         self._uncommitted: dict[str, tuple[datetime | None, datetime]] = {}
         self._webhook_status: dict[str, str] = {}
         for shop in settings.shops.values():
-            if shop.url.startswith("http:"):
+            if urlsplit(shop.url).scheme == "http":
                 log.warning(
                     "woocommerce %s: url is plain http; a real store accepts API keys only over https", shop.id
                 )
@@ -268,8 +269,12 @@ def _decided_key(shop: WooShop, order_id: int, refund_id: int) -> str:
 
 
 def _log_skip(shop: WooShop, order_id: int, refund_id: int | None, skipped: Skipped) -> None:
-    what = f"order {order_id}" if refund_id is None else f"refund {refund_id} of order {order_id}"
-    log.log(logging.WARNING if skipped.warn else logging.INFO, "woocommerce %s: %s skipped: %s", shop.id, what,
+    """Warn when the operator should look; orders paid otherwise are routine, so only debug."""
+    if refund_id is None:
+        what, routine = f"order {order_id}", logging.DEBUG
+    else:
+        what, routine = f"refund {refund_id} of order {order_id}", logging.INFO
+    log.log(logging.WARNING if skipped.warn else routine, "woocommerce %s: %s skipped: %s", shop.id, what,
             skipped.reason)
 
 

@@ -52,8 +52,8 @@ def signature_matches(secret: str, algorithm: str, body: bytes, signature: str |
 def subscription_status(webhooks: Any) -> str:
     """Whether the store's webhooks to us work (GET /webhooks): "active", "missing", or which ones are not.
 
-    WooCommerce sets a webhook to `disabled` after its 6th failed delivery in a row and never retries; only the
-    operator can turn it back on.
+    WooCommerce disables a webhook after consecutive failed deliveries (the 7th, by default) and never retries;
+    only the operator can turn it back on.
     """
     ours = [
         hook
