@@ -21,6 +21,7 @@ NAME = "woocommerce"
 CURRENCY = "CNY"  # Alipay's MAPI batch refund pays back in CNY only
 _CENT = Decimal("0.01")
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]+)?")
+_TRADE_NO = re.compile(r"[0-9A-Za-z]{1,64}")
 
 
 class MalformedResource(ValueError):
@@ -91,8 +92,9 @@ def order_skipped(shop: WooShop, order: WooOrder) -> Skipped | None:
         return Skipped(f"paid with {order.payment_method or 'no gateway'!r}, not an Alipay gateway")
     if order.currency != CURRENCY:
         return Skipped(f"an Alipay order in {order.currency!r}: Alipay batch refunds pay back {CURRENCY} only", True)
-    if not order.transaction_id:
-        return Skipped("an Alipay order without a transaction id (the Alipay trade number)", True)
+    if not _TRADE_NO.fullmatch(order.transaction_id):
+        # Refused here, not by the core: a refused delivery counts towards WooCommerce disabling the webhook.
+        return Skipped(f"an Alipay order whose transaction id {order.transaction_id!r} is no Alipay trade number", True)
     if order.total is None:
         return Skipped("an Alipay order whose total is not a positive amount of cents", True)
     return None
