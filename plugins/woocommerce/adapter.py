@@ -108,6 +108,8 @@ class WooCommercePlatform:
         Each decision is remembered before the core stores the requests: should that fail, the poll, which
         ignores what is remembered, still finds them.
         """
+        if not order.refund_ids:  # most updates: an unpaid order has no trade number yet, and nothing to say
+            return []
         skipped = order_skipped(shop, order)
         if skipped is not None:
             _log_skip(shop, order.id, None, skipped)

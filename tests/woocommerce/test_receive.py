@@ -245,3 +245,11 @@ async def test_an_unreachable_store_is_a_502(http: aiohttp.ClientSession, memory
     fake.add_refund(727, "10.00")
     problem = await rejection(platform, *fake.delivery(727))
     assert (problem.status, problem.type) == (502, "shop-api-error")
+
+
+async def test_an_order_without_refunds_is_quiet(
+    platform: WooCommercePlatform, fake: FakeWooCommerce, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.add_order(727, trade_no="")  # pending payment: no trade number yet
+    assert (await receive(platform, fake, 727)).requests == ()
+    assert fake.calls == [] and caplog.records == []
