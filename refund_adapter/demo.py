@@ -78,8 +78,16 @@ class Scenario:
 
 
 def demo_config(
-    port: int, gateway_url: str, shop_url: str, secret: str, md5_key: str, store_url: str, first_query_after: float
+    port: int,
+    gateway_url: str,
+    shop_url: str,
+    secret: str,
+    md5_key: str,
+    store_url: str,
+    first_query_after: float,
+    **sections: Any,
 ) -> Config:
+    """The demo's configuration; `sections` replace whole top-level sections (for tests)."""
     return parse_config(
         {
             "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
@@ -92,7 +100,8 @@ def demo_config(
                            "interval_seconds": 0.5},
             "platforms": {"generic": {"shops": [{"id": SHOP_ID, "secret": secret, "callback_url": shop_url,
                                                   "alipay_account": "main"}]}},
-        },
+        }
+        | sections,
         env={},
     )
 
