@@ -118,10 +118,10 @@ class ShopifyPlatform:
 
     async def _refund_session(self, webhook: InboundWebhook) -> WebhookAccepted:
         """A refund session becomes a request at once; 201 with an empty body once the core has stored it."""
-        shop = self._shop(webhook.headers.get("Shopify-Shop-Domain"))
-        header = self._settings.client_cert_header
+        header = self._settings.client_cert_header  # first: who is not Shopify learns nothing, not even the shops
         if header is None or webhook.headers.get(header) != "SUCCESS":
             raise WebhookRejected(401, "client-certificate-required", "Shopify's client certificate was not verified")
+        shop = self._shop(webhook.headers.get("Shopify-Shop-Domain"))
         if shop.mode != PAYMENTS_APP:
             raise WebhookRejected(409, "not-a-payments-app-shop", f"shop {shop.domain} is in {shop.mode} mode")
         session = parse_refund_session(webhook.body)

@@ -14,7 +14,7 @@ from refund_adapter_shopify.settings import DEFAULT_API_VERSION, ShopifyShop, Tr
 
 from refund_adapter import ShopInfo
 from refund_adapter.cli import main
-from refund_adapter.config import ConfigError
+from refund_adapter.config import ConfigError, parse_config
 from refund_adapter.plugins import collect_platforms, create_plugin_manager
 
 from .fake_shopify import DOMAIN, SECRET, TOKEN
@@ -117,3 +117,15 @@ def test_check_config_shows_the_sections_problems(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check-config", str(path)])
     assert result.exit_code == 2
     assert "platforms.shopify.shops[0].access_token: missing" in result.output
+
+
+def test_the_example_section_is_valid() -> None:
+    example = yaml.safe_load((Path(__file__).parents[2] / "config" / "shopify.example.yaml").read_text("utf-8"))
+    config = parse_config(
+        {"server": {"public_url": "https://refunds.example.com"},
+         "alipay": {"accounts": {"main": {"partner": "2088101122136241", "md5_key": "k"}}}} | example,
+        env={"SHOPIFY_CLIENT_SECRET": SECRET, "SHOPIFY_ACCESS_TOKEN": TOKEN},
+    )
+    settings = parse_settings(config.platforms["shopify"])
+    assert settings.shops["example.myshopify.com"].client_secrets == (SECRET,)
+    assert settings.client_cert_header == "X-Client-Verify"
