@@ -223,6 +223,8 @@ class ShopifyPlatform:
                     found += await self._poll(shop)
             except graphql.ShopifyApiError as exc:
                 log.warning("shopify %s: reconcile failed, tried again next round: %s", shop.domain, exc.reason)
+            except (KeyError, TypeError):  # an answer of another shape: the other shops still get their round
+                log.exception("shopify %s: unexpected answer from the Admin API; tried again next round", shop.domain)
         return found
 
     async def _fetch_due(self, shop: ShopifyShop) -> list[RefundRequest]:
@@ -295,12 +297,13 @@ def metafield_key(platform_refund_id: str) -> str:
 
 
 def merchant_message(outcome: RefundOutcome) -> str:
-    """What the merchant reads on a rejected refund session: Alipay's code, its meaning, the batch."""
+    """What the merchant reads on a rejected refund session: the code (Alipay's, or ours such as
+    EXCEEDS_PAID_AMOUNT when the refund never reached Alipay), its meaning when Alipay documents it, the batch."""
     code = outcome.code or "UNKNOWN"
     known = ERROR_CODES.get(code)
     meaning = f" ({known.meaning})" if known else ""
     batch = f", Alipay batch {outcome.batch_no}" if outcome.batch_no else ""
-    return f"Alipay did not refund this payment: {code}{meaning}{batch}"
+    return f"Refund not paid through Alipay: {code}{meaning}{batch}"
 
 
 def _due_key(shop: ShopifyShop) -> str:

@@ -170,3 +170,14 @@ async def test_payments_app_shops_are_not_polled(
     fake.add_refund(fake.add_order(1), 2, "30.00")
     assert await platform.reconcile(None) == []
     assert fake.calls == []
+
+
+async def test_answers_of_another_shape_are_logged_not_fatal(
+    platform: ShopifyPlatform, fake: FakeShopify, caplog: pytest.LogCaptureFixture
+) -> None:
+    await deliver(platform, fake.add_refund(fake.add_order(1), 2, "30.00"))
+    fake.answer_json({"data": {"nodes": [{"id": "gid://shopify/Refund/2", "note": None}]}})  # no transactions
+    fake.answer_json({"data": {"shop": {}}})  # no orders
+    with caplog.at_level(logging.WARNING):
+        assert await platform.reconcile(None) == []
+    assert "refund of an unexpected shape" in caplog.text and "unexpected answer from the Admin API" in caplog.text

@@ -158,7 +158,7 @@ async def test_failure_rejects_the_session_with_a_merchant_message(
     assert fake.sessions[SESSION_GID] == "rejected"
     assert fake.rejections[SESSION_GID] == {
         "code": "PROCESSING_ERROR",
-        "merchantMessage": "Alipay did not refund this payment: TRADE_HAS_CLOSED (交易已关闭，不允许退款), "
+        "merchantMessage": "Refund not paid through Alipay: TRADE_HAS_CLOSED (交易已关闭，不允许退款), "
                            "Alipay batch 20261125000102",
     }
 
