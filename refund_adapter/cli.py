@@ -22,11 +22,14 @@ def main() -> None:
 def check_config(path: str) -> None:
     """Validate a configuration file: print every problem (exit 2), or a one-line summary (exit 0)."""
     from refund_adapter.config import ConfigError
-    from refund_adapter.plugins import collect_platforms, create_plugin_manager
+    from refund_adapter.plugins import collect_platforms, create_plugin_manager, unknown_accounts
 
     config = _load_or_exit(path)
     try:  # each plugin validates its own platforms.<name> section when it registers
-        collect_platforms(create_plugin_manager(config.plugins_dir), config, None)  # type: ignore[arg-type]
+        platforms = collect_platforms(create_plugin_manager(config.plugins_dir), config, None)  # type: ignore[arg-type]
+        unknown = unknown_accounts(platforms, config.alipay.accounts)
+        if unknown:
+            raise ConfigError(unknown)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)

@@ -115,6 +115,16 @@ def collect_platforms(
     return platforms
 
 
+def unknown_accounts(platforms: Mapping[str, PlatformAdapter], accounts: Collection[str]) -> list[str]:
+    """Shops that name an Alipay account the configuration does not have, as `check-config` problems."""
+    return [
+        f"platforms.{name}: shop {shop.id!r} names alipay_account {shop.alipay_account!r}, which is not configured"
+        for name, adapter in sorted(platforms.items())
+        for shop in adapter.shops()
+        if shop.alipay_account not in accounts
+    ]
+
+
 async def broadcast(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:
     """Call every implementation of a notification hook, awaiting awaitables; one failing never stops the rest."""
     for impl in _hookimpls(pm, hook_name, kwargs):

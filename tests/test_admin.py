@@ -113,6 +113,13 @@ async def test_plugins_lists_the_generic_platform_and_its_hooks(admin: Admin) ->
     assert generic["version"]
 
 
+async def test_platforms_lists_each_shop_and_its_account(admin: Admin) -> None:
+    status, platforms = await admin.get("/-/platforms")
+    assert status == 200
+    assert [(shop["id"], shop["alipay_account"]) for shop in platforms["generic"]] == [(SHOP, "main")]
+    assert platforms["generic"][0]["callback_url"].endswith("/callback")
+
+
 async def test_refunds_filtered_by_state_and_read_one_by_id(settled: Admin) -> None:
     status, succeeded = await settled.get("/-/refunds?state=succeeded")
     assert status == 200

@@ -67,3 +67,13 @@ def test_check_config_reports_a_plugin_section_problem_with_its_path(tmp_path: P
     result = CliRunner().invoke(main, ["check-config", str(path)])
     assert result.exit_code == 2
     assert "platforms.generic.shops[0].secret" in result.output
+
+
+def test_check_config_reports_a_shop_naming_an_unknown_alipay_account(tmp_path: Path) -> None:
+    path = _config(tmp_path)
+    shop = ('{id: s1, secret: "whsec_AAAAAAAAAAAAAAAAAAAAAAAA", callback_url: "https://shop.example/cb", '
+            "alipay_account: hk}")
+    path.write_text(path.read_text("utf-8") + f"platforms: {{generic: {{shops: [{shop}]}}}}\n", "utf-8")
+    result = CliRunner().invoke(main, ["check-config", str(path)])
+    assert result.exit_code == 2
+    assert "platforms.generic: shop 's1' names alipay_account 'hk', which is not configured" in result.output

@@ -389,10 +389,12 @@ def write_config(folder: Path, data: dict[str, Any]) -> Path:
 
 
 def test_cli_check_config_summarises_a_valid_file(tmp_path: Path) -> None:
-    path = write_config(tmp_path, minimal(platforms={"woocommerce": {}, "shopify": {}}))
+    shop = {"id": "s1", "secret": "whsec_" + "A" * 32, "callback_url": "https://shop.example/cb",
+            "alipay_account": "main"}
+    path = write_config(tmp_path, minimal(platforms={"generic": {"shops": [shop]}}))
     result = CliRunner().invoke(main, ["check-config", str(path)])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "ok: 1 accounts, platforms: shopify, woocommerce\n"
+    assert result.stdout == "ok: 1 accounts, platforms: generic\n"
 
 
 def test_cli_check_config_prints_each_problem_on_stderr_and_exits_2(tmp_path: Path) -> None:

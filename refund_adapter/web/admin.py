@@ -35,6 +35,14 @@ def _int_param(request: web.Request, name: str) -> int | None:
     return int(raw)
 
 
+async def platforms(request: web.Request) -> web.Response:
+    """Each platform's shops, with what its plugin says of them (a webhook WooCommerce disabled, say)."""
+    return web.json_response({
+        name: [{"id": shop.id, "alipay_account": shop.alipay_account, **shop.extra} for shop in adapter.shops()]
+        for name, adapter in sorted(request.app[ENGINE].platforms.items())
+    })
+
+
 async def list_refunds(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in RefundState.__members__.values():
@@ -114,6 +122,7 @@ async def metrics(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/-/plugins", plugins)
+    app.router.add_get("/-/platforms", platforms)
     app.router.add_get("/-/refunds", list_refunds)
     app.router.add_get(r"/-/refunds/{id:\d+}", get_refund)
     app.router.add_get("/-/batches", list_batches)

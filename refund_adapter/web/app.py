@@ -3,6 +3,7 @@ ClientSession, the store, the plugins' adapters and the engine loops, stopped in
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -15,13 +16,15 @@ from ..engine import start_engine, stop_engine
 from ..engine.channel import MapiChannel
 from ..engine.runtime import EngineContext
 from ..platform import PluginData
-from ..plugins import broadcast, collect_platforms, create_plugin_manager
+from ..plugins import broadcast, collect_platforms, create_plugin_manager, unknown_accounts
 from ..store import store_from_url
 from . import admin
 from .alipay import dback_notify, refund_notify
 from .keys import CONFIG, ENGINE, HTTP, PLUGIN_MANAGER
 from .problems import problem_middleware
 from .webhooks import receive_webhook
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -69,6 +72,8 @@ def _engine(clock: Callable[[], float], run_engine: bool) -> Callable[[web.Appli
                 for name, account in config.alipay.accounts.items()
             }
             platforms = collect_platforms(pm, config, session, lambda plugin: PluginData(store, plugin, clock))
+            for problem in unknown_accounts(platforms, config.alipay.accounts):
+                log.error("%s: its refunds will be refused until the account is configured", problem)
             ctx = EngineContext(config, store, channels, platforms, pm, clock)
             app[ENGINE] = ctx
             tasks = start_engine(ctx) if run_engine else []
