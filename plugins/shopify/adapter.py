@@ -76,9 +76,11 @@ class ShopifyPlatform:
         self.payments = PaymentBook(data)
         self._due_lock = asyncio.Lock()  # one read-modify-write of a due list at a time in this process
         self._last_poll: dict[str, float] = {}
-        # Writes that record a reconcile round's progress, done at the start of the next round: by then the core
-        # has stored what the round returned, so a crash in between repeats work instead of losing it.
+        # Writes that record a reconcile round's progress (queue entries done, poll cursors), made only once the
+        # core has stored what the round returned: it says so by moving `since` past the round's own `since`.
+        # A crash or a failed store in between repeats the work instead of losing it.
         self._staged: list[Callable[[], Awaitable[None]]] = []
+        self._staged_since: datetime | None = None
 
     # --- receive ---------------------------------------------------------------------------------------------
 
@@ -208,11 +210,14 @@ class ShopifyPlatform:
     async def reconcile(self, since: datetime | None) -> Sequence[RefundRequest]:
         """Queued webhook refunds, then (per shop, rate-limited) refunds of recently updated orders.
 
-        `since` is not used: each shop's poll cursor is kept in the plugin's data, so it survives restarts.
+        `since` only tells whether the last round's requests were stored (it moved on): its progress is recorded
+        then. Each shop's poll cursor is kept in the plugin's data, so it survives restarts.
         """
         staged, self._staged = self._staged, []
-        for write in staged:
-            await write()
+        if since is not None and (self._staged_since is None or since > self._staged_since):
+            for write in staged:
+                await write()
+        self._staged_since = since
         found: list[RefundRequest] = []
         for shop in self._settings.shops.values():
             if shop.mode != WEBHOOK:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import aiohttp
@@ -22,6 +23,11 @@ from .fake_shopify import DOMAIN, TRADE_NO, FakeShopify, webhook_headers
 async def deliver(platform: ShopifyPlatform, payload: dict[str, object]) -> None:
     body = json.dumps(payload).encode()
     await platform.receive(InboundWebhook("shopify", "", CIMultiDict(webhook_headers(body)), {}, body))
+
+
+async def next_round(platform: ShopifyPlatform) -> list[RefundRequest]:
+    """A reconcile round as the core's poller calls it after storing the last round's requests."""
+    return list(await platform.reconcile(datetime.now(UTC)))
 
 
 def keys(requests: list[RefundRequest] | tuple[RefundRequest, ...]) -> set[str]:
@@ -44,7 +50,7 @@ async def test_a_queued_refund_becomes_one_request_per_refund_transaction(
     await deliver(platform, payload)
     first, second = (t["id"] for t in payload["transactions"])
 
-    found = await platform.reconcile(None)
+    found = await next_round(platform)
 
     assert next(r for r in found if r.platform_refund_id == f"929361464:{first}") == (
         RefundRequest(
@@ -63,12 +69,25 @@ async def test_the_due_list_is_emptied_only_at_the_next_round(
     platform: ShopifyPlatform, fake: FakeShopify, data: PluginData, http: aiohttp.ClientSession
 ) -> None:
     await deliver(platform, fake.add_refund(fake.add_order(1), 2, "30.00"))
-    await platform.reconcile(None)
+    await next_round(platform)
     # A crash before the core stored what the round returned: a new process fetches the refund again.
     restarted = make_platform(fake, http, data)
     assert await data.get(f"due:{DOMAIN}") == '["gid://shopify/Refund/2"]'
-    assert len(await restarted.reconcile(None)) == 2  # the due fetch and the first poll
-    await restarted.reconcile(None)
+    assert len(await next_round(restarted)) == 2  # the due fetch and the first poll
+    await next_round(restarted)
+    assert await data.get(f"due:{DOMAIN}") == "[]"
+
+
+async def test_a_round_the_core_did_not_store_is_done_again(
+    platform: ShopifyPlatform, fake: FakeShopify, data: PluginData
+) -> None:
+    await deliver(platform, fake.add_refund(fake.add_order(1), 2, "30.00"))
+    since = datetime.now(UTC)
+    await platform.reconcile(since)
+    await platform.reconcile(since)  # the store failed: `since` did not move
+    assert await data.get(f"due:{DOMAIN}") == '["gid://shopify/Refund/2"]'
+    assert await data.get(f"cursor:{DOMAIN}") is None
+    await next_round(platform)
     assert await data.get(f"due:{DOMAIN}") == "[]"
 
 
@@ -80,13 +99,13 @@ async def test_pending_refunds_wait_and_a_later_poll_pays_them(
     order = fake.add_order(1)
     payload = fake.add_refund(order, 2, "30.00", status="pending")
     await deliver(platform, payload)
-    assert await platform.reconcile(None) == []
+    assert await next_round(platform) == []
 
     order.refunds[0].transactions[0].status = "success"
     clock.now += 30
-    assert await platform.reconcile(None) == []  # the shop's poll is rate-limited
+    assert await next_round(platform) == []  # the shop's poll is rate-limited
     clock.now += 30
-    assert keys(await platform.reconcile(None)) == {f"2:{payload['transactions'][0]['id']}"}
+    assert keys(await next_round(platform)) == {f"2:{payload['transactions'][0]['id']}"}
 
 
 async def test_the_poll_finds_refunds_whose_webhooks_never_came_across_pages(
@@ -100,9 +119,9 @@ async def test_the_poll_finds_refunds_whose_webhooks_never_came_across_pages(
         expected.add(f"{10_000 + number}:{payload['transactions'][0]['id']}")
     fake.add_order(999)  # no refund
 
-    assert keys(await platform.reconcile(None)) == expected
+    assert keys(await next_round(platform)) == expected
     assert [op for op, _ in fake.calls] == ["AlipayRecentRefunds"] * 3  # 50 + 50 + 21 orders
-    await platform.reconcile(None)
+    await next_round(platform)
     assert await data.get(f"cursor:{DOMAIN}") == "2026-09-21T14:08:20Z"  # the first poll's start, less 5 minutes
 
 
@@ -111,9 +130,9 @@ async def test_a_shops_first_poll_looks_back_a_day_then_from_its_stored_cursor(
 ) -> None:
     clock = Clock()
     platform = ShopifyPlatform(parse_settings(section(fake.url, poll_interval_seconds=1)), http, data, clock)
-    await platform.reconcile(None)
+    await next_round(platform)
     clock.now += 10
-    await platform.reconcile(None)
+    await next_round(platform)
     queries = [variables["query"] for op, variables in fake.calls if op == "AlipayRecentRefunds"]
     assert queries == ["updated_at:>='2026-09-20T14:13:20Z'", "updated_at:>='2026-09-21T14:08:20Z'"]
 
@@ -132,7 +151,7 @@ async def test_configurable_trade_number_sources(
     platform = make_platform(fake, http, data, trade_no_source=source)
     fake.add_order(1, trade_no="not-this-one", **order_options)  # type: ignore[arg-type]
     fake.add_refund(fake.orders[1], 2, "30.00")
-    (request,) = {r.key: r for r in await platform.reconcile(None)}.values()
+    (request,) = {r.key: r for r in await next_round(platform)}.values()
     assert request.trade_no == TRADE_NO
     assert request.paid_amount == (None if source.startswith("note_attribute") else Decimal("100.00"))
 
@@ -144,7 +163,7 @@ async def test_a_refund_without_a_trade_number_is_left_out_and_logged(
     fake.add_refund(fake.add_order(1), 2, "30.00")
     good = fake.add_refund(fake.add_order(3, note_attributes=[{"name": "alipay_trade_no", "value": TRADE_NO}]), 4, "5")
     with caplog.at_level(logging.WARNING):
-        found = await platform.reconcile(None)
+        found = await next_round(platform)
     assert keys(found) == {f"4:{good['transactions'][0]['id']}"}
     assert "refund gid://shopify/Refund/2" in caplog.text and "note_attribute:alipay_trade_no" in caplog.text
 
@@ -158,8 +177,8 @@ async def test_an_api_failure_keeps_the_queue_for_the_next_round(
         fake.answer_throttled()
     else:
         fake.answer_http(int(failure))
-    assert await platform.reconcile(None) == []
-    assert await platform.reconcile(None) != []  # the due refund again; the poll waits for its interval
+    assert await next_round(platform) == []
+    assert await next_round(platform) != []  # the due refund again; the poll waits for its interval
     assert await data.get(f"due:{DOMAIN}") == '["gid://shopify/Refund/2"]'
 
 
@@ -168,7 +187,7 @@ async def test_payments_app_shops_are_not_polled(
 ) -> None:
     platform = make_platform(fake, http, data, mode="payments_app")
     fake.add_refund(fake.add_order(1), 2, "30.00")
-    assert await platform.reconcile(None) == []
+    assert await next_round(platform) == []
     assert fake.calls == []
 
 
@@ -179,5 +198,5 @@ async def test_answers_of_another_shape_are_logged_not_fatal(
     fake.answer_json({"data": {"nodes": [{"id": "gid://shopify/Refund/2", "note": None}]}})  # no transactions
     fake.answer_json({"data": {"shop": {}}})  # no orders
     with caplog.at_level(logging.WARNING):
-        assert await platform.reconcile(None) == []
+        assert await next_round(platform) == []
     assert "refund of an unexpected shape" in caplog.text and "unexpected answer from the Admin API" in caplog.text
