@@ -24,7 +24,7 @@ def check_config(path: str) -> None:
     from refund_adapter.config import ConfigError
     from refund_adapter.plugins import collect_platforms, create_plugin_manager, unknown_accounts
 
-    config = _load_or_exit(path)
+    config = load_config_or_exit(path)
     try:  # each plugin validates its own platforms.<name> section when it registers
         platforms = collect_platforms(create_plugin_manager(config.plugins_dir), config, None)  # type: ignore[arg-type]
         unknown = unknown_accounts(platforms, config.alipay.accounts)
@@ -103,7 +103,7 @@ def serve(config_path: str, log_level: str) -> None:
     from refund_adapter.web.app import create_app
 
     _setup_logging(log_level)
-    config = _load_or_exit(config_path)
+    config = load_config_or_exit(config_path)
     web.run_app(
         create_app(config),
         host=config.server.host,
@@ -141,7 +141,8 @@ def demo(refunds: int, as_json: bool, log_level: str) -> None:
     raise SystemExit(0 if summary.ok else 1)
 
 
-def _load_or_exit(config_path: str) -> Any:
+def load_config_or_exit(config_path: str) -> Any:
+    """The configuration, or every problem on stderr and exit 2 (for plugin commands too)."""
     from refund_adapter.config import ConfigError, load_config
 
     try:
@@ -152,10 +153,11 @@ def _load_or_exit(config_path: str) -> Any:
         raise SystemExit(2) from None
 
 
-async def _with_store(config_path: str, work: Any) -> Any:
+async def with_store(config_path: str, work: Any) -> Any:
+    """Open the configured store, `await work(store)`, close it: for commands that read or fix state."""
     from refund_adapter.store import store_from_url
 
-    store = store_from_url(_load_or_exit(config_path).store.url)
+    store = store_from_url(load_config_or_exit(config_path).store.url)
     await store.open()
     try:
         return await work(store)
@@ -180,7 +182,7 @@ def refunds(config_path: str, state: str | None, report_state: str | None, limit
         chosen = RefundState(state) if state else None
         return await store.list_refunds(state=chosen, report_state=report_state, limit=limit)
 
-    for refund in asyncio.run(_with_store(config_path, work)):
+    for refund in asyncio.run(with_store(config_path, work)):
         row = refund_json(refund)
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
@@ -200,7 +202,7 @@ def retry_dead_letters(config_path: str, refund_ids: tuple[int, ...]) -> None:
     async def work(store: Any) -> int:
         return await store.retry_dead_letters(time.time(), list(refund_ids) or None)
 
-    click.echo(f"requeued {asyncio.run(_with_store(config_path, work))}")
+    click.echo(f"requeued {asyncio.run(with_store(config_path, work))}")
 
 
 def add_plugin_commands(cli: click.Group, pm: pluggy.PluginManager) -> None:

@@ -28,9 +28,14 @@ class InboundWebhook:
 
 @dataclass(frozen=True)
 class WebhookAccepted:
-    """A verified webhook: the refund requests it carries (none for a ping or a restock-only refund)."""
+    """A verified webhook: the refund requests it carries (none for a ping or a restock-only refund).
+
+    `reconcile_soon` asks the core to call the adapter's `reconcile` now rather than at the next tick, for a
+    webhook whose refund the adapter must first complete from the platform's API.
+    """
 
     requests: Sequence[RefundRequest] = ()
+    reconcile_soon: bool = False
     status: int = 200
     body: bytes = b""
     content_type: str = "text/plain"
@@ -60,6 +65,10 @@ class _DataStore(Protocol):
 
     async def plugin_data_put(self, plugin: str, items: Mapping[str, str], now: float) -> None: ...
 
+    async def plugin_data_items(self, plugin: str, prefix: str) -> dict[str, str]: ...
+
+    async def plugin_data_delete(self, plugin: str, keys: Sequence[str]) -> None: ...
+
 
 class PluginData:
     """A plugin's own small durable data (a payment id -> trade number map, a poll cursor), kept in the
@@ -79,6 +88,13 @@ class PluginData:
     async def put_many(self, items: Mapping[str, str]) -> None:
         """Insert or replace all of `items` in one transaction."""
         await self._store.plugin_data_put(self._plugin, items, self._clock())
+
+    async def items(self, prefix: str = "") -> dict[str, str]:
+        """Every key starting with `prefix`, with its value: one key per entry makes a queue safe to share."""
+        return await self._store.plugin_data_items(self._plugin, prefix)
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        await self._store.plugin_data_delete(self._plugin, keys)
 
 
 @runtime_checkable

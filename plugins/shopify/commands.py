@@ -29,14 +29,14 @@ def import_payments(config_path: str, file: Path) -> None:
     of such objects. Recording a payment again corrects it. Every problem is listed (exit 2) and nothing is
     recorded then. With an SQLite store, stop `serve` first: the file is locked by the running service.
     """
-    from refund_adapter.cli import _load_or_exit, _with_store
+    from refund_adapter.cli import load_config_or_exit, with_store
 
     problems: list[str] = []
     try:
         payments = read_payments_file(file)
     except (OSError, ValueError) as exc:  # ValueError: also a file that is not JSON
         problems, payments = str(exc).splitlines(), []
-    section = _load_or_exit(config_path).platforms.get(NAME)
+    section = load_config_or_exit(config_path).platforms.get(NAME)
     try:
         shops = parse_settings(section).shops if section is not None else {}
     except ConfigError as exc:
@@ -52,4 +52,4 @@ def import_payments(config_path: str, file: Path) -> None:
     async def record(store: Any) -> int:
         return await PaymentBook.in_store(store).record(payments)
 
-    click.echo(f"recorded {asyncio.run(_with_store(config_path, record))} payments")
+    click.echo(f"recorded {asyncio.run(with_store(config_path, record))} payments")

@@ -23,7 +23,7 @@ def start_engine(ctx: EngineContext) -> list[asyncio.Task[None]]:
         ("submitter", ctx.signals.submitter, SUBMITTER_TICK_SECONDS, lambda: submit_once(ctx)),
         ("reporter", ctx.signals.reporter, REPORTER_TICK_SECONDS, lambda: report_once(ctx)),
         ("reconciler", ctx.signals.reconciler, ctx.config.reconciler.interval_seconds, lambda: reconcile_once(ctx)),
-        ("platform-poller", asyncio.Event(), ctx.config.reconciler.interval_seconds, poller.poll_once),
+        ("platform-poller", ctx.signals.platform_poller, ctx.config.reconciler.interval_seconds, poller.poll_once),
     ]
     return [
         asyncio.create_task(run_loop(name, wake, interval, step), name=f"refund-adapter-{name}")

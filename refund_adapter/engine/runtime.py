@@ -29,6 +29,7 @@ class Signals:
     submitter: asyncio.Event = field(default_factory=asyncio.Event)
     reporter: asyncio.Event = field(default_factory=asyncio.Event)
     reconciler: asyncio.Event = field(default_factory=asyncio.Event)
+    platform_poller: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass

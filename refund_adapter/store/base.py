@@ -130,6 +130,12 @@ class RefundStore(abc.ABC):
     async def plugin_data_put(self, plugin: str, items: Mapping[str, str], now: float) -> None:
         """Insert or replace `items` under the plugin's name, in one transaction."""
 
+    @abc.abstractmethod
+    async def plugin_data_items(self, plugin: str, prefix: str) -> dict[str, str]: ...
+
+    @abc.abstractmethod
+    async def plugin_data_delete(self, plugin: str, keys: Sequence[str]) -> None: ...
+
     # -- reading --------------------------------------------------------------------------------------
     @abc.abstractmethod
     async def get_refund(self, refund_id: int) -> Refund | None: ...

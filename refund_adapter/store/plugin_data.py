@@ -3,7 +3,7 @@ it shares its durability and its backends; the SQL is portable like the rest of 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
@@ -34,3 +34,16 @@ class PluginDataSql:
                        DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
                     plugin, key, value, now,
                 )
+
+    async def plugin_data_items(self: _Connections, plugin: str, prefix: str) -> dict[str, str]:
+        async with self.reading() as conn:
+            rows = await conn.fetch(
+                "SELECT key, value FROM plugin_data WHERE plugin = $1 AND substr(key, 1, $2) = $3 ORDER BY key",
+                plugin, len(prefix), prefix,
+            )
+        return {str(row["key"]): str(row["value"]) for row in rows}
+
+    async def plugin_data_delete(self: _Connections, plugin: str, keys: Sequence[str]) -> None:
+        async with self.transaction() as tx:
+            for key in keys:
+                await tx.execute("DELETE FROM plugin_data WHERE plugin = $1 AND key = $2", plugin, key)

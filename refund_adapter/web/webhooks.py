@@ -40,6 +40,8 @@ async def receive_webhook(request: web.Request) -> web.Response:
         return problem(422, exc.type, exc.detail)
     if any(req.platform != platform for req in admitted):
         return problem(500, "plugin-error", f"plugin {platform!r} produced a request for another platform")
+    if accepted.reconcile_soon:
+        ctx.signals.platform_poller.set()
     if admitted:
         results = await ctx.store.accept(admitted, ctx.clock())  # durable before we answer
         crash_point(AFTER_ACCEPT)

@@ -233,6 +233,11 @@ async def test_plugin_data_is_durable_replaceable_and_namespaced(store: RefundSt
     assert await data.get("payment:1") == "2026112500000009"
     assert await data.get("payment:2") == "2026112500000002"
     assert await other.get("payment:1") is None
+    await data.put("cursor", "x")
+    assert await data.items("payment:") == {"payment:1": "2026112500000009", "payment:2": "2026112500000002"}
+    await data.delete(["payment:1", "absent"])
+    assert await data.items("payment:") == {"payment:2": "2026112500000002"}
+    assert await data.items() == {"cursor": "x", "payment:2": "2026112500000002"}
 
 
 async def test_a_late_submit_answer_does_not_reopen_a_completed_batch(store: RefundStore) -> None:
