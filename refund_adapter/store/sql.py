@@ -135,39 +135,36 @@ class SqlStore(PluginDataSql, RefundStore):
         return [await self._accept_one(tx, request, now) for request in requests]
 
     async def _accept_one(self, tx: Tx, request: RefundRequest, now: float) -> AcceptResult:
+        """One statement for a new refund (the hot path): insert unless its key exists, rejected at once when
+        the trade's refunds would pass the paid amount (failed and rejected refunds moved no money)."""
+        paid = to_fen(request.paid_amount) if request.paid_amount is not None else None
+        row = await tx.fetchrow(
+            f"""WITH verdict AS (
+                   SELECT CAST($10 AS BIGINT) IS NOT NULL AND $6 + (
+                       SELECT COALESCE(SUM(amount_fen), 0) FROM refunds
+                       WHERE alipay_account = $9 AND trade_no = $5 AND state NOT IN ('failed', 'rejected')
+                   ) > $10 AS over)
+               INSERT INTO refunds (platform, shop, platform_refund_id, order_id, trade_no, amount_fen, currency,
+                   reason, alipay_account, paid_amount_fen, context, state, code, report_state, report_next_at,
+                   created_at, updated_at)
+               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                   CASE WHEN over THEN 'rejected' ELSE 'received' END,
+                   CASE WHEN over THEN '{EXCEEDS_PAID_AMOUNT}' END,
+                   CASE WHEN over THEN 'pending' ELSE 'none' END,
+                   CASE WHEN over THEN CAST($12 AS DOUBLE PRECISION) END, $12, $12
+               FROM verdict WHERE TRUE
+               ON CONFLICT (platform, shop, platform_refund_id) DO NOTHING RETURNING *""",
+            request.platform, request.shop, request.platform_refund_id, request.order_id, request.trade_no,
+            to_fen(request.amount), request.currency, request.reason, request.alipay_account, paid,
+            json.dumps(dict(request.context), sort_keys=True), now,
+        )
+        if row is not None:
+            return AcceptResult(_refund(row, None), created=True)
         existing = await tx.fetchrow(
             "SELECT * FROM refunds WHERE platform = $1 AND shop = $2 AND platform_refund_id = $3", *request.key
         )
-        if existing is not None:
-            return AcceptResult(await self._hydrate_one(tx, existing), created=False)
-        amount = to_fen(request.amount)
-        paid = to_fen(request.paid_amount) if request.paid_amount is not None else None
-        state, code, report = RefundState.RECEIVED, None, ReportState.NONE
-        if paid is not None and amount + await self._committed_fen(tx, request) > paid:
-            state, code, report = RefundState.REJECTED, EXCEEDS_PAID_AMOUNT, ReportState.PENDING
-        row = await tx.fetchrow(
-            """INSERT INTO refunds (platform, shop, platform_refund_id, order_id, trade_no, amount_fen, currency,
-                   reason, alipay_account, paid_amount_fen, context, state, code, report_state, report_next_at,
-                   created_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
-               ON CONFLICT (platform, shop, platform_refund_id) DO NOTHING RETURNING *""",
-            request.platform, request.shop, request.platform_refund_id, request.order_id, request.trade_no,
-            amount, request.currency, request.reason, request.alipay_account, paid,
-            json.dumps(dict(request.context), sort_keys=True), state.value, code, report.value,
-            now if report is ReportState.PENDING else None, now,
-        )
-        if row is None:  # another instance stored this key (under another trade) since the look-up
-            return await self._accept_one(tx, request, now)
-        return AcceptResult(await self._hydrate_one(tx, row), created=True)
-
-    async def _committed_fen(self, tx: Tx, request: RefundRequest) -> int:
-        """What the trade already has refunded or on the way; failed and rejected refunds moved no money."""
-        row = await tx.fetchrow(
-            """SELECT COALESCE(SUM(amount_fen), 0) AS total FROM refunds
-               WHERE alipay_account = $1 AND trade_no = $2 AND state NOT IN ('failed', 'rejected')""",
-            request.alipay_account, request.trade_no,
-        )
-        return int(row["total"]) if row else 0
+        assert existing is not None, "ON CONFLICT skipped the insert, so the key exists"
+        return AcceptResult(await self._hydrate_one(tx, existing), created=False)
 
     # -- batching -------------------------------------------------------------------------------------
     async def pending_work(self) -> list[PendingWork]:
@@ -273,25 +270,24 @@ class SqlStore(PluginDataSql, RefundStore):
         )
         batch = await tx.fetchrow("SELECT batch_no FROM batches WHERE id = $1", batch_id)
         batch_no = None if batch is None else str(batch["batch_no"])
-        changes = []
+        old_states: dict[int, RefundState] = {}
+        groups: dict[tuple[RefundState, str | None], list[int]] = {}
         for row in rows:
             decision = decide(row)
-            if decision is None:
-                continue
-            new_state, code = decision
-            if new_state.value == row["state"]:
-                continue
-            final = new_state.is_final
-            updated = await tx.fetchrow(
-                """UPDATE refunds SET state = $1, code = $2, updated_at = $3,
-                       report_state = CASE WHEN $4 THEN 'pending' ELSE report_state END,
-                       report_next_at = CASE WHEN $4 THEN $3 ELSE report_next_at END
-                   WHERE id = $5 RETURNING *""",
-                new_state.value, code, now, final, row["id"],
+            if decision is not None and decision[0].value != row["state"]:
+                old_states[int(row["id"])] = RefundState(row["state"])
+                groups.setdefault(decision, []).append(int(row["id"]))
+        changes = []
+        for (new_state, code), ids in groups.items():  # one statement per outcome, not per refund
+            updated = await tx.fetch(
+                f"""UPDATE refunds SET state = $1, code = $2, updated_at = $3,
+                        report_state = CASE WHEN $4 THEN 'pending' ELSE report_state END,
+                        report_next_at = CASE WHEN $4 THEN $3 ELSE report_next_at END
+                    WHERE id IN ({_placeholders(ids, 5)}) RETURNING *""",
+                new_state.value, code, now, new_state.is_final, *ids,
             )
-            assert updated is not None
-            changes.append(StateChange(_refund(updated, batch_no), RefundState(row["state"])))
-        return changes
+            changes += [StateChange(_refund(row, batch_no), old_states[int(row["id"])]) for row in updated]
+        return sorted(changes, key=lambda change: change.refund.id)
 
     async def record_results(
         self, batch_id: int, results: Sequence[DetailResult], now: float, *, notify_id: str | None, kind: str
