@@ -40,11 +40,13 @@ def _refuse(reason: str) -> NotifyAnswer:
 def check_results(batch: Batch, items: Sequence[ResultItem]) -> list[DetailResult] | str:
     """The notify's results as DetailResults, or why they do not match the batch we sent."""
     sent: Mapping[str, Decimal] = {d.trade_no: d.amount for d in batch.details}
-    results = []
+    results: list[DetailResult] = []
+    seen: set[str] = set()
     for item in items:
         trade = item.trade
-        if any(result.trade_no == trade.trade_no for result in results):
+        if trade.trade_no in seen:
             return f"trade {trade.trade_no} has two results, but batch {batch.batch_no} holds it once"
+        seen.add(trade.trade_no)
         if trade.trade_no not in sent:
             return f"trade {trade.trade_no} is not in batch {batch.batch_no}"
         if trade.amount != sent[trade.trade_no]:
