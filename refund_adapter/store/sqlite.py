@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import re
 import sqlite3
 import time
@@ -36,7 +37,9 @@ SQLITE = Dialect(serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT", id_type="INTEGER
                  account_lock_sql=None)
 
 
+@functools.lru_cache(maxsize=256)
 def _sql(text: str) -> str:
+    """`$n` placeholders as SQLite's `?n` (the shared SQL is written for asyncpg)."""
     return _PLACEHOLDER.sub(r"?\1", text)
 
 
