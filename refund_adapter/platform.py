@@ -1,4 +1,5 @@
-"""What a platform plugin implements: the `PlatformAdapter` the core calls for one platform.
+"""What a platform plugin implements: the `PlatformAdapter` the core calls for one platform, and the helpers
+plugins share (`PluginData`, `retry_after_seconds`).
 
 Plugins contribute adapters through the `register_platforms` hook; the core then awaits the adapter of a
 webhook's platform directly (pluggy is for discovery and broadcasts, not for routing one refund).
@@ -9,7 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Protocol, runtime_checkable
 
 from .models import DeliveryResult, RefundOutcome, RefundRequest
@@ -127,3 +129,21 @@ class PlatformAdapter(Protocol):
     def shops(self) -> Sequence[ShopInfo]:
         """The shops this adapter serves."""
         ...
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), None when absent or unreadable.
+
+    Shared so that every plugin's `DeliveryResult.retry` honours a platform's Retry-After the same way.
+    """
+    if not value:
+        return None
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
 import aiohttp
 
@@ -22,6 +21,7 @@ from refund_adapter import (
     WebhookAccepted,
     WebhookRejected,
 )
+from refund_adapter.platform import retry_after_seconds
 
 from . import standard_webhooks
 from .payload import parse_refund_notice
@@ -117,18 +117,3 @@ class GenericPlatform:
             ShopInfo(id=shop.id, alipay_account=shop.alipay_account, extra={"callback_url": shop.callback_url})
             for shop in self._settings.shops.values()
         ]
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), None when absent or unreadable."""
-    if not value:
-        return None
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

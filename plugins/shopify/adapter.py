@@ -3,10 +3,11 @@
 Observer mode. A refunds/create webhook does not carry the Alipay trade number: it lives on the refunded
 (parent) transaction or on the order, which only the Admin API shows, and the webhook must be answered within
 Shopify's 5 seconds without calling Shopify. So the webhook is verified and its refund id queued durably in the
-plugin's data (`due:{shop}`), then answered; the next reconcile round fetches the queued refunds by id and hands
-the core their requests. The same round polls each shop's recently updated orders (at most every
-`poll_interval_seconds`) for refunds whose webhooks Shopify gave up on. Results go back as an order tag and
-one JSON metafield per refund transaction.
+plugin's data, one `due:{shop}:{refund gid}` key per refund (instances sharing a database never overwrite each
+other's entries), then answered with `reconcile_soon`: the core's reconcile round that follows at once fetches the
+queued refunds by id and hands the core their requests. Each round also polls a shop's recently updated orders
+(at most every `poll_interval_seconds`, which never holds back the queue) for refunds whose webhooks Shopify gave
+up on. Results go back as an order tag and one JSON metafield per refund transaction.
 
 Payments-app mode. A refund session carries everything: it becomes a refund request at once (trade number from
 the payment book) and is answered 201; the result goes back with refundSessionResolve or refundSessionReject.
@@ -14,7 +15,6 @@ the payment book) and is answered 201; the result goes back with refundSessionRe
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -74,7 +74,6 @@ class ShopifyPlatform:
         self._data = data
         self._clock = clock
         self.payments = PaymentBook(data)
-        self._due_lock = asyncio.Lock()  # one read-modify-write of a due list at a time in this process
         self._last_poll: dict[str, float] = {}
         # Writes that record a reconcile round's progress (queue entries done, poll cursors), made only once the
         # core has stored what the round returned: it says so by moving `since` past the round's own `since`.
@@ -98,7 +97,7 @@ class ShopifyPlatform:
         return shop
 
     async def _refund_created(self, webhook: InboundWebhook) -> WebhookAccepted:
-        """Verify, queue the refund id, answer: no Shopify call while Shopify waits."""
+        """Verify, queue the refund id, answer: no Shopify call while Shopify waits, a reconcile round right after."""
         shop = self._shop(webhook.headers.get("X-Shopify-Shop-Domain"))
         if not signature.verify(shop.client_secrets, webhook.headers.get(signature.HEADER), webhook.body):
             raise WebhookRejected(401, "invalid-signature", f"{signature.HEADER} matches no client secret of the shop")
@@ -109,14 +108,14 @@ class ShopifyPlatform:
             log.info("shopify %s: refunds/create ignored, the shop's refunds come as refund sessions", shop.domain)
             return WebhookAccepted()
         notice = parse_refund_notice(webhook.body)
-        if notice.pays:
-            await self._due_add(shop, notice.gid)
+        if notice.pays:  # a retry or a second subscription rewrites the same key: queued once
+            await self._data.put(_due_key(shop, notice.gid), json.dumps({"gid": notice.gid}))
         log.info(
             "shopify %s: refund %d %s (webhook %s, event %s)", shop.domain, notice.refund_id,
             "queued" if notice.pays else "moves no money, ignored",
             webhook.headers.get("X-Shopify-Webhook-Id"), webhook.headers.get("X-Shopify-Event-Id"),
         )
-        return WebhookAccepted()
+        return WebhookAccepted(reconcile_soon=notice.pays)
 
     async def _refund_session(self, webhook: InboundWebhook) -> WebhookAccepted:
         """A refund session becomes a request at once; 201 with an empty body once the core has stored it."""
@@ -208,8 +207,10 @@ class ShopifyPlatform:
     # --- reconcile -------------------------------------------------------------------------------------------
 
     async def reconcile(self, since: datetime | None) -> Sequence[RefundRequest]:
-        """Queued webhook refunds, then (per shop, rate-limited) refunds of recently updated orders.
+        """Queued webhook refunds, every round, then (per shop, rate-limited) refunds of recently updated orders.
 
+        Only the poll waits for `poll_interval_seconds`: the queue is fetched in each round, including the one a
+        webhook's `reconcile_soon` starts at once, and those extra rounds do not make the poll more frequent.
         `since` only tells whether the last round's requests were stored (it moved on): its progress is recorded
         then. Each shop's poll cursor is kept in the plugin's data, so it survives restarts.
         """
@@ -233,14 +234,16 @@ class ShopifyPlatform:
         return found
 
     async def _fetch_due(self, shop: ShopifyShop) -> list[RefundRequest]:
-        due = await self._due(shop)
+        """The queued refunds from the Admin API; only the keys read here are deleted later, so a refund queued
+        meanwhile (by this instance or another) stays for the next round."""
+        due = await self._data.items(_due_prefix(shop))
+        gids = [json.loads(value)["gid"] for value in due.values()]
         requests: list[RefundRequest] = []
-        for start in range(0, len(due), NODES_PER_QUERY):
-            ids = due[start : start + NODES_PER_QUERY]
-            data = await self._query(shop, graphql.REFUNDS_BY_ID, {"ids": ids})
+        for start in range(0, len(gids), NODES_PER_QUERY):
+            data = await self._query(shop, graphql.REFUNDS_BY_ID, {"ids": gids[start : start + NODES_PER_QUERY]})
             requests += usable(shop, [node for node in data.get("nodes") or () if node])
         if due:
-            self._staged.append(lambda: self._due_remove(shop, due))
+            self._staged.append(lambda: self._data.delete(list(due)))
         return requests
 
     def _poll_is_due(self, shop: ShopifyShop) -> bool:
@@ -270,21 +273,6 @@ class ShopifyPlatform:
     async def _query(self, shop: ShopifyShop, document: str, variables: dict[str, Any]) -> dict[str, Any]:
         return await graphql.call(self._http, shop.admin_graphql_url, shop.access_token, document, variables)
 
-    async def _due(self, shop: ShopifyShop) -> list[str]:
-        stored = await self._data.get(_due_key(shop))
-        return json.loads(stored) if stored else []
-
-    async def _due_add(self, shop: ShopifyShop, gid: str) -> None:
-        async with self._due_lock:
-            due = await self._due(shop)
-            if gid not in due:
-                await self._data.put(_due_key(shop), json.dumps([*due, gid]))
-
-    async def _due_remove(self, shop: ShopifyShop, gids: Sequence[str]) -> None:
-        async with self._due_lock:
-            done = set(gids)
-            await self._data.put(_due_key(shop), json.dumps([gid for gid in await self._due(shop) if gid not in done]))
-
     def shops(self) -> Sequence[ShopInfo]:
         return [
             ShopInfo(
@@ -311,8 +299,13 @@ def merchant_message(outcome: RefundOutcome) -> str:
     return f"Refund not paid through Alipay: {code}{meaning}{batch}"
 
 
-def _due_key(shop: ShopifyShop) -> str:
-    return f"due:{shop.domain}"
+def _due_prefix(shop: ShopifyShop) -> str:
+    return f"due:{shop.domain}:"
+
+
+def _due_key(shop: ShopifyShop, gid: str) -> str:
+    """One key per queued refund: each webhook's write is an upsert of its own, never a rewrite of a shared list."""
+    return _due_prefix(shop) + gid
 
 
 def _cursor_key(shop: ShopifyShop) -> str:

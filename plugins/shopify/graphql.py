@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
-from refund_adapter_generic.adapter import retry_after_seconds
+
+from refund_adapter.platform import retry_after_seconds
 
 TOKEN_HEADER = "X-Shopify-Access-Token"
 _REASON_BYTES = 200

@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import aiohttp
-from refund_adapter_generic.adapter import retry_after_seconds
+
+from refund_adapter.platform import retry_after_seconds
 
 from .mapping import MalformedResource, WooOrder, WooRefund, parse_order, parse_refund
 from .settings import WooShop

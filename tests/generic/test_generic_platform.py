@@ -6,9 +6,7 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from email.utils import format_datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,7 +15,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 from refund_adapter_generic import standard_webhooks
-from refund_adapter_generic.adapter import GenericPlatform, retry_after_seconds
+from refund_adapter_generic.adapter import GenericPlatform
 from refund_adapter_generic.settings import GenericSettings, parse_settings
 
 from refund_adapter import InboundWebhook, RefundOutcome, RefundRequest, ShopInfo, WebhookRejected
@@ -332,16 +330,6 @@ async def test_report_connection_refused_is_retried(http: aiohttp.ClientSession,
 
 async def test_report_for_a_shop_no_longer_configured_is_dead(reporting: GenericPlatform) -> None:
     assert (await reporting.report(outcome(shop="gone"))).status is DeliveryStatus.DEAD
-
-
-def test_retry_after_accepts_seconds_and_http_dates() -> None:
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
-    seconds = retry_after_seconds(later)
-    assert seconds is not None and 110 < seconds <= 120
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0
-    assert retry_after_seconds("120") == 120
-    assert retry_after_seconds("soon") is None
-    assert retry_after_seconds(None) is None
 
 
 # --- the rest of the adapter, and its settings ------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -65,3 +66,8 @@ def make_platform(
 @pytest.fixture
 def platform(fake: FakeShopify, http: aiohttp.ClientSession, data: PluginData) -> ShopifyPlatform:
     return make_platform(fake, http, data)
+
+
+async def queued(data: PluginData) -> list[str]:
+    """The refund gids the test shop's webhooks queued: one `due:{shop}:{gid}` key each."""
+    return [json.loads(value)["gid"] for value in (await data.items(f"due:{DOMAIN}:")).values()]

@@ -15,7 +15,7 @@ from refund_adapter_shopify.adapter import ShopifyPlatform
 from refund_adapter import InboundWebhook, RefundRequest, WebhookRejected
 from refund_adapter.platform import PluginData
 
-from .conftest import make_platform
+from .conftest import make_platform, queued
 from .fake_shopify import DOMAIN, TRADE_NO, FakeShopify, session_body, webhook_headers
 
 PAYMENT = Payment(DOMAIN, "e6dXWOq7-_NSjXFeCjQ9jsGZ", TRADE_NO, Decimal("100.00"), "450789469")
@@ -43,10 +43,6 @@ async def rejection(platform: ShopifyPlatform, webhook: InboundWebhook) -> tuple
     return caught.value.status, caught.value.type
 
 
-async def due(data: PluginData) -> list[str]:
-    return json.loads(await data.get(f"due:{DOMAIN}") or "[]")
-
-
 # --- refunds/create --------------------------------------------------------------------------------------
 
 
@@ -57,7 +53,8 @@ async def test_a_paying_refund_is_queued_once_and_answered_without_calling_shopi
     for _ in range(3):  # Shopify's retries and a second subscription deliver the same refund again
         accepted = await platform.receive(refund_webhook(payload))
         assert (accepted.status, accepted.requests) == (200, ())
-    assert await due(data) == ["gid://shopify/Refund/929361464"]
+        assert accepted.reconcile_soon  # the core fetches it from the Admin API right after this answer
+    assert await queued(data) == ["gid://shopify/Refund/929361464"]
     assert fake.calls == []
 
 
@@ -66,11 +63,11 @@ async def test_a_webhook_signed_with_any_configured_secret_is_accepted(
 ) -> None:
     payload = fake.add_refund(fake.add_order(1), 2, "30.00")
     await platform.receive(refund_webhook(payload, secret="old-secret"))  # before the rotation is complete
-    assert await due(data) == ["gid://shopify/Refund/2"]
+    assert await queued(data) == ["gid://shopify/Refund/2"]
 
 
 @pytest.mark.parametrize(
-    ("transactions", "queued"),
+    ("transactions", "is_queued"),
     [
         pytest.param([], False, id="restock-only"),
         pytest.param([{"kind": "refund", "status": "failure", "currency": "CNY"}], False, id="failed-refund"),
@@ -80,12 +77,14 @@ async def test_a_webhook_signed_with_any_configured_secret_is_accepted(
     ],
 )
 async def test_status_policy(
-    platform: ShopifyPlatform, fake: FakeShopify, data: PluginData, transactions: list[dict[str, Any]], queued: bool
+    platform: ShopifyPlatform, fake: FakeShopify, data: PluginData, transactions: list[dict[str, Any]],
+    is_queued: bool,
 ) -> None:
     payload = fake.add_refund(fake.add_order(1), 77) | {"transactions": transactions}
     accepted = await platform.receive(refund_webhook(payload))
     assert (accepted.status, accepted.requests) == (200, ())
-    assert await due(data) == (["gid://shopify/Refund/77"] if queued else [])
+    assert await queued(data) == (["gid://shopify/Refund/77"] if is_queued else [])
+    assert accepted.reconcile_soon is is_queued  # nothing queued, no round to ask for
 
 
 @pytest.mark.parametrize(
@@ -101,7 +100,7 @@ async def test_refused_webhooks_store_nothing(
 ) -> None:
     payload = fake.add_refund(fake.add_order(1), 2, "30.00")
     assert await rejection(platform, refund_webhook(payload, **options)) == expected
-    assert await due(data) == []
+    assert await queued(data) == []
 
 
 async def test_a_body_changed_after_signing_is_refused(platform: ShopifyPlatform, fake: FakeShopify) -> None:
@@ -126,7 +125,7 @@ async def test_a_malformed_hmac_header_is_refused(platform: ShopifyPlatform, fak
 )
 async def test_malformed_json_is_400(platform: ShopifyPlatform, data: PluginData, body: bytes) -> None:
     assert await rejection(platform, refund_webhook(body)) == (400, "malformed-body")
-    assert await due(data) == []
+    assert await queued(data) == []
 
 
 async def test_a_refund_in_another_currency_is_422(platform: ShopifyPlatform, fake: FakeShopify) -> None:
@@ -140,8 +139,8 @@ async def test_a_payments_app_shop_ignores_refunds_create(
 ) -> None:
     platform = make_platform(fake, http, data, mode="payments_app")
     accepted = await platform.receive(refund_webhook(fake.add_refund(fake.add_order(1), 2, "30.00")))
-    assert (accepted.status, accepted.requests) == (200, ())
-    assert await due(data) == []
+    assert (accepted.status, accepted.requests, accepted.reconcile_soon) == (200, (), False)
+    assert await queued(data) == []
 
 
 async def test_an_unknown_subpath_is_404(platform: ShopifyPlatform) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -13,16 +14,17 @@ from multidict import CIMultiDict
 from refund_adapter_shopify.adapter import ShopifyPlatform
 from refund_adapter_shopify.settings import parse_settings
 
-from refund_adapter import InboundWebhook, RefundRequest
+from refund_adapter import InboundWebhook, RefundRequest, WebhookAccepted
 from refund_adapter.platform import PluginData
+from refund_adapter.store import store_from_url
 
-from .conftest import make_platform, section
+from .conftest import make_platform, queued, section
 from .fake_shopify import DOMAIN, TRADE_NO, FakeShopify, webhook_headers
 
 
-async def deliver(platform: ShopifyPlatform, payload: dict[str, object]) -> None:
+async def deliver(platform: ShopifyPlatform, payload: dict[str, object]) -> WebhookAccepted:
     body = json.dumps(payload).encode()
-    await platform.receive(InboundWebhook("shopify", "", CIMultiDict(webhook_headers(body)), {}, body))
+    return await platform.receive(InboundWebhook("shopify", "", CIMultiDict(webhook_headers(body)), {}, body))
 
 
 async def next_round(platform: ShopifyPlatform) -> list[RefundRequest]:
@@ -40,6 +42,13 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def just_polled(fake: FakeShopify, http: aiohttp.ClientSession, data: PluginData) -> ShopifyPlatform:
+    """A platform that has just polled its shop (nothing found) and will not poll it again for a minute."""
+    platform = ShopifyPlatform(parse_settings(section(fake.url, poll_interval_seconds=60)), http, data, Clock())
+    assert await next_round(platform) == []
+    return platform
 
 
 async def test_a_queued_refund_becomes_one_request_per_refund_transaction(
@@ -65,17 +74,17 @@ async def test_a_queued_refund_becomes_one_request_per_refund_transaction(
     assert ("AlipayRefunds", {"ids": ["gid://shopify/Refund/929361464"]}) in fake.calls
 
 
-async def test_the_due_list_is_emptied_only_at_the_next_round(
+async def test_the_queue_is_emptied_only_at_the_next_round(
     platform: ShopifyPlatform, fake: FakeShopify, data: PluginData, http: aiohttp.ClientSession
 ) -> None:
     await deliver(platform, fake.add_refund(fake.add_order(1), 2, "30.00"))
     await next_round(platform)
     # A crash before the core stored what the round returned: a new process fetches the refund again.
     restarted = make_platform(fake, http, data)
-    assert await data.get(f"due:{DOMAIN}") == '["gid://shopify/Refund/2"]'
+    assert await queued(data) == ["gid://shopify/Refund/2"]
     assert len(await next_round(restarted)) == 2  # the due fetch and the first poll
     await next_round(restarted)
-    assert await data.get(f"due:{DOMAIN}") == "[]"
+    assert await queued(data) == []
 
 
 async def test_a_round_the_core_did_not_store_is_done_again(
@@ -85,10 +94,37 @@ async def test_a_round_the_core_did_not_store_is_done_again(
     since = datetime.now(UTC)
     await platform.reconcile(since)
     await platform.reconcile(since)  # the store failed: `since` did not move
-    assert await data.get(f"due:{DOMAIN}") == '["gid://shopify/Refund/2"]'
+    assert await queued(data) == ["gid://shopify/Refund/2"]
     assert await data.get(f"cursor:{DOMAIN}") is None
     await next_round(platform)
-    assert await data.get(f"due:{DOMAIN}") == "[]"
+    assert await queued(data) == []
+
+
+async def test_a_queued_refund_is_fetched_in_the_round_its_webhook_asks_for_not_at_the_next_poll(
+    fake: FakeShopify, http: aiohttp.ClientSession, data: PluginData
+) -> None:
+    platform = await just_polled(fake, http, data)
+    payload = fake.add_refund(fake.add_order(1), 2, "30.00")
+    assert (await deliver(platform, payload)).reconcile_soon
+    assert keys(await next_round(platform)) == {f"2:{payload['transactions'][0]['id']}"}  # same second as the poll
+    assert [op for op, _ in fake.calls] == ["AlipayRecentRefunds", "AlipayRefunds"]  # and no extra poll
+
+
+async def test_concurrent_webhooks_of_one_shop_on_two_instances_all_become_requests(
+    fake: FakeShopify, http: aiohttp.ClientSession, pg_url: str
+) -> None:
+    stores = [store_from_url(pg_url) for _ in range(2)]  # two adapter instances on one PostgreSQL database
+    await asyncio.gather(*(store.open() for store in stores))
+    try:
+        platforms = [await just_polled(fake, http, PluginData(store, "shopify")) for store in stores]
+        payloads = [fake.add_refund(fake.add_order(number), number + 1, "30.00") for number in (10, 20, 30, 40)]
+        # Two webhooks at once on each instance; only the queue can return them, the poll is not due.
+        await asyncio.gather(*(deliver(platforms[n % 2], payload) for n, payload in enumerate(payloads)))
+        assert await queued(PluginData(stores[0], "shopify")) == [f"gid://shopify/Refund/{n}" for n in (11, 21, 31, 41)]
+        found = await next_round(platforms[0])
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
+    assert keys(found) == {f"{payload['id']}:{payload['transactions'][0]['id']}" for payload in payloads}
 
 
 async def test_pending_refunds_wait_and_a_later_poll_pays_them(
@@ -179,7 +215,7 @@ async def test_an_api_failure_keeps_the_queue_for_the_next_round(
         fake.answer_http(int(failure))
     assert await next_round(platform) == []
     assert await next_round(platform) != []  # the due refund again; the poll waits for its interval
-    assert await data.get(f"due:{DOMAIN}") == '["gid://shopify/Refund/2"]'
+    assert await queued(data) == ["gid://shopify/Refund/2"]
 
 
 async def test_payments_app_shops_are_not_polled(
