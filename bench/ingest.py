@@ -215,6 +215,7 @@ async def servers(folder: Path, trades: int) -> AsyncIterator[Servers]:
             try:
                 await asyncio.wait_for(process.wait(), STOP_WITHIN_S)
             except TimeoutError:
+                print(f"warning: {name} did not stop within {STOP_WITHIN_S:.0f} s of SIGTERM; killed", file=sys.stderr)
                 process.kill()
                 await process.wait()
 
