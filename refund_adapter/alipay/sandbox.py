@@ -494,7 +494,8 @@ class SandboxState:
     async def pause(self, seconds: float) -> None:
         """Sleep, but wake at shutdown so a hanging answer never holds the server open."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.closing.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: it can swallow a cancel on Python 3.11
+                await self.closing.wait()
 
     async def close(self) -> None:
         """Cancel and await every background task (tasks may spawn others while being cancelled)."""
