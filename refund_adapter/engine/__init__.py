@@ -26,7 +26,7 @@ def start_engine(ctx: EngineContext) -> list[asyncio.Task[None]]:
         ("platform-poller", ctx.signals.platform_poller, ctx.config.reconciler.interval_seconds, poller.poll_once),
     ]
     return [
-        asyncio.create_task(run_loop(name, wake, interval, step, ctx.pressure), name=f"refund-adapter-{name}")
+        asyncio.create_task(run_loop(name, wake, interval, step), name=f"refund-adapter-{name}")
         for name, wake, interval, step in loops
     ]
 

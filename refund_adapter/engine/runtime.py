@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pluggy
@@ -32,35 +32,6 @@ class Signals:
     platform_poller: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class IngestPressure:
-    """Webhooks in flight. Background steps wait while many are, for at most `max_defer` seconds a step:
-    a platform waits seconds at most for its answer (Shopify: 5), a refund can wait a moment for its batch."""
-
-    def __init__(self, threshold: int = 8, max_defer: float = 2.0) -> None:
-        self.threshold = threshold
-        self.max_defer = max_defer
-        self.in_flight = 0
-        self._calm = asyncio.Event()
-        self._calm.set()
-
-    @contextlib.contextmanager
-    def ingesting(self) -> Iterator[None]:
-        self.in_flight += 1
-        if self.in_flight >= self.threshold:
-            self._calm.clear()
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            if self.in_flight < self.threshold:
-                self._calm.set()
-
-    async def yield_to_ingest(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.max_defer):
-                await self._calm.wait()
-
-
 @dataclass
 class EngineContext:
     config: Config
@@ -70,7 +41,6 @@ class EngineContext:
     pm: pluggy.PluginManager
     clock: Callable[[], float] = time.time
     signals: Signals = field(default_factory=Signals)
-    pressure: IngestPressure = field(default_factory=IngestPressure)
 
     @property
     def listened(self) -> bool:
@@ -91,24 +61,17 @@ class EngineContext:
         await self.announce([StateChange(refund, None) for refund in refunds])
 
 
-async def run_loop(
-    name: str,
-    wake: asyncio.Event,
-    interval: float,
-    step: Callable[[], Awaitable[bool]],
-    pressure: IngestPressure,
-) -> None:
+async def run_loop(name: str, wake: asyncio.Event, interval: float, step: Callable[[], Awaitable[bool]]) -> None:
     """Call `step` until it reports no more work, then sleep until woken or `interval` passes; forever.
 
-    Each step first gives way to webhook intake under load (`IngestPressure`). An exception in one step is
-    logged and retried on the next tick: a loop over durable state loses nothing by starting again.
+    An exception in one step is logged and retried on the next tick: a loop over durable state loses nothing
+    by starting again.
     """
     while True:
         wake.clear()
         try:
-            await pressure.yield_to_ingest()
             while await step():
-                await pressure.yield_to_ingest()
+                pass
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -16,11 +16,6 @@ log = logging.getLogger(__name__)
 
 
 async def receive_webhook(request: web.Request) -> web.Response:
-    with request.app[ENGINE].pressure.ingesting():
-        return await _receive(request)
-
-
-async def _receive(request: web.Request) -> web.Response:
     ctx = request.app[ENGINE]
     platform = request.match_info["platform"]
     adapter = ctx.platforms.get(platform)
