@@ -35,10 +35,12 @@ def decide(outcome: SubmitOutcome, batch: Batch, today_beijing: date, first_quer
     if outcome.kind is SubmitKind.UNKNOWN:
         return Decision(BatchState.UNKNOWN, query_after=first_query_after)
     code = outcome.code or "UNKNOWN_ERROR"
-    resent_on_a_later_day = batch.submit_attempts > 1 and batch_no_date(batch.batch_no) != today_beijing
-    if code == BATCH_NO_FORMAT_ERROR and resent_on_a_later_day:
-        # A resend after midnight (Beijing) is refused for its date; an earlier send may have landed.
-        return Decision(BatchState.UNKNOWN, code=code, query_after=0)
+    if code == BATCH_NO_FORMAT_ERROR and batch_no_date(batch.batch_no) != today_beijing:
+        if batch.submit_attempts > 1:
+            # A resend after midnight (Beijing) is refused for its date; an earlier send may have landed.
+            return Decision(BatchState.UNKNOWN, code=code, query_after=0)
+        # Formed before midnight, first sent after it: Alipay never took it, so its refunds get a new batch_no.
+        return Decision(BatchState.ABANDONED, code=code)
     if not error_code(code).final:
         return Decision(BatchState.PENDING, code=code, retry_after=RETRY_DELAY_SECONDS)
     return Decision(BatchState.REJECTED, code=code)
@@ -71,6 +73,8 @@ async def submit_once(ctx: EngineContext) -> bool:
     log.info("batch %s (%d details): %s -> %s", batch.batch_no, len(batch.details), outcome.kind.value,
              decision.state.value)
     await ctx.announce(changes)
+    if decision.state is BatchState.ABANDONED:
+        ctx.signals.batcher.set()
     if decision.query_after is not None:
         ctx.signals.reconciler.set()
     return True

@@ -85,7 +85,8 @@ class RefundStore(abc.ABC):
     ) -> list[StateChange]:
         """Move a batch and its unresolved refunds along: SUBMITTED/UNKNOWN mark them so, REJECTED fails them
         with `code` (and queues the reports), PENDING puts it back to be resent (same batch_no) at `retry_at`,
-        REVIEW leaves the refunds as they are for an operator."""
+        ABANDONED returns its refunds to RECEIVED for a new batch (only for a batch Alipay provably never
+        accepted), REVIEW leaves the refunds as they are for an operator."""
 
     @abc.abstractmethod
     async def record_results(

@@ -257,6 +257,7 @@ class SqlStore(PluginDataSql, RefundStore):
                 BatchState.SUBMITTED: RefundState.SUBMITTED,
                 BatchState.UNKNOWN: RefundState.UNKNOWN,
                 BatchState.REJECTED: RefundState.FAILED,
+                BatchState.ABANDONED: RefundState.RECEIVED,
             }.get(state)
             if target is None:
                 return []

@@ -263,3 +263,14 @@ async def test_one_bad_request_fails_alone_when_others_share_its_commit(store: R
     assert isinstance(results[-1], ValueError)
     assert all(not isinstance(r, BaseException) and r[0].created for r in results[:-1])
     assert (await store.counts())["refunds"] == {"received": 5}
+
+
+async def test_an_abandoned_batch_returns_its_refunds_for_a_new_batch_no(store: RefundStore) -> None:
+    await store.accept([req("r1")], T0)
+    first = await store.create_batch("main", 1000, DAY, T0)
+    assert first is not None
+    changes = await store.set_batch_state(first.id, BatchState.ABANDONED, T0, code="BATCH_NO_FORMAT_ERROR")
+    assert [(c.old_state, c.refund.state) for c in changes] == [(RefundState.BATCHED, RefundState.RECEIVED)]
+    second = await store.create_batch("main", 1000, date(2026, 11, 26), T0)
+    assert second is not None and second.batch_no != first.batch_no and second.batch_no.startswith("20261126")
+    assert [d.refund_id for d in second.details] == [d.refund_id for d in first.details]
