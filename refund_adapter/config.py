@@ -71,6 +71,7 @@ class ServerConfig:
     port: int = 8080
     public_url: str
     max_body_bytes: int = 1_048_576
+    admin_token: Secret | None = None  # when set, /-/ and /metrics need `Authorization: Bearer <token>`
 
 
 @dataclass(frozen=True)
@@ -383,6 +384,7 @@ def _read_server(doc: _Section) -> ServerConfig:
         host=server.string("host", ServerConfig.host),
         port=server.integer("port", ServerConfig.port, 1, 65535),
         max_body_bytes=server.integer("max_body_bytes", ServerConfig.max_body_bytes, 1),
+        admin_token=Secret(token) if (token := server.string("admin_token")) else None,
     )
 
 

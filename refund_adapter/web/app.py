@@ -21,7 +21,7 @@ from ..store import store_from_url
 from . import admin
 from .alipay import dback_notify, refund_notify
 from .keys import CONFIG, ENGINE, HTTP, PLUGIN_MANAGER
-from .problems import problem_middleware
+from .problems import admin_guard, problem_middleware
 from .webhooks import receive_webhook
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,10 @@ def create_app(
     run_engine: bool = True,
 ) -> web.Application:
     """The service. `run_engine=False` serves HTTP only (tests of the web layer, read-only tools)."""
-    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=[problem_middleware])
+    token = config.server.admin_token.reveal() if config.server.admin_token else None
+    app = web.Application(
+        client_max_size=config.server.max_body_bytes, middlewares=[problem_middleware, admin_guard(token)]
+    )
     app[CONFIG] = config
     app[PLUGIN_MANAGER] = pm or create_plugin_manager(config.plugins_dir)
     app.cleanup_ctx.append(_http_session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Awaitable, Callable
 
@@ -20,6 +21,21 @@ def problem(status: int, slug: str, detail: str) -> web.Response:
         "detail": detail,
     }
     return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json")
+
+
+def admin_guard(token: str | None) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """The operator's endpoints (`/-/...`, `/metrics`) need `Authorization: Bearer <token>` when one is set."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        protected = request.path.startswith("/-/") or request.path == "/metrics"
+        if token is not None and protected:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+            if not hmac.compare_digest(given, token.encode()):
+                return problem(401, "admin-token-required", "this endpoint needs Authorization: Bearer <token>")
+        return await handler(request)
+
+    return guard
 
 
 @web.middleware
