@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from refund_adapter.config import ConfigError
+from refund_adapter.plugin_settings import check_section, parse_shops, raise_problems
 
 from .standard_webhooks import DEFAULT_TOLERANCE_SECONDS, decode_secret
 
@@ -38,25 +38,18 @@ class GenericSettings:
 
 def parse_settings(section: Any, path: str = "platforms.generic") -> GenericSettings:
     """Typed settings from the raw YAML section, or `ConfigError` listing every problem."""
-    problems: list[str] = []
-    if not isinstance(section, Mapping):
-        raise ConfigError([f"{path}: must be a mapping"])
-    problems += [f"{path}.{key}: unknown setting" for key in section if key not in _SECTION_KEYS]
+    problems = check_section(section, path, _SECTION_KEYS)
     tolerance = _tolerance(section.get("tolerance_seconds", DEFAULT_TOLERANCE_SECONDS), path, problems)
-    raw_shops = section.get("shops")
-    if not isinstance(raw_shops, list) or not raw_shops:
-        problems.append(f"{path}.shops: must list at least one shop")
-        raw_shops = []
-    shops: dict[str, GenericShop] = {}
-    for index, raw in enumerate(raw_shops):
-        shop = _shop(raw, f"{path}.shops[{index}]", problems)
-        if shop is None:
-            continue
-        if shop.id in shops:
-            problems.append(f"{path}.shops[{index}].id: duplicate shop id {shop.id!r}")
-        shops[shop.id] = shop
-    if problems:
-        raise ConfigError(problems)
+    shops = parse_shops(
+        section,
+        path,
+        problems,
+        shop_keys=_SHOP_KEYS,
+        parse_shop=_shop,
+        key=lambda shop: shop.id,
+        duplicate=lambda shop_id: f"id: duplicate shop id {shop_id!r}",
+    )
+    raise_problems(problems)
     return GenericSettings(shops=shops, tolerance_seconds=tolerance)
 
 
@@ -70,12 +63,7 @@ def _tolerance(value: Any, path: str, problems: list[str]) -> int:
     return value
 
 
-def _shop(raw: Any, path: str, problems: list[str]) -> GenericShop | None:
-    if not isinstance(raw, Mapping):
-        problems.append(f"{path}: must be a mapping")
-        return None
-    before = len(problems)
-    problems += [f"{path}.{key}: unknown setting" for key in raw if key not in _SHOP_KEYS]
+def _shop(raw: Mapping[str, Any], path: str, problems: list[str]) -> GenericShop | None:
     values: dict[str, str] = {}
     for key in sorted(_SHOP_KEYS):
         value = raw.get(key)
@@ -92,7 +80,7 @@ def _shop(raw: Any, path: str, problems: list[str]) -> GenericShop | None:
             problems.append(f"{path}.secret: {exc}")
     if "callback_url" in values and not _is_http_url(values["callback_url"]):
         problems.append(f"{path}.callback_url: must be an http(s) URL")
-    if len(problems) > before:
+    if problems:
         return None
     return GenericShop(**values)
 

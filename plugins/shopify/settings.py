@@ -13,7 +13,7 @@ from typing import Any
 
 from yarl import URL
 
-from refund_adapter.config import ConfigError
+from refund_adapter.plugin_settings import check_section, parse_shops, positive_seconds, raise_problems, required_text
 
 NAME = "shopify"  # the platform's name, its webhook path /webhooks/shopify and its config section
 WEBHOOK = "webhook"  # observer mode: refunds/create webhooks, results written back as tags and metafields
@@ -96,43 +96,32 @@ class ShopifySettings:
 
 def parse_settings(section: Any, path: str = f"platforms.{NAME}") -> ShopifySettings:
     """Typed settings from the raw YAML section, or `ConfigError` listing every problem."""
-    if not isinstance(section, Mapping):
-        raise ConfigError([f"{path}: must be a mapping"])
-    problems = [f"{path}.{key}: unknown setting" for key in section if key not in _SECTION_KEYS]
+    problems = check_section(section, path, _SECTION_KEYS)
     header = section.get("client_cert_header")
     if header is not None and (not isinstance(header, str) or not header.strip()):
         problems.append(f"{path}.client_cert_header: must be a header name")
         header = None
-    raw_shops = section.get("shops")
-    if not isinstance(raw_shops, list) or not raw_shops:
-        problems.append(f"{path}.shops: must list at least one shop")
-        raw_shops = []
-    shops: dict[str, ShopifyShop] = {}
-    for index, raw in enumerate(raw_shops):
-        shop = _shop(raw, f"{path}.shops[{index}]", problems)
-        if shop is None:
-            continue
-        if shop.domain in shops:
-            problems.append(f"{path}.shops[{index}].domain: duplicate shop {shop.domain!r}")
-        shops[shop.domain] = shop
+    shops = parse_shops(
+        section,
+        path,
+        problems,
+        shop_keys=_SHOP_KEYS,
+        parse_shop=_shop,
+        key=lambda shop: shop.domain,
+        duplicate=lambda domain: f"domain: duplicate shop {domain!r}",
+    )
     if header is None and any(shop.mode == PAYMENTS_APP for shop in shops.values()):
         problems.append(
             f"{path}.client_cert_header: required with a payments_app shop (the header your TLS terminator sets "
             "to SUCCESS once it verified Shopify's client certificate)"
         )
-    if problems:
-        raise ConfigError(problems)
+    raise_problems(problems)
     return ShopifySettings(shops=shops, client_cert_header=header.strip() if header else None)
 
 
-def _shop(raw: Any, path: str, problems: list[str]) -> ShopifyShop | None:
-    if not isinstance(raw, Mapping):
-        problems.append(f"{path}: must be a mapping")
-        return None
-    before = len(problems)
-    problems += [f"{path}.{key}: unknown setting" for key in raw if key not in _SHOP_KEYS]
-    text = {key: _text(raw, key, path, problems) for key in ("domain", "access_token", "alipay_account")}
-    domain = text["domain"].lower()
+def _shop(raw: Mapping[str, Any], path: str, problems: list[str]) -> ShopifyShop | None:
+    text = required_text(raw, ("domain", "access_token", "alipay_account"), path, problems)
+    domain = text.get("domain", "").lower()
     if domain and not _DOMAIN.fullmatch(domain):
         problems.append(f"{path}.domain: must be the shop's domain, e.g. example.myshopify.com")
     mode = raw.get("mode", WEBHOOK)
@@ -155,10 +144,10 @@ def _shop(raw: Any, path: str, problems: list[str]) -> ShopifyShop | None:
     base_url = _str_or(raw.get("api_base_url"), f"https://{domain}").rstrip("/")
     if not _is_http_url(base_url):
         problems.append(f"{path}.api_base_url: must be an http(s) URL")
-    interval = _seconds(raw.get("poll_interval_seconds", DEFAULT_POLL_INTERVAL_SECONDS))
+    interval = positive_seconds(raw.get("poll_interval_seconds", DEFAULT_POLL_INTERVAL_SECONDS))
     if interval is None:
         problems.append(f"{path}.poll_interval_seconds: must be a number of seconds > 0")
-    if len(problems) > before:
+    if problems:
         return None
     return ShopifyShop(
         domain=domain,
@@ -173,26 +162,9 @@ def _shop(raw: Any, path: str, problems: list[str]) -> ShopifyShop | None:
     )
 
 
-def _text(raw: Mapping[str, Any], key: str, path: str, problems: list[str]) -> str:
-    value = raw.get(key)
-    if not isinstance(value, str) or not value.strip():
-        problems.append(f"{path}.{key}: missing")
-        return ""
-    return value.strip()
-
-
 def _str_or(value: Any, default: str) -> str:
     """A string setting, the default when absent; a non-string is passed on to fail its own check."""
     return default if value is None else value if isinstance(value, str) else repr(value)
-
-
-def _seconds(value: Any) -> float | None:
-    # A value from ${ENV} arrives as a string.
-    try:
-        seconds = float(value) if isinstance(value, int | float | str) and not isinstance(value, bool) else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and 0 < seconds < float("inf") else None
 
 
 def _is_http_url(value: str) -> bool:

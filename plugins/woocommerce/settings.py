@@ -7,14 +7,13 @@ Every problem is collected with its dotted path and raised together as the core'
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from refund_adapter.config import ConfigError
+from refund_adapter.plugin_settings import check_section, parse_shops, positive_seconds, raise_problems, required_text
 
 DEFAULT_POLL_INTERVAL_SECONDS = 300.0
 AUTH_MODES = ("basic", "query")
@@ -69,39 +68,22 @@ def shop_id(url: str) -> str | None:
 
 def parse_settings(section: Any, path: str = "platforms.woocommerce") -> WooSettings:
     """Typed settings from the raw YAML section, or `ConfigError` listing every problem."""
-    if not isinstance(section, Mapping):
-        raise ConfigError([f"{path}: must be a mapping"])
-    problems = [f"{path}.{key}: unknown setting" for key in section if key not in _SECTION_KEYS]
-    raw_shops = section.get("shops")
-    if not isinstance(raw_shops, list) or not raw_shops:
-        problems.append(f"{path}.shops: must list at least one shop")
-        raw_shops = []
-    shops: dict[str, WooShop] = {}
-    for index, raw in enumerate(raw_shops):
-        shop = _shop(raw, f"{path}.shops[{index}]", problems)
-        if shop is None:
-            continue
-        if shop.id in shops:
-            problems.append(f"{path}.shops[{index}].url: the store {shop.id!r} is listed twice")
-        shops[shop.id] = shop
-    if problems:
-        raise ConfigError(problems)
+    problems = check_section(section, path, _SECTION_KEYS)
+    shops = parse_shops(
+        section,
+        path,
+        problems,
+        shop_keys=_SHOP_KEYS,
+        parse_shop=_shop,
+        key=lambda shop: shop.id,
+        duplicate=lambda key: f"url: the store {key!r} is listed twice",
+    )
+    raise_problems(problems)
     return WooSettings(shops=shops)
 
 
-def _shop(raw: Any, path: str, problems: list[str]) -> WooShop | None:
-    if not isinstance(raw, Mapping):
-        problems.append(f"{path}: must be a mapping")
-        return None
-    before = len(problems)
-    problems += [f"{path}.{key}: unknown setting" for key in raw if key not in _SHOP_KEYS]
-    text: dict[str, str] = {}
-    for key in _REQUIRED_TEXT:
-        value = raw.get(key)
-        if isinstance(value, str) and value.strip():
-            text[key] = value.strip()
-        else:
-            problems.append(f"{path}.{key}: missing")
+def _shop(raw: Mapping[str, Any], path: str, problems: list[str]) -> WooShop | None:
+    text = required_text(raw, _REQUIRED_TEXT, path, problems)
     url = text.get("url", "")
     key = shop_id(url) if url else None
     if url and (key is None or urlsplit(url).query or urlsplit(url).fragment):
@@ -111,7 +93,7 @@ def _shop(raw: Any, path: str, problems: list[str]) -> WooShop | None:
     auth = _choice(raw, "auth", AUTH_MODES, "basic", path, problems)
     algorithm = _choice(raw, "signature_algorithm", SIGNATURE_ALGORITHMS, "sha256", path, problems)
     since = _since(raw.get("refunds_since"), f"{path}.refunds_since", problems)
-    if len(problems) > before or key is None:
+    if problems or key is None:
         return None
     return WooShop(
         id=key,
@@ -136,12 +118,8 @@ def _gateway_ids(value: Any, path: str, problems: list[str]) -> frozenset[str]:
 
 
 def _seconds(value: Any, path: str, problems: list[str]) -> float:
-    # A value from ${ENV} arrives as a string.
-    try:
-        seconds = float(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else math.nan
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
+    seconds = positive_seconds(value)
+    if seconds is None:
         problems.append(f"{path}.poll_interval_seconds: must be a number of seconds > 0")
         return DEFAULT_POLL_INTERVAL_SECONDS
     return seconds
