@@ -1,5 +1,5 @@
 """What a platform plugin implements: the `PlatformAdapter` the core calls for one platform, and the helpers
-plugins share (`PluginData`, `retry_after_seconds`).
+plugins share (`PluginData`, `retry_after_seconds`, webhook body and signature helpers).
 
 Plugins contribute adapters through the `register_platforms` hook; the core then awaits the adapter of a
 webhook's platform directly (pluggy is for discovery and broadcasts, not for routing one refund).
@@ -7,12 +7,16 @@ webhook's platform directly (pluggy is for discovery and broadcasts, not for rou
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from .models import DeliveryResult, RefundOutcome, RefundRequest
 
@@ -147,3 +151,54 @@ def retry_after_seconds(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def reject(status: int, type_: str, detail: str) -> NoReturn:
+    """Raise `WebhookRejected`: for parsers that check a body field by field."""
+    raise WebhookRejected(status, type_, detail)
+
+
+def json_object(body: bytes, *, allow_nan: bool = False) -> dict[str, Any]:
+    """A webhook's body as a JSON object, or 400 `malformed-body`.
+
+    NaN and ±Infinity (which are not JSON) are refused unless `allow_nan`.
+    """
+    try:
+        document = json.loads(body) if allow_nan else json.loads(body, parse_constant=_refuse_constant)
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise WebhookRejected(400, "malformed-body", f"the body is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        reject(400, "malformed-body", "the body must be a JSON object")
+    return document
+
+
+def non_empty_string(document: Mapping[str, Any], name: str) -> str:
+    """The body's field `name`, or 400 `malformed-body` unless it is a non-empty string."""
+    value = document.get(name)
+    if not isinstance(value, str) or not value:
+        reject(400, "malformed-body", f"{name} must be a non-empty string")
+    return value
+
+
+def hmac_base64(secret: str, body: bytes, algorithm: str = "sha256") -> str:
+    """`base64(HMAC(secret, body))`: the webhook signature of Shopify, WooCommerce and many others."""
+    return base64.b64encode(_hmac(secret, body, algorithm)).decode("ascii")
+
+
+def hmac_base64_matches(secrets: Sequence[str], body: bytes, signature: str | None, algorithm: str = "sha256") -> bool:
+    """Whether `signature` is the `hmac_base64` of `body` by one of `secrets`, compared in constant time."""
+    if not signature:
+        return False
+    try:
+        claimed = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII text
+        return False
+    return any(hmac.compare_digest(claimed, _hmac(secret, body, algorithm)) for secret in secrets)
+
+
+def _hmac(secret: str, body: bytes, algorithm: str) -> bytes:
+    return hmac.new(secret.encode(), body, algorithm).digest()
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-from refund_adapter.platform import retry_after_seconds
+import pytest
+
+from refund_adapter.platform import (
+    WebhookRejected,
+    hmac_base64,
+    hmac_base64_matches,
+    json_object,
+    non_empty_string,
+    retry_after_seconds,
+)
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
@@ -16,3 +25,31 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert retry_after_seconds("120") == 120
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+def test_hmac_base64_matches_any_secret_in_constant_time_and_refuses_garbage() -> None:
+    body = b'{"id": 1}'
+    signature = hmac_base64("new", body)
+    assert hmac_base64_matches(["old", "new"], body, signature)
+    assert not hmac_base64_matches(["old"], body, signature)
+    assert not hmac_base64_matches(["new"], body + b" ", signature)
+    assert not hmac_base64_matches(["new"], body, hmac_base64("new", body, "sha1"))
+    assert hmac_base64_matches(["new"], body, hmac_base64("new", body, "sha1"), "sha1")
+    for garbage in (None, "", "not base64!", "ünïcode"):
+        assert not hmac_base64_matches(["new"], body, garbage)
+
+
+def test_json_object_refuses_non_objects_and_non_json_constants() -> None:
+    assert json_object(b'{"a": "x"}') == {"a": "x"}
+    for body in (b"[1]", b"{", b"\xff", b'{"a": NaN}'):
+        with pytest.raises(WebhookRejected) as caught:
+            json_object(body)
+        assert (caught.value.status, caught.value.type) == (400, "malformed-body")
+    assert json_object(b'{"a": NaN}', allow_nan=True)["a"] != 0
+
+
+def test_non_empty_string_names_the_field() -> None:
+    assert non_empty_string({"id": "r1"}, "id") == "r1"
+    for document in ({}, {"id": ""}, {"id": 1}):
+        with pytest.raises(WebhookRejected, match="id must be a non-empty string"):
+            non_empty_string(document, "id")

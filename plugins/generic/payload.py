@@ -6,13 +6,12 @@ most senders, which is how cents get lost, so it is refused with `invalid-amount
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any
 
-from refund_adapter import WebhookRejected
+from refund_adapter.platform import json_object, non_empty_string, reject
 
 # At most 12 integer digits: far above any Alipay refund, and always exact within Decimal's 28-digit precision.
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
@@ -33,46 +32,26 @@ class RefundNotice:
 
 def parse_refund_notice(body: bytes) -> RefundNotice:
     """The body's refund, or `WebhookRejected` with a stable type saying what is wrong with it."""
-    try:
-        document = json.loads(body, parse_constant=_refuse_constant)
-    except ValueError as exc:  # also UnicodeDecodeError
-        _reject(400, "malformed-body", f"the body is not JSON: {exc}")
-    if not isinstance(document, dict):
-        _reject(400, "malformed-body", "the body must be a JSON object")
-    text = {name: _text(document, name) for name in ("refund_id", "order_id", "trade_no", "currency")}
+    document = json_object(body)
+    text = {name: non_empty_string(document, name) for name in ("refund_id", "order_id", "trade_no", "currency")}
     reason = document.get("reason")
     if not isinstance(reason, str):
-        _reject(400, "malformed-body", "reason must be a string")
+        reject(400, "malformed-body", "reason must be a string")
     amount = _amount(document, "amount")
     paid_amount = _amount(document, "paid_amount") if document.get("paid_amount") is not None else None
     if text["currency"] != CURRENCY:
-        _reject(422, "unsupported-currency", f"currency must be {CURRENCY}, not {text['currency']!r}")
+        reject(422, "unsupported-currency", f"currency must be {CURRENCY}, not {text['currency']!r}")
     if paid_amount is not None and amount > paid_amount:
-        _reject(422, "amount-exceeds-paid", f"amount {amount} is more than the paid amount {paid_amount}")
+        reject(422, "amount-exceeds-paid", f"amount {amount} is more than the paid amount {paid_amount}")
     return RefundNotice(amount=amount, reason=reason, paid_amount=paid_amount, **text)
-
-
-def _reject(status: int, type_: str, detail: str) -> NoReturn:
-    raise WebhookRejected(status, type_, detail)
-
-
-def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _text(document: dict[str, Any], name: str) -> str:
-    value = document.get(name)
-    if not isinstance(value, str) or not value:
-        _reject(400, "malformed-body", f"{name} must be a non-empty string")
-    return value
 
 
 def _amount(document: dict[str, Any], name: str) -> Decimal:
     if name not in document:
-        _reject(400, "malformed-body", f"{name} is missing")
+        reject(400, "malformed-body", f"{name} is missing")
     value = document[name]
     if not isinstance(value, str) or not _AMOUNT.fullmatch(value) or Decimal(value) <= 0:
-        _reject(
+        reject(
             422, "invalid-amount", f'{name} must be a positive JSON string of CNY with at most 2 decimals, e.g. "12.30"'
         )
     return Decimal(value).quantize(_CENT)

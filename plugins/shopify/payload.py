@@ -6,13 +6,11 @@ read with the core's one amount grammar (no floats, no exponents).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NoReturn
 
-from refund_adapter import WebhookRejected
 from refund_adapter.alipay.codec import AlipayFormatError, parse_amount
+from refund_adapter.platform import json_object, non_empty_string, reject
 
 CURRENCY = "CNY"  # Alipay's MAPI batch refund pays back in CNY only
 
@@ -46,13 +44,9 @@ class RefundSession:
     currency: str
 
 
-def reject(status: int, type_: str, detail: str) -> NoReturn:
-    raise WebhookRejected(status, type_, detail)
-
-
 def parse_refund_notice(body: bytes) -> RefundNotice:
     """The refund of a refunds/create body (the REST `Refund` resource)."""
-    document = _object(body)
+    document = json_object(body)
     refund_id = document.get("id")
     if type(refund_id) is not int or refund_id <= 0:
         reject(400, "malformed-body", "id must be the refund's numeric id")
@@ -73,13 +67,8 @@ def parse_refund_notice(body: bytes) -> RefundNotice:
 
 def parse_refund_session(body: bytes) -> RefundSession:
     """A refund session request body; unknown fields are ignored (Shopify adds fields over time)."""
-    document = _object(body)
-    text = {}
-    for name in ("id", "gid", "payment_id", "amount", "currency"):
-        value = document.get(name)
-        if not isinstance(value, str) or not value:
-            reject(400, "malformed-body", f"{name} must be a non-empty string")
-        text[name] = value
+    document = json_object(body)
+    text = {name: non_empty_string(document, name) for name in ("id", "gid", "payment_id", "amount", "currency")}
     if text["currency"] != CURRENCY:
         reject(422, "unsupported-currency", f"currency must be {CURRENCY}, not {text['currency']!r}")
     return RefundSession(
@@ -97,17 +86,3 @@ def amount(text: str) -> Decimal:
         return parse_amount(text)
     except AlipayFormatError:
         reject(422, "invalid-amount", f"amount {text!r} must be a positive decimal string with at most 2 decimals")
-
-
-def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _object(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body, parse_constant=_refuse_constant)
-    except ValueError as exc:  # also UnicodeDecodeError
-        reject(400, "malformed-body", f"the body is not JSON: {exc}")
-    if not isinstance(document, dict):
-        reject(400, "malformed-body", "the body must be a JSON object")
-    return document

@@ -8,7 +8,6 @@ poll, whatever the webhooks did: the poll alone is enough to find every refund.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ from refund_adapter import (
     WebhookAccepted,
     WebhookRejected,
 )
-from refund_adapter.platform import PluginData
+from refund_adapter.platform import PluginData, json_object
 
 from . import webhook as wire
 from .api import ShopApiError, WooClient
@@ -85,7 +84,7 @@ class WooCommercePlatform:
         if topic not in wire.REFUND_TOPICS:
             log.info("woocommerce %s: ignored a %r webhook (refunds come with %s)", shop.id, topic, wire.ORDER_UPDATED)
             return WebhookAccepted()
-        document = _json_object(webhook.body)
+        document = json_object(webhook.body, allow_nan=True)
         context = {"via": "webhook", "delivery_id": webhook.headers.get(wire.DELIVERY_ID, "")}
         client = WooClient(shop, self._http)
         try:
@@ -285,16 +284,6 @@ def _note(refund_id: int, result: dict[str, Any]) -> str:
         f"Alipay refund {result['status']} for refund #{refund_id}: {result['amount']} CNY, "
         f"code {result['code'] or '-'}, batch_no {result['batch_no'] or '-'}, trade {result['trade_no']}"
     )
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except ValueError as exc:  # also UnicodeDecodeError
-        raise WebhookRejected(400, "malformed-body", f"the body is not JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise WebhookRejected(400, "malformed-body", "the body must be a JSON object")
-    return document
 
 
 def _order_from_payload(document: dict[str, Any]) -> WooOrder:

@@ -6,13 +6,12 @@ filter says otherwise. The creation ping is a form body `webhook_id=<N>` with no
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from refund_adapter.platform import hmac_base64, hmac_base64_matches
 
 SOURCE = "X-WC-Webhook-Source"
 TOPIC = "X-WC-Webhook-Topic"
@@ -35,18 +34,12 @@ def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
 
 def sign(secret: str, algorithm: str, body: bytes) -> str:
     """The X-WC-Webhook-Signature of `body`, as WooCommerce computes it."""
-    return base64.b64encode(hmac.new(secret.encode(), body, algorithm).digest()).decode("ascii")
+    return hmac_base64(secret, body, algorithm)
 
 
 def signature_matches(secret: str, algorithm: str, body: bytes, signature: str | None) -> bool:
     """Whether `signature` is the base64 HMAC of the raw `body`; constant-time."""
-    if not signature:
-        return False
-    try:
-        candidate = base64.b64decode(signature, validate=True)
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII text
-        return False
-    return hmac.compare_digest(candidate, hmac.new(secret.encode(), body, algorithm).digest())
+    return hmac_base64_matches((secret,), body, signature, algorithm)
 
 
 def subscription_status(webhooks: Any) -> str:
