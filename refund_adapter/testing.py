@@ -1,6 +1,6 @@
-"""A kit for running the whole loop on one machine: free ports, serving apps, polling with a deadline, and
-a simulated shop for the `generic` platform. Used by `refund-adapter demo`, the tests and the benchmarks;
-plugin authors can use it for their own end-to-end tests."""
+"""A kit for running the whole loop on one machine: free ports, serving apps, polling with a deadline, a
+simulated shop for the `generic` platform, and the adapter itself between the Alipay sandbox and a shop. Used
+by `refund-adapter demo`, the tests and the benchmarks; plugin authors can use it for their own end-to-end tests."""
 
 from __future__ import annotations
 
@@ -9,13 +9,22 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 from refund_adapter_generic import standard_webhooks
+
+from .alipay.sandbox import RunningSandbox, SandboxConfig, run_sandbox
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from .config import Config
+    from .store import RefundStore
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -94,3 +103,79 @@ class SimulatedShop:
         async with session.post(f"{adapter_url}/webhooks/generic/{shop_id}", data=body, headers=headers) as resp:
             await resp.read()
             return resp.status
+
+
+def local_config(
+    db_path: Path,
+    port: int,
+    *,
+    partner: str,
+    md5_key: str,
+    gateway_url: str,
+    platforms: Mapping[str, Any],
+    server: Mapping[str, Any] | None = None,
+    **sections: Any,
+) -> dict[str, Any]:
+    """The raw config of an adapter on 127.0.0.1:`port`: a SQLite store at `db_path`, one MD5 Alipay account
+    `main` at `gateway_url`, batches and reports retried quickly. `server` adds to (or overrides) the server
+    section; `sections` are further top-level sections (`reconciler`, ...)."""
+    return {
+        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}", **(server or {})},
+        "store": {"url": f"sqlite:///{db_path}"},
+        "alipay": {
+            "accounts": {
+                "main": {"partner": partner, "sign_type": "MD5", "md5_key": md5_key, "gateway_url": gateway_url}
+            }
+        },
+        "batching": {"max_wait_seconds": 0.05},
+        "reporter": {"base_delay_seconds": 0.05, "max_delay_seconds": 0.5},
+        **sections,
+        "platforms": platforms,
+    }
+
+
+@dataclass
+class AdapterLoop:
+    """The adapter served on a real port, the Alipay sandbox behind it and a shop in front of it."""
+
+    url: str  # the adapter's base URL
+    app: web.Application
+    sandbox: RunningSandbox
+    shop_url: str  # the shop's base URL (a `SimulatedShop` takes callbacks at shop_url + "/callback")
+    http: aiohttp.ClientSession
+
+    @property
+    def store(self) -> RefundStore:
+        from .web.keys import ENGINE
+
+        return self.app[ENGINE].store
+
+
+@contextlib.asynccontextmanager
+async def adapter_loop(
+    config: Callable[[int, str, str], Config],
+    *,
+    sandbox: SandboxConfig | RunningSandbox,
+    shop: SimulatedShop | str,
+    pm: pluggy.PluginManager | None = None,
+    request_timeout: float | None = None,
+) -> AsyncIterator[AdapterLoop]:
+    """Run the sandbox (unless already running), serve the shop (a `SimulatedShop`, or the URL of a shop already
+    served), then the app of `config(port, sandbox URL, shop URL)` on a free port, with a client session whose
+    requests time out after `request_timeout` seconds (aiohttp's default when None)."""
+    from .web.app import create_app
+
+    running = contextlib.nullcontext(sandbox) if isinstance(sandbox, RunningSandbox) else run_sandbox(sandbox)
+    shop_served = contextlib.nullcontext(shop) if isinstance(shop, str) else serve(shop.app())
+    session_timeout = (
+        aiohttp.client.DEFAULT_TIMEOUT if request_timeout is None else aiohttp.ClientTimeout(total=request_timeout)
+    )
+    async with (
+        running as box,
+        shop_served as shop_url,
+        aiohttp.ClientSession(timeout=session_timeout) as http,
+    ):
+        port = free_port()
+        app = create_app(config(port, box.url, shop_url), pm=pm)
+        async with serve(app, port=port) as url:
+            yield AdapterLoop(url, app, box, shop_url, http)

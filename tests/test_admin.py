@@ -13,13 +13,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from refund_adapter.alipay.sandbox import SandboxConfig, TradeSeed, run_sandbox
+from refund_adapter.alipay.sandbox import SandboxConfig, TradeSeed
 from refund_adapter.config import Config, parse_config
 from refund_adapter.models import ReportState
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import SimulatedShop, free_port, serve, signed_generic_webhook, wait_until
-from refund_adapter.web.app import create_app
-from refund_adapter.web.keys import ENGINE
+from refund_adapter.testing import SimulatedShop, adapter_loop, local_config, signed_generic_webhook, wait_until
 
 PARTNER = "2088101122136241"
 MD5_KEY = "admin-endpoints-md5-key-0123456789"
@@ -34,18 +32,9 @@ PROBLEM = "urn:refund-adapter:problem:"
 
 def config(tmp_path: Path, port: int, gateway_url: str, shop_url: str) -> Config:
     shop = {"id": SHOP, "secret": SECRET, "callback_url": shop_url, "alipay_account": "main"}
-    return parse_config(
-        {
-            "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
-            "store": {"url": f"sqlite:///{tmp_path / 'refunds.db'}"},
-            "alipay": {"accounts": {"main": {"partner": PARTNER, "sign_type": "MD5", "md5_key": MD5_KEY,
-                                              "gateway_url": gateway_url}}},
-            "batching": {"max_wait_seconds": 0.05},
-            "reporter": {"base_delay_seconds": 0.05, "max_delay_seconds": 0.5},
-            "platforms": {"generic": {"shops": [shop]}},
-        },
-        env={},
-    )
+    raw = local_config(tmp_path / "refunds.db", port, partner=PARTNER, md5_key=MD5_KEY, gateway_url=gateway_url,
+                       platforms={"generic": {"shops": [shop]}})
+    return parse_config(raw, env={})
 
 
 @dataclass
@@ -80,15 +69,12 @@ async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
     trades = [TradeSeed(PAID_TRADE, Decimal("100.00")), TradeSeed(CLOSED_TRADE, Decimal("100.00"), status="closed")]
     sandbox_config = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=100_000.0, trades=trades)
     shop = SimulatedShop(SECRET)
-    async with (
-        run_sandbox(sandbox_config) as sandbox,
-        serve(shop.app()) as shop_url,
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DEADLINE)) as http,
-    ):
-        port = free_port()
-        app = create_app(config(tmp_path, port, sandbox.url, shop_url + "/callback"))
-        async with serve(app, port=port) as url:
-            yield Admin(url, app[ENGINE].store, shop, http)
+
+    def admin_config(port: int, gateway_url: str, shop_url: str) -> Config:
+        return config(tmp_path, port, gateway_url, shop_url + "/callback")
+
+    async with adapter_loop(admin_config, sandbox=sandbox_config, shop=shop, request_timeout=DEADLINE) as loop:
+        yield Admin(loop.url, loop.store, shop, loop.http)
 
 
 @pytest.fixture

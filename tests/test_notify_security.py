@@ -26,15 +26,13 @@ from aiohttp import web
 
 from refund_adapter import hookimpl
 from refund_adapter.alipay.codec import NOTIFY_TYPE_REFUND, beijing_now, format_alipay_time
-from refund_adapter.alipay.sandbox import Notification, RunningSandbox, SandboxConfig, run_sandbox
+from refund_adapter.alipay.sandbox import Notification, RunningSandbox, SandboxConfig
 from refund_adapter.alipay.signing import MD5Scheme, signed
 from refund_adapter.config import Config, parse_config
 from refund_adapter.models import Refund, RefundState, ReportState
 from refund_adapter.plugins import create_plugin_manager
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import SimulatedShop, free_port, serve, wait_until
-from refund_adapter.web.app import create_app
-from refund_adapter.web.keys import ENGINE
+from refund_adapter.testing import SimulatedShop, adapter_loop, local_config, serve, wait_until
 
 PARTNER = "2088101122136241"
 MD5_KEY = "notify-security-md5-key-0123456789"
@@ -189,20 +187,13 @@ def resigned(genuine: dict[str, str], *, key: str = MD5_KEY, **changes: str) -> 
 
 def config(tmp_path: Path, port: int, public_url: str, gateway_url: str, shop_url: str) -> Config:
     shop = {"id": SHOP, "secret": SECRET, "callback_url": shop_url, "alipay_account": "main"}
-    return parse_config(
-        {
-            "server": {"host": "127.0.0.1", "port": port, "public_url": public_url},
-            "store": {"url": f"sqlite:///{tmp_path / 'refunds.db'}"},
-            "alipay": {"accounts": {"main": {"partner": PARTNER, "sign_type": "MD5", "md5_key": MD5_KEY,
-                                              "gateway_url": gateway_url}}},
-            "batching": {"max_wait_seconds": 0.05},
-            "reporter": {"base_delay_seconds": 0.05, "max_delay_seconds": 0.5},
-            # The reconciler must not resolve a batch by querying while a test drives its notifies.
-            "reconciler": {"first_query_after_seconds": 600, "interval_seconds": 60},
-            "platforms": {"generic": {"shops": [shop]}},
-        },
-        env={},
+    raw = local_config(
+        tmp_path / "refunds.db", port, partner=PARTNER, md5_key=MD5_KEY, gateway_url=gateway_url,
+        platforms={"generic": {"shops": [shop]}}, server={"public_url": public_url},
+        # The reconciler must not resolve a batch by querying while a test drives its notifies.
+        reconciler={"first_query_after_seconds": 600, "interval_seconds": 60},
     )
+    return parse_config(raw, env={})
 
 
 @pytest.fixture
@@ -213,17 +204,16 @@ async def loop(tmp_path: Path) -> AsyncIterator[Loop]:
     gate, shop, transitions = Gate(), SimulatedShop(SECRET), Transitions()
     pm = create_plugin_manager()
     pm.register(transitions, name="transitions")
-    async with (
-        run_sandbox(sandbox_config) as sandbox,
-        serve(gate.app()) as gate_url,
-        serve(shop.app()) as shop_url,
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DEADLINE)) as http,
-    ):
-        port = free_port()
-        app = create_app(config(tmp_path, port, gate_url, sandbox.url, shop_url + "/callback"), pm=pm)
-        async with serve(app, port=port) as adapter_url:
-            gate.adapter_url = adapter_url
-            yield Loop(sandbox, gate, shop, transitions, adapter_url, app[ENGINE].store, http)
+    async with serve(gate.app()) as gate_url:
+
+        def gated_config(port: int, gateway_url: str, shop_url: str) -> Config:
+            return config(tmp_path, port, gate_url, gateway_url, shop_url + "/callback")
+
+        async with adapter_loop(
+            gated_config, sandbox=sandbox_config, shop=shop, pm=pm, request_timeout=DEADLINE
+        ) as adapter:
+            gate.adapter_url = adapter.url
+            yield Loop(adapter.sandbox, gate, shop, transitions, adapter.url, adapter.store, adapter.http)
 
 
 def details(refund: Refund, amount: str | None = None, code: str = "SUCCESS") -> str:

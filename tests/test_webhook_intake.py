@@ -20,13 +20,11 @@ import aiohttp
 import pytest
 from refund_adapter_generic import standard_webhooks
 
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
+from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed
 from refund_adapter.config import Config, parse_config
 from refund_adapter.models import Refund, RefundState, ReportState
 from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore
-from refund_adapter.testing import SimulatedShop, free_port, serve, signed_generic_webhook, wait_until
-from refund_adapter.web.app import create_app
-from refund_adapter.web.keys import ENGINE
+from refund_adapter.testing import SimulatedShop, adapter_loop, local_config, signed_generic_webhook, wait_until
 
 PARTNER = "2088101122136241"
 MD5_KEY = "webhook-intake-md5-key-0123456789"
@@ -47,19 +45,9 @@ def payload(**changes: Any) -> dict[str, Any]:
 
 def config(tmp_path: Path, port: int, gateway_url: str, shop_url: str) -> Config:
     shop = {"id": SHOP, "secret": SECRET, "callback_url": shop_url, "alipay_account": "main"}
-    return parse_config(
-        {
-            "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
-                       "max_body_bytes": MAX_BODY},
-            "store": {"url": f"sqlite:///{tmp_path / 'refunds.db'}"},
-            "alipay": {"accounts": {"main": {"partner": PARTNER, "sign_type": "MD5", "md5_key": MD5_KEY,
-                                              "gateway_url": gateway_url}}},
-            "batching": {"max_wait_seconds": 0.05},
-            "reporter": {"base_delay_seconds": 0.05, "max_delay_seconds": 0.5},
-            "platforms": {"generic": {"shops": [shop]}},
-        },
-        env={},
-    )
+    raw = local_config(tmp_path / "refunds.db", port, partner=PARTNER, md5_key=MD5_KEY, gateway_url=gateway_url,
+                       platforms={"generic": {"shops": [shop]}}, server={"max_body_bytes": MAX_BODY})
+    return parse_config(raw, env={})
 
 
 @dataclass
@@ -93,15 +81,12 @@ async def intake(tmp_path: Path) -> AsyncIterator[Intake]:
     sandbox_config = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=100_000.0,
                                    trades=[TradeSeed(TRADE_NO, Decimal("20.00"))])
     shop = SimulatedShop(SECRET)
-    async with (
-        run_sandbox(sandbox_config) as sandbox,
-        serve(shop.app()) as shop_url,
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DEADLINE)) as http,
-    ):
-        port = free_port()
-        app = create_app(config(tmp_path, port, sandbox.url, shop_url + "/callback"))
-        async with serve(app, port=port) as url:
-            yield Intake(url, app[ENGINE].store, sandbox, shop, http)
+
+    def intake_config(port: int, gateway_url: str, shop_url: str) -> Config:
+        return config(tmp_path, port, gateway_url, shop_url + "/callback")
+
+    async with adapter_loop(intake_config, sandbox=sandbox_config, shop=shop, request_timeout=DEADLINE) as loop:
+        yield Intake(loop.url, loop.store, loop.sandbox, shop, loop.http)
 
 
 # --- refused: nothing stored ------------------------------------------------------------------------------

@@ -18,12 +18,10 @@ from click.testing import CliRunner
 
 from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.cli import main
-from refund_adapter.config import parse_config
+from refund_adapter.config import Config, parse_config
 from refund_adapter.platform import PluginData
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import free_port, serve, wait_until
-from refund_adapter.web.app import create_app
-from refund_adapter.web.keys import ENGINE
+from refund_adapter.testing import adapter_loop, local_config, wait_until
 
 from .conftest import queued, section
 from .fake_shopify import DOMAIN, TRADE_NO, FakeShopify, session_body, webhook_headers
@@ -37,17 +35,11 @@ DEADLINE = 5.0  # each loop takes well under a second: no wait for a reconcile t
 
 def raw_config(tmp_path: Path, port: int, gateway_url: str, shop_url: str, reconcile_every: float = 0.1,
                **shop: Any) -> dict[str, Any]:
-    return {
-        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
-                   "max_body_bytes": MAX_BODY},
-        "store": {"url": f"sqlite:///{tmp_path / 'refunds.db'}"},
-        "alipay": {"accounts": {"main": {"partner": PARTNER, "sign_type": "MD5", "md5_key": MD5_KEY,
-                                          "gateway_url": gateway_url}}},
-        "batching": {"max_wait_seconds": 0.05},
-        "reporter": {"base_delay_seconds": 0.05, "max_delay_seconds": 0.5},
-        "reconciler": {"interval_seconds": reconcile_every},
-        "platforms": {"shopify": section(shop_url, **shop)},
-    }
+    return local_config(
+        tmp_path / "refunds.db", port, partner=PARTNER, md5_key=MD5_KEY, gateway_url=gateway_url,
+        platforms={"shopify": section(shop_url, **shop)}, server={"max_body_bytes": MAX_BODY},
+        reconciler={"interval_seconds": reconcile_every},
+    )
 
 
 @dataclass
@@ -79,10 +71,11 @@ async def sandbox() -> AsyncIterator[RunningSandbox]:
 async def running(
     tmp_path: Path, sandbox: RunningSandbox, fake: FakeShopify, reconcile_every: float = 0.1, **shop: Any
 ) -> AsyncIterator[Loop]:
-    port = free_port()
-    app = create_app(parse_config(raw_config(tmp_path, port, sandbox.url, fake.url, reconcile_every, **shop), env={}))
-    async with serve(app, port=port) as url, aiohttp.ClientSession() as http:
-        yield Loop(url, app[ENGINE].store, sandbox, fake, http)
+    def config(port: int, gateway_url: str, shop_url: str) -> Config:
+        return parse_config(raw_config(tmp_path, port, gateway_url, shop_url, reconcile_every, **shop), env={})
+
+    async with adapter_loop(config, sandbox=sandbox, shop=fake.url) as adapter:
+        yield Loop(adapter.url, adapter.store, sandbox, fake, adapter.http)
 
 
 @pytest.fixture
