@@ -40,15 +40,8 @@ def parse_settings(section: Any, path: str = "platforms.generic") -> GenericSett
     """Typed settings from the raw YAML section, or `ConfigError` listing every problem."""
     problems = check_section(section, path, _SECTION_KEYS)
     tolerance = _tolerance(section.get("tolerance_seconds", DEFAULT_TOLERANCE_SECONDS), path, problems)
-    shops = parse_shops(
-        section,
-        path,
-        problems,
-        shop_keys=_SHOP_KEYS,
-        parse_shop=_shop,
-        key=lambda shop: shop.id,
-        duplicate=lambda shop_id: f"id: duplicate shop id {shop_id!r}",
-    )
+    shops = parse_shops(section, path, problems, shop_keys=_SHOP_KEYS, parse_shop=_shop, key=lambda shop: shop.id,
+                        duplicate=lambda shop_id: f"id: duplicate shop id {shop_id!r}")
     raise_problems(problems)
     return GenericSettings(shops=shops, tolerance_seconds=tolerance)
 

@@ -101,15 +101,8 @@ def parse_settings(section: Any, path: str = f"platforms.{NAME}") -> ShopifySett
     if header is not None and (not isinstance(header, str) or not header.strip()):
         problems.append(f"{path}.client_cert_header: must be a header name")
         header = None
-    shops = parse_shops(
-        section,
-        path,
-        problems,
-        shop_keys=_SHOP_KEYS,
-        parse_shop=_shop,
-        key=lambda shop: shop.domain,
-        duplicate=lambda domain: f"domain: duplicate shop {domain!r}",
-    )
+    shops = parse_shops(section, path, problems, shop_keys=_SHOP_KEYS, parse_shop=_shop, key=lambda shop: shop.domain,
+                        duplicate=lambda domain: f"domain: duplicate shop {domain!r}")
     if header is None and any(shop.mode == PAYMENTS_APP for shop in shops.values()):
         problems.append(
             f"{path}.client_cert_header: required with a payments_app shop (the header your TLS terminator sets "

@@ -69,15 +69,8 @@ def shop_id(url: str) -> str | None:
 def parse_settings(section: Any, path: str = "platforms.woocommerce") -> WooSettings:
     """Typed settings from the raw YAML section, or `ConfigError` listing every problem."""
     problems = check_section(section, path, _SECTION_KEYS)
-    shops = parse_shops(
-        section,
-        path,
-        problems,
-        shop_keys=_SHOP_KEYS,
-        parse_shop=_shop,
-        key=lambda shop: shop.id,
-        duplicate=lambda key: f"url: the store {key!r} is listed twice",
-    )
+    shops = parse_shops(section, path, problems, shop_keys=_SHOP_KEYS, parse_shop=_shop, key=lambda shop: shop.id,
+                        duplicate=lambda key: f"url: the store {key!r} is listed twice")
     raise_problems(problems)
     return WooSettings(shops=shops)
 
