@@ -151,9 +151,16 @@ class SqliteStore(SqlStore):
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
-        for conn in {id(c): c for c in (self._reader, self._writer) if c is not None}.values():
-            conn.close()
+        loop = asyncio.get_running_loop()
+        reader, writer = self._reader, self._writer
         self._writer = self._reader = None
+        # Close each connection where it is used, after the work already queued there: never under a
+        # statement still running on another thread.
+        if reader is not None and reader is not writer:
+            await loop.run_in_executor(self._read_thread, reader.close)
+        if writer is not None:
+            async with self._write_lock:
+                writer.close()
         self._committer.shutdown()
         self._read_thread.shutdown()
         if self._file_lock is not None:
