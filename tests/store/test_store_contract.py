@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -49,11 +48,19 @@ async def test_accept_is_idempotent_on_platform_shop_and_refund_id(store: Refund
     assert other_shop[0].created
 
 
-async def test_accepted_refunds_survive_reopening(store: RefundStore, tmp_path: Path) -> None:
+async def test_accepted_refunds_survive_reopening(store: RefundStore, store_url: str) -> None:
     await store.accept([req("r1")], T0)
-    refund = await store.find_refund("generic", "s1", "r1")
-    assert refund is not None and refund.state is RefundState.RECEIVED
-    assert refund.request.amount == Decimal("10.00") and isinstance(refund.request.amount, Decimal)
+    namespace = await store.namespace()
+    await store.close()
+    reopened = store_from_url(store_url)
+    await reopened.open()  # migrations already applied: a no-op that keeps the data and the install id
+    try:
+        refund = await reopened.find_refund("generic", "s1", "r1")
+        assert refund is not None and refund.state is RefundState.RECEIVED
+        assert refund.request.amount == Decimal("10.00") and isinstance(refund.request.amount, Decimal)
+        assert await reopened.namespace() == namespace
+    finally:
+        await reopened.close()
 
 
 async def test_concurrent_accepts_are_all_stored_once(store: RefundStore) -> None:
