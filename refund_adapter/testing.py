@@ -73,7 +73,6 @@ class SimulatedShop:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: int = 0
     rejected_signatures: int = 0
-    fail_next: int = 0  # answer 503 to this many callbacks (to exercise the reporter's retries)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -87,9 +86,6 @@ class SimulatedShop:
         except standard_webhooks.WebhookVerificationError:
             self.rejected_signatures += 1
             return web.Response(status=401)
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            return web.Response(status=503)
         self.deliveries += 1
         result = json.loads(body)
         self.results[result["refund_id"]] = result
