@@ -7,6 +7,7 @@ supplies a `Dialect` and two context managers: a write transaction and a read co
 from __future__ import annotations
 
 import abc
+import functools
 import json
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..alipay.codec import build_batch_no
 from ..models import (
@@ -32,6 +33,7 @@ from .base import EXCEEDS_PAID_AMOUNT, AcceptResult, PendingWork, RefundStore, S
 from .plugin_data import PluginDataSql
 
 Row = Mapping[str, Any]
+T = TypeVar("T")
 Decision = Callable[[Row], "tuple[RefundState, str | None] | None"]
 
 
@@ -80,6 +82,60 @@ def migrations() -> list[tuple[int, str]]:
     found = [(int(entry.name.split("_", 1)[0]), entry.read_text("utf-8"))
              for entry in folder.iterdir() if entry.name.endswith(".sql")]
     return sorted(found)
+
+
+_INSERT_COLUMNS = ("platform", "shop", "platform_refund_id", "order_id", "trade_no", "amount_fen", "currency",
+                   "reason", "alipay_account", "paid_amount_fen", "context", "state", "code", "report_state",
+                   "report_next_at", "created_at", "updated_at")
+_INSERT_CHUNK = 500  # rows per INSERT: 17 parameters each stays far below either backend's limit
+
+
+@dataclass(frozen=True)
+class _NewRow:
+    """A new refund as it will be inserted, with its verdict."""
+
+    request: RefundRequest
+    state: RefundState
+    values: tuple[object, ...]
+
+    def refund(self, refund_id: int, created_at: datetime) -> Refund:
+        rejected = self.state is RefundState.REJECTED
+        return Refund(
+            id=refund_id, request=self.request, state=self.state, code=EXCEEDS_PAID_AMOUNT if rejected else None,
+            batch_id=None, batch_no=None, report_state=ReportState.PENDING if rejected else ReportState.NONE,
+            created_at=created_at, updated_at=created_at,
+        )
+
+
+def _new_rows(requests: Sequence[RefundRequest], spent: dict[tuple[str, str], int], now: float) -> list[_NewRow]:
+    """Each request's row in order: REJECTED (and its report queued) when it would take its trade's refunds past
+    the paid amount, counting the ones before it; RECEIVED otherwise."""
+    rows = []
+    for request in requests:
+        amount, trade = to_fen(request.amount), (request.alipay_account, request.trade_no)
+        paid = to_fen(request.paid_amount) if request.paid_amount is not None else None
+        over = paid is not None and spent.get(trade, 0) + amount > paid
+        if not over:
+            spent[trade] = spent.get(trade, 0) + amount
+        state = RefundState.REJECTED if over else RefundState.RECEIVED
+        report = (ReportState.PENDING, now) if over else (ReportState.NONE, None)
+        values = (request.platform, request.shop, request.platform_refund_id, request.order_id, request.trade_no,
+                  amount, request.currency, request.reason, request.alipay_account, paid,
+                  json.dumps(dict(request.context), sort_keys=True), state.value,
+                  EXCEEDS_PAID_AMOUNT if over else None, report[0].value, report[1], now, now)
+        rows.append(_NewRow(request, state, values))
+    return rows
+
+
+@functools.lru_cache(maxsize=64)
+def _values(rows: int) -> str:
+    """`($1, ..., $17), ($18, ...)`: the VALUES of a multi-row insert of `rows` refunds."""
+    width = len(_INSERT_COLUMNS)
+    return ", ".join("(" + _placeholders(range(width), 1 + i * width) + ")" for i in range(rows))
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    return (items[i : i + size] for i in range(0, len(items), size))
 
 
 class SqlStore(PluginDataSql, RefundStore):
@@ -131,40 +187,68 @@ class SqlStore(PluginDataSql, RefundStore):
             return await self.accept_in(tx, requests, now)
 
     async def accept_in(self, tx: Tx, requests: Sequence[RefundRequest], now: float) -> list[AcceptResult]:
+        """Set-based, a few statements whatever the number of requests (group commit hands over many): find
+        the keys already stored, decide each new refund's verdict against its trade's paid amount in order,
+        then insert the new ones in one multi-row statement."""
         await self._lock(tx, (f"{request.alipay_account} {request.trade_no}" for request in requests))
-        return [await self._accept_one(tx, request, now) for request in requests]
+        stored = await self._stored_by_key(tx, requests)
+        new: dict[tuple[str, str, str], RefundRequest] = {}
+        for request in requests:
+            if request.key not in stored:
+                new.setdefault(request.key, request)
+        rows = _new_rows(list(new.values()), await self._spent_by_trade(tx, new.values()), now)
+        inserted: dict[tuple[str, str, str], int] = {}
+        for chunk in _chunks(rows, _INSERT_CHUNK):
+            for stored_row in await tx.fetch(
+                f"""INSERT INTO refunds ({", ".join(_INSERT_COLUMNS)}) VALUES {_values(len(chunk))}
+                    ON CONFLICT (platform, shop, platform_refund_id) DO NOTHING
+                    RETURNING id, platform, shop, platform_refund_id""",
+                *(value for new_row in chunk for value in new_row.values),
+            ):
+                key = (stored_row["platform"], stored_row["shop"], stored_row["platform_refund_id"])
+                inserted[key] = int(stored_row["id"])
+        if len(inserted) < len(new):  # another instance stored some of the same keys meanwhile
+            stored.update(await self._stored_by_key(tx, [r for key, r in new.items() if key not in inserted]))
+        created_at = _ts(now)
+        created = {row.request.key: row.refund(inserted[row.request.key], created_at) for row in rows
+                   if row.request.key in inserted}
+        results = []
+        for request in requests:
+            refund = created.pop(request.key, None)
+            results.append(AcceptResult(refund, True) if refund else AcceptResult(stored[request.key], False))
+        return results
 
-    async def _accept_one(self, tx: Tx, request: RefundRequest, now: float) -> AcceptResult:
-        """One statement for a new refund (the hot path): insert unless its key exists, rejected at once when
-        the trade's refunds would pass the paid amount (failed and rejected refunds moved no money)."""
-        paid = to_fen(request.paid_amount) if request.paid_amount is not None else None
-        row = await tx.fetchrow(
-            f"""WITH verdict AS (
-                   SELECT CAST($10 AS BIGINT) IS NOT NULL AND $6 + (
-                       SELECT COALESCE(SUM(amount_fen), 0) FROM refunds
-                       WHERE alipay_account = $9 AND trade_no = $5 AND state NOT IN ('failed', 'rejected')
-                   ) > $10 AS over)
-               INSERT INTO refunds (platform, shop, platform_refund_id, order_id, trade_no, amount_fen, currency,
-                   reason, alipay_account, paid_amount_fen, context, state, code, report_state, report_next_at,
-                   created_at, updated_at)
-               SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                   CASE WHEN over THEN 'rejected' ELSE 'received' END,
-                   CASE WHEN over THEN '{EXCEEDS_PAID_AMOUNT}' END,
-                   CASE WHEN over THEN 'pending' ELSE 'none' END,
-                   CASE WHEN over THEN CAST($12 AS DOUBLE PRECISION) END, $12, $12
-               FROM verdict WHERE TRUE
-               ON CONFLICT (platform, shop, platform_refund_id) DO NOTHING RETURNING *""",
-            request.platform, request.shop, request.platform_refund_id, request.order_id, request.trade_no,
-            to_fen(request.amount), request.currency, request.reason, request.alipay_account, paid,
-            json.dumps(dict(request.context), sort_keys=True), now,
-        )
-        if row is not None:
-            return AcceptResult(_refund(row, None), created=True)
-        existing = await tx.fetchrow(
-            "SELECT * FROM refunds WHERE platform = $1 AND shop = $2 AND platform_refund_id = $3", *request.key
-        )
-        assert existing is not None, "ON CONFLICT skipped the insert, so the key exists"
-        return AcceptResult(await self._hydrate_one(tx, existing), created=False)
+    async def _stored_by_key(self, tx: Tx, requests: Iterable[RefundRequest]) -> dict[tuple[str, str, str], Refund]:
+        """The stored refunds among the requests' keys, one indexed query per (platform, shop)."""
+        ids_by_shop: dict[tuple[str, str], set[str]] = {}
+        for request in requests:
+            ids_by_shop.setdefault((request.platform, request.shop), set()).add(request.platform_refund_id)
+        found: list[Row] = []
+        for (platform, shop), refund_ids in ids_by_shop.items():
+            found += await tx.fetch(
+                f"""SELECT * FROM refunds WHERE platform = $1 AND shop = $2
+                    AND platform_refund_id IN ({_placeholders(sorted(refund_ids), 3)})""",
+                platform, shop, *sorted(refund_ids),
+            )
+        return {refund.request.key: refund for refund in await self._hydrate(tx, found)} if found else {}
+
+    async def _spent_by_trade(self, tx: Tx, requests: Iterable[RefundRequest]) -> dict[tuple[str, str], int]:
+        """Fen already refunded or on its way per (account, trade), for the trades whose paid amount is known
+        (failed and rejected refunds moved no money)."""
+        trades_by_account: dict[str, set[str]] = {}
+        for request in requests:
+            if request.paid_amount is not None:
+                trades_by_account.setdefault(request.alipay_account, set()).add(request.trade_no)
+        spent: dict[tuple[str, str], int] = {}
+        for account, trades in trades_by_account.items():
+            for row in await tx.fetch(
+                f"""SELECT trade_no, SUM(amount_fen) AS spent FROM refunds
+                    WHERE alipay_account = $1 AND trade_no IN ({_placeholders(sorted(trades), 2)})
+                    AND state NOT IN ('failed', 'rejected') GROUP BY trade_no""",
+                account, *sorted(trades),
+            ):
+                spent[(account, row["trade_no"])] = int(row["spent"])
+        return spent
 
     # -- batching -------------------------------------------------------------------------------------
     async def pending_work(self) -> list[PendingWork]:

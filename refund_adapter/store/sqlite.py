@@ -214,11 +214,15 @@ class SqliteStore(SqlStore):
     async def _commit_group(self, group: list[_Queued]) -> None:
         try:
             async with self.transaction() as tx:
-                results = [await self.accept_in(tx, requests, now) for requests, now, _ in group]
+                # One set-based accept for the whole group, stamped with its latest arrival time.
+                results = await self.accept_in(tx, [r for requests, _, _ in group for r in requests],
+                                               max(now for _, now, _ in group))
         except Exception as exc:
             if len(group) == 1 and not group[0][2].done():
                 group[0][2].set_exception(exc)
             raise
-        for (_, _, future), result in zip(group, results, strict=True):
+        start = 0
+        for requests, _, future in group:
             if not future.done():
-                future.set_result(result)
+                future.set_result(results[start : start + len(requests)])
+            start += len(requests)
