@@ -139,6 +139,18 @@ class HttpConfig:
     total_timeout_seconds: float = 15
 
 
+@dataclass(frozen=True)
+class EngineConfig:
+    """Background work gives way to webhooks: platforms retry a webhook not answered within about 5 s.
+
+    Each engine cycle starts once no webhook is in flight and none finished for `yield_quiet_seconds`, or after
+    `yield_max_seconds` at the latest (0: never wait); it then drains all its work, so it is never starved.
+    """
+
+    yield_quiet_seconds: float = 0.05
+    yield_max_seconds: float = 5.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole service configuration. `platforms.<name>` is owned, and validated, by that platform's plugin."""
@@ -150,6 +162,7 @@ class Config:
     reporter: ReporterConfig = field(default_factory=ReporterConfig)
     reconciler: ReconcilerConfig = field(default_factory=ReconcilerConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     plugins_dir: Path | None = None
     # Plugin settings often hold webhook secrets we cannot recognise, so they stay out of the repr.
     platforms: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -503,6 +516,14 @@ def _read_http(doc: _Section) -> HttpConfig:
     return HttpConfig(connect_timeout_seconds=connect, total_timeout_seconds=total)
 
 
+def _read_engine(doc: _Section) -> EngineConfig:
+    engine = doc.section("engine", _keys(EngineConfig))
+    return EngineConfig(
+        yield_quiet_seconds=engine.seconds("yield_quiet_seconds", EngineConfig.yield_quiet_seconds, zero_ok=True),
+        yield_max_seconds=engine.seconds("yield_max_seconds", EngineConfig.yield_max_seconds, zero_ok=True),
+    )
+
+
 def _read_plugins_dir(doc: _Section, base_dir: Path | None) -> Path | None:
     name = doc.string("plugins_dir")
     if not name:
@@ -543,6 +564,7 @@ def parse_config(
         reporter=_read_reporter(doc),
         reconciler=_read_reconciler(doc),
         http=_read_http(doc),
+        engine=_read_engine(doc),
         plugins_dir=_read_plugins_dir(doc, base_dir),
         platforms=_read_platforms(doc),
     )

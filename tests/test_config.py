@@ -19,6 +19,7 @@ from refund_adapter.config import (
     BatchingConfig,
     Config,
     ConfigError,
+    EngineConfig,
     HttpConfig,
     ReconcilerConfig,
     ReporterConfig,
@@ -75,6 +76,7 @@ def test_defaults_fill_every_optional_setting() -> None:
     assert config.reconciler.schedule_seconds == (300, 900, 3600, 10800, 21600, 43200, 86400)
     assert config.reconciler.interval_seconds == 30
     assert dataclasses.astuple(config.http) == (5, 15)
+    assert dataclasses.astuple(config.engine) == (0.05, 5)
     assert config.plugins_dir is None
     assert dict(config.platforms) == {}
     account = config.alipay.accounts["main"]
@@ -250,6 +252,23 @@ def test_wrong_types_and_values(section: str, value: Any, expected: str) -> None
     assert expected in problems(data)
 
 
+def test_engine_yield_settings_accept_zero_and_environment_values() -> None:
+    config = parse_config(minimal(engine={"yield_quiet_seconds": 0, "yield_max_seconds": "${MAX}"}), env={"MAX": "0"})
+    assert config.engine == EngineConfig(yield_quiet_seconds=0, yield_max_seconds=0)
+    config = parse_config(minimal(engine={"yield_quiet_seconds": 0.2, "yield_max_seconds": 1.5}), env={})
+    assert dataclasses.astuple(config.engine) == (0.2, 1.5)
+
+
+def test_engine_section_problems_are_reported_with_their_path() -> None:
+    data = minimal(engine={"yield_quiet_seconds": -0.1, "yield_max_seconds": "soon", "yield_min_seconds": 1})
+    assert problems(data) == [
+        "engine.yield_min_seconds: unknown key",
+        "engine.yield_quiet_seconds: must be a number of seconds >= 0",
+        "engine.yield_max_seconds: must be a number of seconds >= 0",
+    ]
+    assert problems(minimal(engine=[1])) == ["engine: must be a mapping"]
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -367,15 +386,16 @@ def test_example_loads_with_its_environment_and_documents_the_defaults(monkeypat
     monkeypatch.setenv("ALIPAY_MD5_KEY", MD5_KEY)
     monkeypatch.delenv("REFUND_ADAPTER_STORE_URL", raising=False)
     config = load_config(EXAMPLE)
-    defaults = (StoreConfig(), BatchingConfig(), ReporterConfig(), ReconcilerConfig(), HttpConfig())
-    assert (config.store, config.batching, config.reporter, config.reconciler, config.http) == defaults
+    defaults = (StoreConfig(), BatchingConfig(), ReporterConfig(), ReconcilerConfig(), HttpConfig(), EngineConfig())
+    assert (config.store, config.batching, config.reporter, config.reconciler, config.http, config.engine) == defaults
     assert config.alipay.accounts["main"].md5_key == Secret(MD5_KEY)
     assert config.notify_url == "https://refunds.example.com/alipay/notify"
 
 
 def test_example_mentions_every_setting() -> None:
     text = EXAMPLE.read_text()
-    sections = (Config, ServerConfig, StoreConfig, BatchingConfig, ReporterConfig, ReconcilerConfig, HttpConfig)
+    sections = (Config, ServerConfig, StoreConfig, BatchingConfig, ReporterConfig, ReconcilerConfig, HttpConfig,
+                EngineConfig)
     names = {field.name for cls in sections for field in dataclasses.fields(cls)}
     loaded_not_written = {"name", "private_key_pem", "alipay_public_key_pem"}
     names |= {field.name for field in dataclasses.fields(AlipayAccount)} - loaded_not_written
@@ -406,6 +426,13 @@ def test_cli_check_config_prints_each_problem_on_stderr_and_exits_2(tmp_path: Pa
         "extra: unknown key",
         "batching.max_details: must be an integer between 1 and 1000",
     ]
+
+
+def test_cli_check_config_reports_engine_problems(tmp_path: Path) -> None:
+    path = write_config(tmp_path, minimal(engine={"yield_max_seconds": float("inf")}))
+    result = CliRunner().invoke(main, ["check-config", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["engine.yield_max_seconds: must be a number of seconds >= 0"]
 
 
 def test_installed_command_checks_the_example(tmp_path: Path) -> None:
