@@ -16,8 +16,13 @@ SUBMITTER_TICK_SECONDS = 1.0
 
 
 def start_engine(ctx: EngineContext) -> list[asyncio.Task[None]]:
-    """Start every loop; they run until cancelled. Cancel and await the returned tasks to stop."""
+    """Start every loop; they run until cancelled. Cancel and await the returned tasks to stop.
+
+    Each cycle of each loop first waits for a pause in webhook intake (`ctx.pressure`, set from `config.engine`).
+    """
     poller = PlatformPoller(ctx)
+    settings = ctx.config.engine
+    ctx.pressure.configure(settings.yield_quiet_seconds, settings.yield_max_seconds)
     loops = [
         ("batcher", ctx.signals.batcher, next_deadline(ctx), lambda: batch_once(ctx)),
         ("submitter", ctx.signals.submitter, SUBMITTER_TICK_SECONDS, lambda: submit_once(ctx)),
@@ -26,7 +31,7 @@ def start_engine(ctx: EngineContext) -> list[asyncio.Task[None]]:
         ("platform-poller", ctx.signals.platform_poller, ctx.config.reconciler.interval_seconds, poller.poll_once),
     ]
     return [
-        asyncio.create_task(run_loop(name, wake, interval, step), name=f"refund-adapter-{name}")
+        asyncio.create_task(run_loop(name, wake, interval, step, ctx.pressure.quiet), name=f"refund-adapter-{name}")
         for name, wake, interval, step in loops
     ]
 

@@ -17,6 +17,7 @@ from ..platform import PlatformAdapter
 from ..plugins import broadcast
 from ..store import RefundStore, StateChange
 from .channel import MapiChannel
+from .pressure import IngestPressure
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class EngineContext:
     pm: pluggy.PluginManager
     clock: Callable[[], float] = time.time
     signals: Signals = field(default_factory=Signals)
+    # Webhooks in flight; engine loops wait for a pause in them. start_engine applies `config.engine` to it.
+    pressure: IngestPressure = field(default_factory=IngestPressure)
 
     @property
     def listened(self) -> bool:
@@ -61,15 +64,25 @@ class EngineContext:
         await self.announce([StateChange(refund, None) for refund in refunds])
 
 
-async def run_loop(name: str, wake: asyncio.Event, interval: float, step: Callable[[], Awaitable[bool]]) -> None:
+async def run_loop(
+    name: str,
+    wake: asyncio.Event,
+    interval: float,
+    step: Callable[[], Awaitable[bool]],
+    before_cycle: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Call `step` until it reports no more work, then sleep until woken or `interval` passes; forever.
 
+    Each cycle first awaits `before_cycle` (if given) once, then drains every step without waiting again:
+    `IngestPressure.quiet` there delays a cycle for a bounded time but never caps how much it does.
     An exception in one step is logged and retried on the next tick: a loop over durable state loses nothing
     by starting again.
     """
     while True:
         wake.clear()
         try:
+            if before_cycle is not None:
+                await before_cycle()
             while await step():
                 pass
         except asyncio.CancelledError:

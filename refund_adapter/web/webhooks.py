@@ -21,31 +21,32 @@ async def receive_webhook(request: web.Request) -> web.Response:
     adapter = ctx.platforms.get(platform)
     if adapter is None:
         return problem(404, "unknown-platform", f"no platform plugin named {platform!r} is loaded")
-    body = await request.read()
-    inbound = InboundWebhook(
-        platform=platform,
-        subpath=request.match_info.get("tail", ""),
-        headers=request.headers,
-        query=request.query,
-        body=body,
-    )
-    try:
-        accepted = await adapter.receive(inbound)
-        admitted = [admit(req, ctx.config.alipay.accounts) for req in accepted.requests]
-    except WebhookRejected as exc:
-        log.info("webhook %s refused: %s", platform, exc)
-        return problem(exc.status, exc.type, exc.detail)
-    except InvalidRequest as exc:
-        log.info("webhook %s refused: %s", platform, exc.detail)
-        return problem(422, exc.type, exc.detail)
-    if any(req.platform != platform for req in admitted):
-        return problem(500, "plugin-error", f"plugin {platform!r} produced a request for another platform")
-    if accepted.reconcile_soon:
-        ctx.signals.platform_poller.set()
-    if admitted:
-        results = await ctx.store.accept(admitted, ctx.clock())  # durable before we answer
-        crash_point(AFTER_ACCEPT)
-        ctx.signals.batcher.set()
-        created = [r.refund for r in results if r.created]
-        await ctx.announce_created(created)
-    return web.Response(status=accepted.status, body=accepted.body, content_type=accepted.content_type)
+    with ctx.pressure.webhook():  # engine loops wait for a pause in webhooks (engine/pressure.py)
+        body = await request.read()
+        inbound = InboundWebhook(
+            platform=platform,
+            subpath=request.match_info.get("tail", ""),
+            headers=request.headers,
+            query=request.query,
+            body=body,
+        )
+        try:
+            accepted = await adapter.receive(inbound)
+            admitted = [admit(req, ctx.config.alipay.accounts) for req in accepted.requests]
+        except WebhookRejected as exc:
+            log.info("webhook %s refused: %s", platform, exc)
+            return problem(exc.status, exc.type, exc.detail)
+        except InvalidRequest as exc:
+            log.info("webhook %s refused: %s", platform, exc.detail)
+            return problem(422, exc.type, exc.detail)
+        if any(req.platform != platform for req in admitted):
+            return problem(500, "plugin-error", f"plugin {platform!r} produced a request for another platform")
+        if accepted.reconcile_soon:
+            ctx.signals.platform_poller.set()
+        if admitted:
+            results = await ctx.store.accept(admitted, ctx.clock())  # durable before we answer
+            crash_point(AFTER_ACCEPT)
+            ctx.signals.batcher.set()
+            created = [r.refund for r in results if r.created]
+            await ctx.announce_created(created)
+        return web.Response(status=accepted.status, body=accepted.body, content_type=accepted.content_type)
