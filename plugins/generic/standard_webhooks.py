@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
+
+from multidict import CIMultiDict, CIMultiDictProxy
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -30,6 +33,7 @@ class StaleTimestampError(WebhookVerificationError):
     """Correctly signed, but `webhook-timestamp` is outside the tolerance: a replay or a badly wrong clock."""
 
 
+@functools.lru_cache(maxsize=1024)
 def decode_secret(secret: str) -> bytes:
     """The HMAC key of a `whsec_<base64>` secret (the prefix is optional, as in the reference libraries)."""
     encoded = secret.removeprefix(SECRET_PREFIX)
@@ -74,7 +78,7 @@ def verify(
     The signature is checked first, so only a holder of the secret learns that its clock or replay is the
     problem. Comparisons are constant-time.
     """
-    lowered = {name.lower(): value for name, value in headers.items()}
+    lowered = headers if isinstance(headers, CIMultiDictProxy | CIMultiDict) else CIMultiDict(headers)
     msg_id = lowered.get("webhook-id")
     timestamp = lowered.get("webhook-timestamp")
     signatures = lowered.get("webhook-signature")

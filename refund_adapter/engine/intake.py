@@ -52,4 +52,5 @@ def admit(request: RefundRequest, accounts: Mapping[str, AlipayAccount]) -> Refu
     account = accounts.get(request.alipay_account)
     if account is None:
         raise InvalidRequest("unknown-alipay-account", f"no Alipay account named {request.alipay_account!r}")
-    return dataclasses.replace(request, reason=clean_reason(request.reason, account.input_charset))
+    reason = clean_reason(request.reason, account.input_charset)
+    return request if reason == request.reason else dataclasses.replace(request, reason=reason)

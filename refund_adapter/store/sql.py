@@ -213,9 +213,13 @@ class SqlStore(PluginDataSql, RefundStore):
         created = {row.request.key: row.refund(inserted[row.request.key], created_at) for row in rows
                    if row.request.key in inserted}
         results = []
-        for request in requests:
+        for request in requests:  # a key repeated in `requests` is created by its first occurrence only
             refund = created.pop(request.key, None)
-            results.append(AcceptResult(refund, True) if refund else AcceptResult(stored[request.key], False))
+            if refund is None:
+                results.append(AcceptResult(stored[request.key], False))
+            else:
+                results.append(AcceptResult(refund, True))
+                stored[request.key] = refund
         return results
 
     async def _stored_by_key(self, tx: Tx, requests: Iterable[RefundRequest]) -> dict[tuple[str, str, str], Refund]:

@@ -35,10 +35,10 @@ def create_app(
     run_engine: bool = True,
 ) -> web.Application:
     """The service. `run_engine=False` serves HTTP only (tests of the web layer, read-only tools)."""
-    token = config.server.admin_token.reveal() if config.server.admin_token else None
-    app = web.Application(
-        client_max_size=config.server.max_body_bytes, middlewares=[problem_middleware, admin_guard(token)]
-    )
+    middlewares = [problem_middleware]
+    if config.server.admin_token:  # without a token the guard has nothing to check: not even a layer per request
+        middlewares.append(admin_guard(config.server.admin_token.reveal()))
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=middlewares)
     app[CONFIG] = config
     app[PLUGIN_MANAGER] = pm or create_plugin_manager(config.plugins_dir)
     app.cleanup_ctx.append(_http_session)

@@ -23,13 +23,12 @@ def problem(status: int, slug: str, detail: str) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json")
 
 
-def admin_guard(token: str | None) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """The operator's endpoints (`/-/...`, `/metrics`) need `Authorization: Bearer <token>` when one is set."""
+def admin_guard(token: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """The operator's endpoints (`/-/...`, `/metrics`) need `Authorization: Bearer <token>`."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        protected = request.path.startswith("/-/") or request.path == "/metrics"
-        if token is not None and protected:
+        if request.path.startswith("/-/") or request.path == "/metrics":
             given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
             if not hmac.compare_digest(given, token.encode()):
                 return problem(401, "admin-token-required", "this endpoint needs Authorization: Bearer <token>")

@@ -72,6 +72,31 @@ async def test_concurrent_accepts_are_all_stored_once(store: RefundStore) -> Non
     assert (await store.counts())["refunds"] == {"received": 60}
 
 
+async def test_a_key_repeated_in_one_call_is_created_once(store: RefundStore) -> None:
+    results = await store.accept([req("r1"), req("r2", trade_no="T2"), req("r1", amount="99.00")], T0)
+    assert [r.created for r in results] == [True, True, False]
+    assert results[2].refund.id == results[0].refund.id
+    assert results[2].refund.request.amount == Decimal("10.00")
+    assert (await store.counts())["refunds"] == {"received": 2}
+
+
+async def test_the_paid_amount_holds_within_one_call_and_across_concurrent_ones(store: RefundStore) -> None:
+    paid = Decimal("100.00")
+    one_call = await store.accept([req("a1", amount="60.00", paid_amount=paid),
+                                   req("a2", amount="50.00", paid_amount=paid),
+                                   req("a3", amount="40.00", paid_amount=paid)], T0)
+    assert [r.refund.state for r in one_call] == [RefundState.RECEIVED, RefundState.REJECTED, RefundState.RECEIVED]
+    assert one_call[1].refund.code == EXCEEDS_PAID_AMOUNT
+    concurrent = await asyncio.gather(*(store.accept([req(f"b{i}", trade_no="TB", amount="30.00", paid_amount=paid)],
+                                                     T0) for i in range(5)))
+    states = [results[0].refund.state for results in concurrent]
+    assert states.count(RefundState.RECEIVED) == 3 and states.count(RefundState.REJECTED) == 2
+    stored = {r.refund.request.platform_refund_id: r.refund.state for results in concurrent for r in results}
+    for name, state in stored.items():
+        found = await store.find_refund("generic", "s1", name)
+        assert found is not None and found.state is state
+
+
 async def test_refunds_never_exceed_the_paid_amount(store: RefundStore) -> None:
     ok = await store.accept([req("r1", amount="60.00", paid_amount=Decimal("100.00"))], T0)
     over = await store.accept([req("r2", amount="40.01", paid_amount=Decimal("100.00"))], T0)
