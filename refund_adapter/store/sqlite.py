@@ -7,8 +7,8 @@ every request of a group. Measured with `bench/ingest.py`: sending every stateme
 halved throughput, and sending only the COMMIT to a thread cost about 15% more CPU per request than running
 it in line, in thread hand-offs and GIL contention with the loop. Reads run on a second connection, on a thread.
 
-Webhook intake uses group commit: the webhooks that reach `accept` during one turn of the event loop are
-stored by one set-based transaction (`SqlStore.accept_in`) with one fsync.
+Webhook intake uses group commit: the webhooks that reach `accept` within GROUP_COMMIT_WINDOW_SECONDS of the
+first are stored by one set-based transaction (`SqlStore.accept_in`) with one fsync.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ from .sql import Dialect, Row, SqlStore
 T = TypeVar("T")
 _Queued = tuple[Sequence[RefundRequest], float, "asyncio.Future[list[AcceptResult]]"]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
+# How long the first webhook of a group waits for others to join it. Measured with `bench/ingest.py` (64 in
+# flight): without it groups averaged 13 webhooks, with 0.5 ms 39, and throughput rose by about 15%, because
+# each group's fsync blocks the loop. Like PostgreSQL's commit_delay; it adds at most this to one webhook.
+GROUP_COMMIT_WINDOW_SECONDS = 0.0005
 SQLITE = Dialect(serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT", id_type="INTEGER", skip_locked="",
                  account_lock_sql=None)
 
@@ -178,6 +182,7 @@ class SqliteStore(SqlStore):
 
     async def _flush(self) -> None:
         while self._queued:
+            await asyncio.sleep(GROUP_COMMIT_WINDOW_SECONDS)
             async with self._write_lock:
                 group, self._queued = self._queued, []
             try:
