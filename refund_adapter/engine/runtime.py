@@ -61,7 +61,10 @@ class EngineContext:
             self.signals.reporter.set()
 
     async def announce_created(self, refunds: Sequence[Refund]) -> None:
-        await self.announce([StateChange(refund, None) for refund in refunds])
+        if self.listened:
+            await self.announce([StateChange(refund, None) for refund in refunds])
+        elif any(refund.state.is_final for refund in refunds):  # refused at intake: the platform must learn why
+            self.signals.reporter.set()
 
 
 async def run_loop(
