@@ -82,6 +82,7 @@ class Round:
     p99_ms: float
     errors: int
     acknowledged: list[str] = field(repr=False)
+    drain_s: float = 0.0  # serve rounds: from the round's end until every refund was final and reported
 
 
 def trade_no(index: int) -> str:
@@ -142,23 +143,27 @@ async def wait_ready(session: aiohttp.ClientSession, url: str, process: asyncio.
     raise RuntimeError(f"{url} did not answer 200 within 30 s")
 
 
-async def settle(session: aiohttp.ClientSession, serve_url: str) -> None:
-    """Wait until the adapter has no refund or report in flight (a warning on stderr if it takes too long)."""
-    deadline = time.monotonic() + SETTLE_WITHIN_S
+async def settle(session: aiohttp.ClientSession, serve_url: str) -> float:
+    """Wait until the adapter has no refund or report in flight (a warning on stderr if it takes too long);
+    returns the seconds waited."""
+    started = time.monotonic()
+    deadline = started + SETTLE_WITHIN_S
     while True:
         async with session.get(f"{serve_url}/-/stats") as resp:
             counts = await resp.json()
         busy = sum(counts["refunds"].get(state, 0) for state in IN_FLIGHT_STATES) + counts["reports"].get("pending", 0)
         if not busy:
-            return
+            return time.monotonic() - started
         if time.monotonic() > deadline:
             print(f"warning: the adapter still has {busy} refunds or reports in flight; measuring anyway",
                   file=sys.stderr)
-            return
-        await asyncio.sleep(0.2)
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
 
 
-def write_files(folder: Path, serve_port: int, sandbox_port: int, bare_port: int, trades: int) -> Path:
+def write_files(
+    folder: Path, serve_port: int, sandbox_port: int, bare_port: int, trades: int, yield_max_s: float | None = None
+) -> Path:
     """The serve config (YAML) and the sandbox's trade ledger (JSON) in `folder`; returns the config's path."""
     config = {
         "server": {"host": "127.0.0.1", "port": serve_port, "public_url": f"http://127.0.0.1:{serve_port}"},
@@ -168,6 +173,8 @@ def write_files(folder: Path, serve_port: int, sandbox_port: int, bare_port: int
         "platforms": {"generic": {"shops": [{"id": SHOP, "secret": SECRET, "alipay_account": "main",
                                               "callback_url": f"http://127.0.0.1:{bare_port}/callback"}]}},
     }
+    if yield_max_s is not None:
+        config["engine"] = {"yield_max_seconds": yield_max_s}
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config), "utf-8")
     seeds = [{"trade_no": trade_no(i), "amount": "2.00"} for i in range(trades)]
@@ -185,13 +192,13 @@ class Servers:
 
 
 @contextlib.asynccontextmanager
-async def servers(folder: Path, trades: int) -> AsyncIterator[Servers]:
+async def servers(folder: Path, trades: int, yield_max_s: float | None) -> AsyncIterator[Servers]:
     """Start sandbox, serve and the bare server; on exit stop serve with SIGTERM (so it drains) and the rest."""
     ports: set[int] = set()
     while len(ports) < 3:
         ports.add(free_port())
     bare_port, serve_port, sandbox_port = ports
-    config = write_files(folder, serve_port, sandbox_port, bare_port, trades)
+    config = write_files(folder, serve_port, sandbox_port, bare_port, trades, yield_max_s)
     commands = {
         "bare": (sys.executable, __file__, "--bare-server", str(bare_port)),
         "sandbox": (*CLI, "sandbox", "--port", str(sandbox_port), "--partner", PARTNER, "--md5-key", MD5_KEY,
@@ -234,7 +241,7 @@ def print_logs(folder: Path) -> None:
         print(f"--- {log.name} (last lines)\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
 
 
-def summarise(rounds: list[Round], acknowledged: int, stored: int, settings: dict[str, int]) -> dict[str, Any]:
+def summarise(rounds: list[Round], acknowledged: int, stored: int, settings: dict[str, Any]) -> dict[str, Any]:
     """Medians per target, the serve/bare ratio and the durability check, as one JSON-ready object."""
     summary: dict[str, Any] = {}
     for target in TARGETS:
@@ -246,6 +253,7 @@ def summarise(rounds: list[Round], acknowledged: int, stored: int, settings: dic
             "errors": sum(r.errors for r in mine),
             "rounds_requests_per_s": [round(r.requests_per_s, 1) for r in mine],
         }
+    summary["serve"]["drain_s"] = round(statistics.median(r.drain_s for r in rounds if r.target == "serve"), 2)
     summary["ratio"] = round(summary["serve"]["requests_per_s"] / summary["bare"]["requests_per_s"], 3)
     pairs = zip(rounds[::2], rounds[1::2], strict=True)
     summary["rounds_ratio"] = [round(serve.requests_per_s / bare.requests_per_s, 3) for bare, serve in pairs]
@@ -255,7 +263,9 @@ def summarise(rounds: list[Round], acknowledged: int, stored: int, settings: dic
     return summary
 
 
-async def run(requests: int, concurrency: int, rounds: int, warmup: int) -> dict[str, Any]:
+async def run(
+    requests: int, concurrency: int, rounds: int, warmup: int, yield_max_s: float | None = None
+) -> dict[str, Any]:
     """Warm up both targets, then `rounds` alternating rounds; stop serve and check the SQLite file."""
     total = 2 * (warmup + rounds * requests)
     results: list[Round] = []
@@ -263,7 +273,7 @@ async def run(requests: int, concurrency: int, rounds: int, warmup: int) -> dict
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         folder = Path(tmp)
         try:
-            async with servers(folder, total) as running, contextlib.AsyncExitStack() as stack:
+            async with servers(folder, total, yield_max_s) as running, contextlib.AsyncExitStack() as stack:
                 sessions = {
                     target: await stack.enter_async_context(
                         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
@@ -283,13 +293,15 @@ async def run(requests: int, concurrency: int, rounds: int, warmup: int) -> dict
                     result = await drive(sessions[target], target, work, concurrency)
                     if target == "serve":
                         acknowledged += result.acknowledged
+                        result.drain_s = await settle(sessions["serve"], running.serve_url)
                     if measured:
                         results.append(result)
         except Exception:
             print_logs(folder)
             raise
         stored = on_disk(folder / "refunds.db", acknowledged)
-    settings = {"requests": requests, "concurrency": concurrency, "rounds": rounds, "warmup": warmup}
+    settings = {"requests": requests, "concurrency": concurrency, "rounds": rounds, "warmup": warmup,
+                "engine_yield_max_seconds": yield_max_s}
     return summarise(results, len(acknowledged), stored, settings)
 
 
@@ -301,17 +313,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per target (default 3)")
     parser.add_argument("--warmup", type=int, default=500, help="unmeasured requests per target first (default 500)")
     parser.add_argument("--json", action="store_true", help="also print the summary as one JSON object")
+    parser.add_argument("--engine-yield-max", type=float, metavar="SECONDS",
+                        help="serve's engine.yield_max_seconds (default: the config default; 0: the engine never "
+                             "gives way to webhooks)")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
         bare_server(args.bare_server)
         return
-    summary = asyncio.run(run(args.requests, args.concurrency, args.rounds, args.warmup))
+    summary = asyncio.run(run(args.requests, args.concurrency, args.rounds, args.warmup, args.engine_yield_max))
     for target in TARGETS:
         row = summary[target]
         print(f"{target:>5}: {row['requests_per_s']:8.1f} req/s  p50 {row['p50_ms']:7.2f} ms"
               f"  p99 {row['p99_ms']:7.2f} ms  errors {row['errors']}  rounds {row['rounds_requests_per_s']}")
     print(f"ratio serve/bare: {summary['ratio']} (per round {summary['rounds_ratio']})")
+    print(f"serve: every refund of a round final and reported {summary['serve']['drain_s']} s after its last "
+          "acknowledgement (median)")
     print(f"acknowledged refunds on disk: {summary['acknowledged_on_disk']} / {summary['acknowledged']}")
     if args.json:
         print(json.dumps(summary))
