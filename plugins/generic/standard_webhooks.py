@@ -78,10 +78,10 @@ def verify(
     The signature is checked first, so only a holder of the secret learns that its clock or replay is the
     problem. Comparisons are constant-time.
     """
-    lowered = headers if isinstance(headers, CIMultiDictProxy | CIMultiDict) else CIMultiDict(headers)
-    msg_id = lowered.get("webhook-id")
-    timestamp = lowered.get("webhook-timestamp")
-    signatures = lowered.get("webhook-signature")
+    by_name = headers if isinstance(headers, CIMultiDictProxy | CIMultiDict) else CIMultiDict(headers)
+    msg_id = by_name.get("webhook-id")
+    timestamp = by_name.get("webhook-timestamp")
+    signatures = by_name.get("webhook-signature")
     if not (msg_id and timestamp and signatures):
         raise InvalidSignatureError("webhook-id, webhook-timestamp and webhook-signature are required")
     expected = _signature(decode_secret(secret), msg_id, timestamp, body)

@@ -232,8 +232,8 @@ class SqlStore(PluginDataSql, RefundStore):
         for (platform, shop), refund_ids in ids_by_shop.items():
             found += await tx.fetch(
                 f"""SELECT * FROM refunds WHERE platform = $1 AND shop = $2
-                    AND platform_refund_id IN ({_placeholders(sorted(refund_ids), 3)})""",
-                platform, shop, *sorted(refund_ids),
+                    AND platform_refund_id IN ({_placeholders(list(refund_ids), 3)})""",
+                platform, shop, *refund_ids,
             )
         return {refund.request.key: refund for refund in await self._hydrate(tx, found)} if found else {}
 
@@ -248,9 +248,9 @@ class SqlStore(PluginDataSql, RefundStore):
         for account, trades in trades_by_account.items():
             for row in await tx.fetch(
                 f"""SELECT trade_no, SUM(amount_fen) AS spent FROM refunds
-                    WHERE alipay_account = $1 AND trade_no IN ({_placeholders(sorted(trades), 2)})
+                    WHERE alipay_account = $1 AND trade_no IN ({_placeholders(list(trades), 2)})
                     AND state NOT IN ('failed', 'rejected') GROUP BY trade_no""",
-                account, *sorted(trades),
+                account, *trades,
             ):
                 spent[(account, row["trade_no"])] = int(row["spent"])
         return spent
