@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import itertools
 import json
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -88,6 +89,9 @@ _INSERT_COLUMNS = ("platform", "shop", "platform_refund_id", "order_id", "trade_
                    "reason", "alipay_account", "paid_amount_fen", "context", "state", "code", "report_state",
                    "report_next_at", "created_at", "updated_at")
 _CONTEXT_JSON = json.JSONEncoder(sort_keys=True)  # built once: json.dumps(..., sort_keys=True) builds one per call
+# (state, code, report_state) of a new refund, by verdict: enum values looked up once, not per row.
+_RECEIVED = (RefundState.RECEIVED.value, None, ReportState.NONE.value)
+_REJECTED = (RefundState.REJECTED.value, EXCEEDS_PAID_AMOUNT, ReportState.PENDING.value)
 _INSERT_CHUNK = 500  # rows per INSERT: 17 parameters each stays far below either backend's limit
 
 
@@ -118,13 +122,11 @@ def _new_rows(requests: Sequence[RefundRequest], spent: dict[tuple[str, str], in
         over = paid is not None and spent.get(trade, 0) + amount > paid
         if not over:
             spent[trade] = spent.get(trade, 0) + amount
-        state = RefundState.REJECTED if over else RefundState.RECEIVED
-        report = (ReportState.PENDING, now) if over else (ReportState.NONE, None)
         values = (request.platform, request.shop, request.platform_refund_id, request.order_id, request.trade_no,
                   amount, request.currency, request.reason, request.alipay_account, paid,
-                  _CONTEXT_JSON.encode(dict(request.context)), state.value,
-                  EXCEEDS_PAID_AMOUNT if over else None, report[0].value, report[1], now, now)
-        rows.append(_NewRow(request, state, values))
+                  _CONTEXT_JSON.encode(dict(request.context)), *(_REJECTED if over else _RECEIVED),
+                  now if over else None, now, now)  # a rejection's report is due at once
+        rows.append(_NewRow(request, RefundState.REJECTED if over else RefundState.RECEIVED, values))
     return rows
 
 
@@ -192,11 +194,12 @@ class SqlStore(PluginDataSql, RefundStore):
         the keys already stored, decide each new refund's verdict against its trade's paid amount in order,
         then insert the new ones in one multi-row statement."""
         await self._lock(tx, (f"{request.alipay_account} {request.trade_no}" for request in requests))
+        keys = [request.key for request in requests]
         stored = await self._stored_by_key(tx, requests)
         new: dict[tuple[str, str, str], RefundRequest] = {}
-        for request in requests:
-            if request.key not in stored:
-                new.setdefault(request.key, request)
+        for key, request in zip(keys, requests, strict=True):
+            if key not in stored:
+                new.setdefault(key, request)
         rows = _new_rows(list(new.values()), await self._spent_by_trade(tx, new.values()), now)
         inserted: dict[tuple[str, str, str], int] = {}
         for chunk in _chunks(rows, _INSERT_CHUNK):
@@ -204,23 +207,23 @@ class SqlStore(PluginDataSql, RefundStore):
                 f"""INSERT INTO refunds ({", ".join(_INSERT_COLUMNS)}) VALUES {_values(len(chunk))}
                     ON CONFLICT (platform, shop, platform_refund_id) DO NOTHING
                     RETURNING id, platform, shop, platform_refund_id""",
-                *(value for new_row in chunk for value in new_row.values),
+                *itertools.chain.from_iterable(new_row.values for new_row in chunk),
             ):
                 key = (stored_row["platform"], stored_row["shop"], stored_row["platform_refund_id"])
                 inserted[key] = int(stored_row["id"])
         if len(inserted) < len(new):  # another instance stored some of the same keys meanwhile
             stored.update(await self._stored_by_key(tx, [r for key, r in new.items() if key not in inserted]))
         created_at = _ts(now)
-        created = {row.request.key: row.refund(inserted[row.request.key], created_at) for row in rows
-                   if row.request.key in inserted}
+        created = {key: row.refund(inserted[key], created_at) for key, row in zip(new, rows, strict=True)
+                   if key in inserted}
         results = []
-        for request in requests:  # a key repeated in `requests` is created by its first occurrence only
-            refund = created.pop(request.key, None)
+        for key in keys:  # a key repeated in `requests` is created by its first occurrence only
+            refund = created.pop(key, None)
             if refund is None:
-                results.append(AcceptResult(stored[request.key], False))
+                results.append(AcceptResult(stored[key], False))
             else:
                 results.append(AcceptResult(refund, True))
-                stored[request.key] = refund
+                stored[key] = refund
         return results
 
     async def _stored_by_key(self, tx: Tx, requests: Iterable[RefundRequest]) -> dict[tuple[str, str, str], Refund]:
