@@ -83,6 +83,34 @@ class Round:
     errors: int
     acknowledged: list[str] = field(repr=False)
     drain_s: float = 0.0  # serve rounds: from the round's end until every refund was final and reported
+    server_cpu_us: float | None = None  # CPU (user + system) of the target's process per request; None off Linux
+    server_busy: float | None = None  # that CPU over the round's wall time: 1.0 is one core saturated
+    generator_cpu_us: float = 0.0  # CPU of this process (the load generator) per request
+    generator_busy: float = 0.0
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` so far, from /proc (None where there is no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured_drive(
+    session: aiohttp.ClientSession, target: str, work: list[Signed], concurrency: int, pid: int
+) -> Round:
+    """`drive`, plus the CPU that the target's process and this one spent on the round."""
+    server_before, generator_before, started = process_cpu_seconds(pid), time.process_time(), time.perf_counter()
+    result = await drive(session, target, work, concurrency)
+    server_after, generator_after, wall = process_cpu_seconds(pid), time.process_time(), time.perf_counter() - started
+    if server_before is not None and server_after is not None:
+        result.server_cpu_us = (server_after - server_before) / len(work) * 1e6
+        result.server_busy = (server_after - server_before) / wall
+    result.generator_cpu_us = (generator_after - generator_before) / len(work) * 1e6
+    result.generator_busy = (generator_after - generator_before) / wall
+    return result
 
 
 def trade_no(index: int) -> str:
@@ -241,6 +269,11 @@ def print_logs(folder: Path) -> None:
         print(f"--- {log.name} (last lines)\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
 
 
+def _median_or_none(values: list[float | None], digits: int = 1) -> float | None:
+    known = [value for value in values if value is not None]
+    return round(statistics.median(known), digits) if known else None
+
+
 def summarise(rounds: list[Round], acknowledged: int, stored: int, settings: dict[str, Any]) -> dict[str, Any]:
     """Medians per target, the serve/bare ratio and the durability check, as one JSON-ready object."""
     summary: dict[str, Any] = {}
@@ -252,6 +285,10 @@ def summarise(rounds: list[Round], acknowledged: int, stored: int, settings: dic
             "p99_ms": round(statistics.median(r.p99_ms for r in mine), 2),
             "errors": sum(r.errors for r in mine),
             "rounds_requests_per_s": [round(r.requests_per_s, 1) for r in mine],
+            "server_cpu_us_per_request": _median_or_none([r.server_cpu_us for r in mine]),
+            "server_busy": _median_or_none([r.server_busy for r in mine], 2),
+            "generator_cpu_us_per_request": round(statistics.median(r.generator_cpu_us for r in mine), 1),
+            "generator_busy": round(statistics.median(r.generator_busy for r in mine), 2),
         }
     summary["serve"]["drain_s"] = round(statistics.median(r.drain_s for r in rounds if r.target == "serve"), 2)
     summary["ratio"] = round(summary["serve"]["requests_per_s"] / summary["bare"]["requests_per_s"], 3)
@@ -290,7 +327,8 @@ async def run(
                     work = prepare(urls[target], range(next_index, next_index + count))
                     next_index += count
                     await settle(sessions["serve"], running.serve_url)
-                    result = await drive(sessions[target], target, work, concurrency)
+                    result = await measured_drive(sessions[target], target, work, concurrency,
+                                                  running.processes[target].pid)
                     if target == "serve":
                         acknowledged += result.acknowledged
                         result.drain_s = await settle(sessions["serve"], running.serve_url)
@@ -329,6 +367,12 @@ def main() -> None:
     print(f"ratio serve/bare: {summary['ratio']} (per round {summary['rounds_ratio']})")
     print(f"serve: every refund of a round final and reported {summary['serve']['drain_s']} s after its last "
           "acknowledgement (median)")
+    for target in TARGETS:
+        row = summary[target]
+        if row["server_cpu_us_per_request"] is not None:
+            print(f"{target:>5}: server CPU {row['server_cpu_us_per_request']:6.1f} µs/request (busy "
+                  f"{row['server_busy']:.2f} core); load generator {row['generator_cpu_us_per_request']:6.1f} "
+                  f"µs/request (busy {row['generator_busy']:.2f} core)")
     print(f"acknowledged refunds on disk: {summary['acknowledged_on_disk']} / {summary['acknowledged']}")
     if args.json:
         print(json.dumps(summary))
