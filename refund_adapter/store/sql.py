@@ -85,6 +85,12 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+# Each trade's first waiting refund of an account, oldest first: a trade at most once per batch. Served by the
+# partial index refunds_received (alipay_account, trade_no, id), so it reads only the waiting refunds (0003).
+BATCH_CANDIDATES = """SELECT id FROM (
+                          SELECT id, ROW_NUMBER() OVER (PARTITION BY trade_no ORDER BY id) AS nth FROM refunds
+                          WHERE state = 'received' AND alipay_account = $1) AS firsts
+                      WHERE nth = 1 ORDER BY id LIMIT $2"""
 _INSERT_COLUMNS = ("platform", "shop", "platform_refund_id", "order_id", "trade_no", "amount_fen", "currency",
                    "reason", "alipay_account", "paid_amount_fen", "context", "state", "code", "report_state",
                    "report_next_at", "created_at", "updated_at")
@@ -270,13 +276,7 @@ class SqlStore(PluginDataSql, RefundStore):
     async def create_batch(self, account: str, max_details: int, day: date, now: float) -> Batch | None:
         async with self.transaction() as tx:
             await self._lock(tx, [account])
-            candidates = await tx.fetch(
-                """SELECT id FROM (
-                       SELECT id, ROW_NUMBER() OVER (PARTITION BY trade_no ORDER BY id) AS nth FROM refunds
-                       WHERE state = 'received' AND alipay_account = $1) AS firsts
-                   WHERE nth = 1 ORDER BY id LIMIT $2""",
-                account, max_details,
-            )
+            candidates = await tx.fetch(BATCH_CANDIDATES, account, max_details)
             if not candidates:
                 return None
             row = await tx.fetchrow(

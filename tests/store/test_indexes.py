@@ -1,0 +1,72 @@
+"""The indexes behind the hot paths, and the migration that reshaped them (0003)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import refund_adapter.store.sql as sql
+from refund_adapter.models import BatchState, RefundRequest, RefundState
+from refund_adapter.store import store_from_url
+from refund_adapter.store.sqlite import SqliteStore, _sql
+
+DAY = date(2026, 11, 26)
+T0 = 1_780_000_000.0
+
+
+def req(refund_id: str, trade_no: str) -> RefundRequest:
+    return RefundRequest(platform="generic", shop="s1", platform_refund_id=refund_id, order_id="o-" + refund_id,
+                         trade_no=trade_no, amount=Decimal("1.00"), currency="CNY", reason="", alipay_account="main")
+
+
+def plan(database: Path, query: str, *args: object) -> str:
+    with sqlite3.connect(database) as conn:
+        return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + _sql(query), args))
+
+
+async def test_batching_reads_only_the_waiting_refunds(tmp_path: Path) -> None:
+    """Through refunds_received, not through every refund the account ever had (refunds_by_trade): a batch
+    then costs the same with a hundred settled refunds or a million."""
+    store = SqliteStore(tmp_path / "refunds.db")
+    await store.open()
+    await store.close()
+    chosen = plan(tmp_path / "refunds.db", sql.BATCH_CANDIDATES, "main", 1000)
+    assert "refunds_received" in chosen and "refunds_by_trade" not in chosen, chosen
+
+
+async def test_lookups_by_batch_use_the_partial_index(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "refunds.db")
+    await store.open()
+    await store.close()
+    chosen = plan(tmp_path / "refunds.db", "SELECT * FROM refunds WHERE batch_id = $1 ORDER BY id", 1)
+    assert "USING INDEX refunds_by_batch" in chosen, chosen
+
+
+async def test_a_store_from_before_0003_upgrades_in_place(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refunds stored and batched under migrations 0001-0002 are found and batched the same after 0003."""
+    every_migration = sql.migrations()
+    monkeypatch.setattr(sql, "migrations", lambda: [m for m in every_migration if m[0] < 3])
+    old = store_from_url(store_url)
+    await old.open()
+    await old.accept([req("r1", "T1"), req("r2", "T1"), req("r3", "T2")], T0)
+    first = await old.create_batch("main", 1000, DAY, T0)
+    await old.close()
+    assert first is not None and sorted(d.trade_no for d in first.details) == ["T1", "T2"]
+
+    monkeypatch.setattr(sql, "migrations", lambda: every_migration)
+    new = store_from_url(store_url)
+    await new.open()
+    try:
+        second = await new.create_batch("main", 1000, DAY, T0 + 1)
+        assert second is not None and [d.trade_no for d in second.details] == ["T1"]  # r2 waited for its trade
+        assert await new.create_batch("main", 1000, DAY, T0 + 2) is None
+        changes = await new.set_batch_state(first.id, BatchState.SUBMITTED, T0 + 3)
+        assert sorted(c.refund.request.platform_refund_id for c in changes) == ["r1", "r3"]
+        r2 = await new.find_refund("generic", "s1", "r2")
+        assert r2 is not None and r2.state is RefundState.BATCHED and r2.batch_id == second.id
+    finally:
+        await new.close()
