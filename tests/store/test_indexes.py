@@ -28,14 +28,27 @@ def plan(database: Path, query: str, *args: object) -> str:
         return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + _sql(query), args))
 
 
-async def test_batching_reads_only_the_waiting_refunds(tmp_path: Path) -> None:
-    """Through refunds_received, not through every refund the account ever had (refunds_by_trade): a batch
-    then costs the same with a hundred settled refunds or a million."""
+async def test_batching_reads_the_waiting_refunds_in_order_and_probes_each_trade_once(tmp_path: Path) -> None:
+    """Waiting refunds in id order from refunds_received (no sort, so the LIMIT stops the read), and for each a
+    single probe of refunds_by_trade for an earlier waiting refund of its trade: never every refund the account
+    ever had, nor the whole backlog."""
     store = SqliteStore(tmp_path / "refunds.db")
     await store.open()
     await store.close()
     chosen = plan(tmp_path / "refunds.db", sql.BATCH_CANDIDATES, "main", 1000)
-    assert "refunds_received" in chosen and "refunds_by_trade" not in chosen, chosen
+    assert chosen == (
+        "SEARCH r USING INDEX refunds_received (alipay_account=?) | CORRELATED SCALAR SUBQUERY 1 | "
+        "SEARCH earlier USING INDEX refunds_by_trade (alipay_account=? AND trade_no=? AND id<?)"
+    ), chosen
+
+
+async def test_counting_reads_only_an_index(tmp_path: Path) -> None:
+    """/-/stats and /metrics count every refund by state and report state: from refunds_by_state alone."""
+    store = SqliteStore(tmp_path / "refunds.db")
+    await store.open()
+    await store.close()
+    chosen = plan(tmp_path / "refunds.db", sql.COUNT_REFUNDS)
+    assert chosen.startswith("SCAN refunds USING COVERING INDEX refunds_by_state"), chosen
 
 
 async def test_lookups_by_batch_use_the_partial_index(tmp_path: Path) -> None:
