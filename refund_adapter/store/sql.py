@@ -364,9 +364,11 @@ class SqlStore(PluginDataSql, RefundStore):
             return await self._move_unresolved(tx, batch_id, lambda _row: (target, code), now)
 
     async def _move_unresolved(self, tx: Tx, batch_id: int, decide: Decision, now: float) -> list[StateChange]:
-        """Apply `decide(row) -> (state, code) | None` to each unresolved refund of a batch."""
+        """Apply `decide(row) -> (state, code) | None` to each unresolved refund of a batch; `row` holds the
+        refund's id, state and trade_no (all a decision needs: the full rows come back from the UPDATE)."""
         rows = await tx.fetch(
-            "SELECT * FROM refunds WHERE batch_id = $1 AND state IN ('batched', 'submitted', 'unknown') ORDER BY id",
+            """SELECT id, state, trade_no FROM refunds
+               WHERE batch_id = $1 AND state IN ('batched', 'submitted', 'unknown') ORDER BY id""",
             batch_id,
         )
         batch = await tx.fetchrow("SELECT batch_no FROM batches WHERE id = $1", batch_id)
