@@ -11,7 +11,7 @@ and reports done) so that its background work never runs during a bare round.
 Afterwards `serve` is stopped with SIGTERM and the SQLite file is read: every acknowledged (200) refund must be
 on disk, or the exit status is 1 (also when any request failed).
 
-    python bench/ingest.py [--requests 5000] [--concurrency 64] [--rounds 3] [--warmup 500] [--json]
+    python bench/ingest.py [--requests 5000] [--concurrency 64] [--rounds 5] [--warmup 500] [--json]
 """
 
 from __future__ import annotations
@@ -348,7 +348,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=5000, help="requests per target per round (default 5000)")
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
-    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per target (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="measured rounds per target (default 5)")
     parser.add_argument("--warmup", type=int, default=500, help="unmeasured requests per target first (default 500)")
     parser.add_argument("--json", action="store_true", help="also print the summary as one JSON object")
     parser.add_argument("--engine-yield-max", type=float, metavar="SECONDS",
