@@ -1,0 +1,36 @@
+"""The benchmark scripts run from a clean checkout and check what they claim (no timing is asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run_script(name: str, *args: str) -> dict[str, object]:
+    done = subprocess.run([sys.executable, str(BENCH / name), *args, "--json"], capture_output=True, text=True,
+                          timeout=240, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_ingest_bench_stores_every_acknowledged_refund_and_reports_cpu() -> None:
+    summary = run_script("ingest.py", "--requests", "150", "--rounds", "1", "--warmup", "30", "--concurrency", "16")
+    assert summary["acknowledged_on_disk"] == summary["acknowledged"] == 30 + 150  # serve's warm-up and round
+    for target in ("bare", "serve"):
+        row = summary[target]
+        assert row["errors"] == 0 and row["requests_per_s"] > 0
+        # /proc counts CPU in 10 ms ticks: a round this short may show none, but the figures must be there.
+        assert row["server_cpu_us_per_request"] is not None and row["server_cpu_us_per_request"] >= 0
+        assert row["generator_cpu_us_per_request"] > 0
+    assert summary["ratio"] > 0 and len(summary["rounds_ratio"]) == 1
+
+
+def test_batching_bench_drains_the_backlog_before_and_after_0003() -> None:
+    summary = run_script("batching.py", "--settled", "500", "--waiting", "2500", "--max-details", "1000", "--compare")
+    for label in ("before_0003", "now"):
+        assert summary[label]["batches"] == 3  # 1000 + 1000 + 500, every waiting refund batched
+        assert summary[label]["ms_per_batch"] > 0
