@@ -11,6 +11,7 @@ import functools
 import itertools
 import json
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -563,12 +564,13 @@ class SqlStore(PluginDataSql, RefundStore):
         async with self.reading() as conn:
             pairs = await conn.fetch(COUNT_REFUNDS)
             batches = await conn.fetch("SELECT state, COUNT(*) AS n FROM batches GROUP BY state")
-        refunds: dict[str, int] = {}
-        reports: dict[str, int] = {}
+        refunds: Counter[str] = Counter()
+        reports: Counter[str] = Counter()
         for row in pairs:
-            refunds[str(row["state"])] = refunds.get(str(row["state"]), 0) + int(row["n"])
-            reports[str(row["report_state"])] = reports.get(str(row["report_state"]), 0) + int(row["n"])
-        return {"refunds": refunds, "reports": reports, "batches": {str(r["state"]): int(r["n"]) for r in batches}}
+            refunds[str(row["state"])] += int(row["n"])
+            reports[str(row["report_state"])] += int(row["n"])
+        return {"refunds": dict(refunds), "reports": dict(reports),
+                "batches": {str(r["state"]): int(r["n"]) for r in batches}}
 
     # -- rows to models -------------------------------------------------------------------------------
     async def _batch_in(self, conn: Tx, batch_id: int) -> Batch:

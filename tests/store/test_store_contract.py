@@ -137,6 +137,17 @@ async def test_a_batch_holds_each_trade_once_and_at_most_max_details(store: Refu
     assert refund is not None and refund.state is RefundState.BATCHED and refund.batch_no == first.batch_no
 
 
+async def test_counts_by_state_by_report_state_and_by_batch_state(store: RefundStore) -> None:
+    paid = Decimal("10.00")
+    await store.accept([req("r1", "T1", paid_amount=paid), req("r2", "T1", paid_amount=paid), req("r3", "T2")], T0)
+    await store.create_batch("main", 10, DAY, T0)  # r2 took T1 past its paid amount: rejected, its report due
+    assert await store.counts() == {
+        "refunds": {"batched": 2, "rejected": 1},
+        "reports": {"none": 2, "pending": 1},
+        "batches": {"pending": 1},
+    }
+
+
 async def test_pending_work_reports_count_and_age_per_account(store: RefundStore) -> None:
     await store.accept([req("r1", alipay_account="main")], T0)
     await store.accept([req("r2", alipay_account="main")], T0 + 5)
