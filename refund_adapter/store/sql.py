@@ -103,26 +103,27 @@ _INSERT_COLUMNS = ("platform", "shop", "platform_refund_id", "order_id", "trade_
                    "reason", "alipay_account", "paid_amount_fen", "context", "state", "code", "report_state",
                    "report_next_at", "created_at", "updated_at")
 _CONTEXT_JSON = json.JSONEncoder(sort_keys=True)  # built once: json.dumps(..., sort_keys=True) builds one per call
-# (state, code, report_state) of a new refund, by verdict: enum values looked up once, not per row.
-_RECEIVED = (RefundState.RECEIVED.value, None, ReportState.NONE.value)
-_REJECTED = (RefundState.REJECTED.value, EXCEEDS_PAID_AMOUNT, ReportState.PENDING.value)
+# (state, code, report_state) of a new refund by verdict (over the paid amount or not), and the same as the
+# column values, looked up once rather than per row.
+_VERDICTS = {False: (RefundState.RECEIVED, None, ReportState.NONE),
+             True: (RefundState.REJECTED, EXCEEDS_PAID_AMOUNT, ReportState.PENDING)}
+_VERDICT_COLUMNS = {over: (state.value, code, report.value) for over, (state, code, report) in _VERDICTS.items()}
 _INSERT_CHUNK = 500  # rows per INSERT: 17 parameters each stays far below either backend's limit
 
 
 @dataclass(frozen=True)
 class _NewRow:
-    """A new refund as it will be inserted, with its verdict."""
+    """A new refund as it will be inserted, with its verdict (True: over the trade's paid amount)."""
 
     request: RefundRequest
-    state: RefundState
+    over: bool
     values: tuple[object, ...]
 
     def refund(self, refund_id: int, created_at: datetime) -> Refund:
-        rejected = self.state is RefundState.REJECTED
+        state, code, report_state = _VERDICTS[self.over]
         return Refund(
-            id=refund_id, request=self.request, state=self.state, code=EXCEEDS_PAID_AMOUNT if rejected else None,
-            batch_id=None, batch_no=None, report_state=ReportState.PENDING if rejected else ReportState.NONE,
-            created_at=created_at, updated_at=created_at,
+            id=refund_id, request=self.request, state=state, code=code, batch_id=None, batch_no=None,
+            report_state=report_state, created_at=created_at, updated_at=created_at,
         )
 
 
@@ -138,9 +139,9 @@ def _new_rows(requests: Sequence[RefundRequest], spent: dict[tuple[str, str], in
             spent[trade] = spent.get(trade, 0) + amount
         values = (request.platform, request.shop, request.platform_refund_id, request.order_id, request.trade_no,
                   amount, request.currency, request.reason, request.alipay_account, paid,
-                  _CONTEXT_JSON.encode(dict(request.context)), *(_REJECTED if over else _RECEIVED),
+                  _CONTEXT_JSON.encode(dict(request.context)), *_VERDICT_COLUMNS[over],
                   now if over else None, now, now)  # a rejection's report is due at once
-        rows.append(_NewRow(request, RefundState.REJECTED if over else RefundState.RECEIVED, values))
+        rows.append(_NewRow(request, over, values))
     return rows
 
 

@@ -23,7 +23,6 @@ async def test_a_loop_cancelled_at_its_tick_always_stops() -> None:
         assert task.cancelled()
 
 
-
 async def test_before_cycle_is_awaited_once_per_cycle_then_all_work_is_drained() -> None:
     wake = asyncio.Event()
     gate = asyncio.Event()  # holds before_cycle, as IngestPressure.quiet does during a burst

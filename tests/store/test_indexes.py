@@ -74,6 +74,10 @@ async def test_a_store_from_before_0003_upgrades_in_place(store_url: str, monkey
     new = store_from_url(store_url)
     await new.open()
     try:
+        assert isinstance(new, sql.SqlStore)
+        async with new.transaction() as tx:
+            version = await tx.fetchrow("SELECT MAX(version) AS v FROM schema_version")
+        assert version is not None and version["v"] == every_migration[-1][0] >= 3
         second = await new.create_batch("main", 1000, DAY, T0 + 1)
         assert second is not None and [d.trade_no for d in second.details] == ["T1"]  # r2 waited for its trade
         assert await new.create_batch("main", 1000, DAY, T0 + 2) is None
