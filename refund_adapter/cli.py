@@ -100,12 +100,19 @@ def serve(config_path: str, log_level: str) -> None:
     """Run the service until SIGTERM or SIGINT, which drain in-flight requests and stop the engine cleanly."""
     from aiohttp import web
 
+    from refund_adapter.heap import settle_heap
     from refund_adapter.web.app import create_app
 
     _setup_logging(log_level)
     config = load_config_or_exit(config_path)
+    app = create_app(config)
+
+    async def after_start(_app: web.Application) -> None:
+        settle_heap()  # after the cleanup contexts (store, plugins, engine): on_startup runs them first
+
+    app.on_startup.append(after_start)
     web.run_app(
-        create_app(config),
+        app,
         host=config.server.host,
         port=config.server.port,
         shutdown_timeout=10.0,

@@ -37,6 +37,10 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 # flight): without it groups averaged 13 webhooks, with 0.5 ms 39, and throughput rose by about 15%, because
 # each group's fsync blocks the loop. Like PostgreSQL's commit_delay; it adds at most this to one webhook.
 GROUP_COMMIT_WINDOW_SECONDS = 0.0005
+# Prepared statements kept per connection. Intake's statements take the group's size (multi-row VALUES, IN
+# lists), so a busy adapter runs three shapes per group size: with sqlite3's default of 128 they were evicted and
+# re-prepared, 3.3 µs more per webhook in `serve` (bench/ingest.py, 26 November).
+STATEMENT_CACHE = 1024
 SQLITE = Dialect(serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT", id_type="INTEGER", skip_locked="",
                  account_lock_sql=None)
 
@@ -96,7 +100,8 @@ class SqliteStore(SqlStore):
     def _connect(self) -> sqlite3.Connection:
         # Each connection is used by one thread: the writer by the loop, the reader by its own thread (which
         # is not the one that opened it, hence check_same_thread=False).
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               cached_statements=STATEMENT_CACHE)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 10000")
         conn.execute("PRAGMA foreign_keys = ON")
