@@ -12,7 +12,8 @@ from aiohttp import ClientSession
 from refund_adapter import PlatformAdapter, hookimpl
 from refund_adapter.hookspecs import PlatformsConfig
 
-from .adapter import NAME, GenericPlatform
+from .adapter import GenericPlatform
+from .payload import PLATFORM
 from .settings import parse_settings
 
 
@@ -21,6 +22,6 @@ def register_platforms(
     register: Callable[[PlatformAdapter], None], config: PlatformsConfig, http: ClientSession
 ) -> None:
     """Register the generic platform when the operator configured it."""
-    section = config.platforms.get(NAME)
+    section = config.platforms.get(PLATFORM)
     if section is not None:
         register(GenericPlatform(parse_settings(section), http))

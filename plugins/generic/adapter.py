@@ -24,10 +24,8 @@ from refund_adapter import (
 from refund_adapter.platform import retry_after_seconds
 
 from . import standard_webhooks
-from .payload import parse_refund_notice
+from .payload import PLATFORM, parse_refund_request
 from .settings import GenericSettings
-
-NAME = "generic"
 
 # Answers that retrying cannot fix: our secret is refused, or the shop says the refund is gone.
 _DEAD_STATUSES = frozenset({401, 403, 410})
@@ -37,7 +35,7 @@ _REASON_BYTES = 200
 class GenericPlatform:
     """`PlatformAdapter` of the generic platform; `http` is the app's shared session."""
 
-    name = NAME
+    name = PLATFORM
 
     def __init__(self, settings: GenericSettings, http: aiohttp.ClientSession) -> None:
         self._settings = settings
@@ -60,22 +58,7 @@ class GenericPlatform:
             raise WebhookRejected(401, "stale-timestamp", str(exc)) from exc
         except standard_webhooks.WebhookVerificationError as exc:
             raise WebhookRejected(401, "invalid-signature", str(exc)) from exc
-        notice = parse_refund_notice(webhook.body)
-        request = RefundRequest(
-            platform=NAME,
-            shop=shop.id,
-            platform_refund_id=notice.refund_id,
-            order_id=notice.order_id,
-            trade_no=notice.trade_no,
-            amount=notice.amount,
-            currency=notice.currency,
-            reason=notice.reason,
-            alipay_account=shop.alipay_account,
-            paid_amount=notice.paid_amount,
-            # Only for tracing a refund back to the shop's delivery: report() needs nothing beyond the request.
-            context={"webhook_id": webhook.headers["webhook-id"]},
-        )
-        return WebhookAccepted(requests=(request,))
+        return WebhookAccepted(requests=(parse_refund_request(webhook.body, shop, webhook.headers["webhook-id"]),))
 
     async def report(self, outcome: RefundOutcome) -> DeliveryResult:
         """POST the result to the shop's callback_url, signed, with a webhook-id fixed per refund for dedup."""

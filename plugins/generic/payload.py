@@ -1,4 +1,4 @@
-"""The generic refund webhook's JSON body, checked field by field into exact values.
+"""The generic refund webhook's JSON body, checked field by field into the canonical refund request.
 
 Amounts are JSON *strings* of plain decimal CNY (`"12.30"`): a JSON number would pass through a binary float in
 most senders, which is how cents get lost, so it is refused with `invalid-amount` like any other bad amount.
@@ -7,51 +7,51 @@ most senders, which is how cents get lost, so it is refused with `invalid-amount
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from refund_adapter import RefundRequest
 from refund_adapter.platform import json_object, non_empty_string, reject
 
+from .settings import GenericShop
+
+PLATFORM = "generic"
 # At most 12 integer digits: far above any Alipay refund, and always exact within Decimal's 28-digit precision.
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 _CENT = Decimal("0.01")
 CURRENCY = "CNY"  # Alipay's MAPI batch refund pays back in CNY only
 
 
-@dataclass(frozen=True)
-class RefundNotice:
-    refund_id: str
-    order_id: str
-    trade_no: str
-    amount: Decimal
-    currency: str
-    reason: str
-    paid_amount: Decimal | None
-
-
-def parse_refund_notice(body: bytes) -> RefundNotice:
-    """The body's refund, or `WebhookRejected` with a stable type saying what is wrong with it."""
+def parse_refund_request(body: bytes, shop: GenericShop, webhook_id: str) -> RefundRequest:
+    """The body's refund for `shop`, or `WebhookRejected` with a stable type saying what is wrong with it."""
     document = json_object(body)
-    text = {name: non_empty_string(document, name) for name in ("refund_id", "order_id", "trade_no", "currency")}
+    refund_id, order_id, trade_no, currency = (
+        non_empty_string(document, name) for name in ("refund_id", "order_id", "trade_no", "currency")
+    )
     reason = document.get("reason")
     if not isinstance(reason, str):
         reject(400, "malformed-body", "reason must be a string")
     amount = _amount(document, "amount")
     paid_amount = _amount(document, "paid_amount") if document.get("paid_amount") is not None else None
-    if text["currency"] != CURRENCY:
-        reject(422, "unsupported-currency", f"currency must be {CURRENCY}, not {text['currency']!r}")
+    if currency != CURRENCY:
+        reject(422, "unsupported-currency", f"currency must be {CURRENCY}, not {currency!r}")
     if paid_amount is not None and amount > paid_amount:
         reject(422, "amount-exceeds-paid", f"amount {amount} is more than the paid amount {paid_amount}")
-    return RefundNotice(amount=amount, reason=reason, paid_amount=paid_amount, **text)
+    return RefundRequest(
+        platform=PLATFORM, shop=shop.id, platform_refund_id=refund_id, order_id=order_id, trade_no=trade_no,
+        amount=amount, currency=currency, reason=reason, alipay_account=shop.alipay_account, paid_amount=paid_amount,
+        # Only for tracing a refund back to the shop's delivery: report() needs nothing beyond the request.
+        context={"webhook_id": webhook_id},
+    )
 
 
 def _amount(document: dict[str, Any], name: str) -> Decimal:
     if name not in document:
         reject(400, "malformed-body", f"{name} is missing")
     value = document[name]
-    if not isinstance(value, str) or not _AMOUNT.fullmatch(value) or Decimal(value) <= 0:
+    amount = Decimal(value) if isinstance(value, str) and _AMOUNT.fullmatch(value) else None
+    if amount is None or amount <= 0:
         reject(
             422, "invalid-amount", f'{name} must be a positive JSON string of CNY with at most 2 decimals, e.g. "12.30"'
         )
-    return Decimal(value).quantize(_CENT)
+    return amount.quantize(_CENT)

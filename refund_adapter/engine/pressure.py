@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 from collections.abc import Callable
 from types import TracebackType
 
@@ -26,7 +27,7 @@ class IngestPressure:
         self.in_flight = 0
         self.last_finished = -math.inf
         self.waiting = 0  # engine loops inside quiet() right now
-        self._clock = clock
+        self._clock = clock or time.monotonic  # the event loop's own clock, without a call through the loop
         self._idle = asyncio.Event()  # set exactly when no webhook is in flight
         self._idle.set()
         self._mark = _Webhook(self)
@@ -38,9 +39,6 @@ class IngestPressure:
     def webhook(self) -> _Webhook:
         """`with pressure.webhook():` around the handling of one webhook (two attribute updates, no task)."""
         return self._mark
-
-    def _now(self) -> float:
-        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     async def quiet(self) -> None:
         """Return once no webhook is in flight and none finished within `quiet_seconds`, or `max_seconds` after
@@ -56,7 +54,7 @@ class IngestPressure:
                         if self.in_flight:
                             await self._idle.wait()
                             continue
-                        remaining = self.last_finished + self.quiet_seconds - self._now()
+                        remaining = self.last_finished + self.quiet_seconds - self._clock()
                         if remaining <= 0:
                             return
                         await asyncio.sleep(remaining)
@@ -82,6 +80,6 @@ class _Webhook:
     ) -> None:
         pressure = self._pressure
         pressure.in_flight -= 1
-        pressure.last_finished = pressure._now()
+        pressure.last_finished = pressure._clock()
         if not pressure.in_flight:
             pressure._idle.set()
