@@ -205,32 +205,28 @@ class SqlStore(PluginDataSql, RefundStore):
             return await self.accept_in(tx, requests, now)
 
     async def accept_in(self, tx: Tx, requests: Sequence[RefundRequest], now: float) -> list[AcceptResult]:
-        """Set-based, a few statements whatever the number of requests (group commit hands over many): find
-        the keys already stored, decide each new refund's verdict against its trade's paid amount in order,
-        then insert the new ones in one multi-row statement."""
+        """Set-based, a few statements whatever the number of requests (group commit hands over many).
+
+        Optimistic, because a key already stored (a platform sending a webhook again) is rare: every distinct key
+        is inserted as new, in order, each with its verdict against its trade's paid amount. If the database
+        skips one as stored, those verdicts may have counted the stored refund's amount twice, so the insert is
+        rolled back to a savepoint and done again knowing which keys are stored."""
         await self._lock(tx, (f"{request.alipay_account} {request.trade_no}" for request in requests))
         keys = [request.key for request in requests]
-        stored = await self._stored_by_key(tx, requests)
-        new: dict[tuple[str, str, str], RefundRequest] = {}
+        distinct: dict[tuple[str, str, str], RefundRequest] = {}
         for key, request in zip(keys, requests, strict=True):
-            if key not in stored:
-                new.setdefault(key, request)
-        rows = _new_rows(list(new.values()), await self._spent_by_trade(tx, new.values()), now)
-        inserted: dict[tuple[str, str, str], int] = {}
-        for chunk in _chunks(rows, _INSERT_CHUNK):
-            for stored_row in await tx.fetch(
-                f"""INSERT INTO refunds ({", ".join(_INSERT_COLUMNS)}) VALUES {_values(len(chunk))}
-                    ON CONFLICT (platform, shop, platform_refund_id) DO NOTHING
-                    RETURNING id, platform, shop, platform_refund_id""",
-                *itertools.chain.from_iterable(new_row.values for new_row in chunk),
-            ):
-                key = (stored_row["platform"], stored_row["shop"], stored_row["platform_refund_id"])
-                inserted[key] = int(stored_row["id"])
-        if len(inserted) < len(new):  # another instance stored some of the same keys meanwhile
-            stored.update(await self._stored_by_key(tx, [r for key, r in new.items() if key not in inserted]))
-        created_at = _ts(now)
-        created = {key: row.refund(inserted[key], created_at) for key, row in zip(new, rows, strict=True)
-                   if key in inserted}
+            distinct.setdefault(key, request)
+        stored: dict[tuple[str, str, str], Refund] = {}
+        await tx.execute("SAVEPOINT accept")
+        created = await self._insert_new(tx, distinct, now)
+        if len(created) < len(distinct):
+            await tx.execute("ROLLBACK TO SAVEPOINT accept")
+            stored = await self._stored_by_key(tx, requests)
+            new = {key: request for key, request in distinct.items() if key not in stored}
+            created = await self._insert_new(tx, new, now)
+            if len(created) < len(new):  # another instance stored some of the same keys meanwhile
+                stored.update(await self._stored_by_key(tx, [r for key, r in new.items() if key not in created]))
+        await tx.execute("RELEASE SAVEPOINT accept")
         results = []
         for key in keys:  # a key repeated in `requests` is created by its first occurrence only
             refund = created.pop(key, None)
@@ -240,6 +236,23 @@ class SqlStore(PluginDataSql, RefundStore):
                 results.append(AcceptResult(refund, True))
                 stored[key] = refund
         return results
+
+    async def _insert_new(
+        self, tx: Tx, new: dict[tuple[str, str, str], RefundRequest], now: float
+    ) -> dict[tuple[str, str, str], Refund]:
+        """Insert `new` in order, each with its verdict; returns those inserted (the database skips a stored key)."""
+        rows = _new_rows(list(new.values()), await self._spent_by_trade(tx, new.values()), now)
+        ids: dict[tuple[str, str, str], int] = {}
+        for chunk in _chunks(rows, _INSERT_CHUNK):
+            for row in await tx.fetch(
+                f"""INSERT INTO refunds ({", ".join(_INSERT_COLUMNS)}) VALUES {_values(len(chunk))}
+                    ON CONFLICT (platform, shop, platform_refund_id) DO NOTHING
+                    RETURNING id, platform, shop, platform_refund_id""",
+                *itertools.chain.from_iterable(new_row.values for new_row in chunk),
+            ):
+                ids[(row["platform"], row["shop"], row["platform_refund_id"])] = int(row["id"])
+        created_at = _ts(now)
+        return {key: new_row.refund(ids[key], created_at) for key, new_row in zip(new, rows, strict=True) if key in ids}
 
     async def _stored_by_key(self, tx: Tx, requests: Iterable[RefundRequest]) -> dict[tuple[str, str, str], Refund]:
         """The stored refunds among the requests' keys, one indexed query per (platform, shop)."""

@@ -97,6 +97,21 @@ async def test_the_paid_amount_holds_within_one_call_and_across_concurrent_ones(
         assert found is not None and found.state is state
 
 
+async def test_a_resent_refund_is_not_counted_twice_against_the_paid_amount(store: RefundStore) -> None:
+    """A webhook sent again, in the same group as a new refund of its trade: only what is stored counts."""
+    paid = Decimal("100.00")
+    first = await store.accept([req("r1", amount="30.00", paid_amount=paid)], T0)
+    results = await store.accept([req("r1", amount="30.00", paid_amount=paid),
+                                  req("r2", amount="50.00", paid_amount=paid),
+                                  req("r3", amount="20.01", paid_amount=paid)], T0 + 1)
+    assert [r.created for r in results] == [False, True, True]
+    assert results[0].refund == first[0].refund  # the replay changed nothing
+    assert [r.refund.state for r in results] == [RefundState.RECEIVED, RefundState.RECEIVED, RefundState.REJECTED]
+    stored = await store.find_refund("generic", "s1", "r2")
+    assert stored is not None and stored.state is RefundState.RECEIVED
+    assert (await store.counts())["refunds"] == {"received": 2, "rejected": 1}
+
+
 async def test_refunds_never_exceed_the_paid_amount(store: RefundStore) -> None:
     ok = await store.accept([req("r1", amount="60.00", paid_amount=Decimal("100.00"))], T0)
     over = await store.accept([req("r2", amount="40.01", paid_amount=Decimal("100.00"))], T0)
