@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from ..models import BatchState, RefundState, ReportState
 from ..plugins import plugins_info
 from .keys import ENGINE, PLUGIN_MANAGER
-from .problems import problem
+from .problems import admin_only, bad_request, problem, read_body
 from .views import batch_json, refund_json
 
 
@@ -31,7 +31,7 @@ def _int_param(request: web.Request, name: str) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit():
-        raise web.HTTPBadRequest(reason=f"{name} must be a positive integer")
+        raise bad_request("invalid-parameter", f"{name} must be a positive integer")
     return int(raw)
 
 
@@ -86,7 +86,7 @@ async def retry_dead_letters(request: web.Request) -> web.Response:
     ids = None
     if request.can_read_body:
         try:
-            payload = json.loads(await request.read())
+            payload = json.loads(await read_body(request))
         except ValueError:
             return problem(400, "malformed-body", "the body must be JSON")
         if not isinstance(payload, dict):
@@ -119,13 +119,18 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, admin_token: str | None) -> None:
+    """Health for anyone; the operator's endpoints (`/-/...`, `/metrics`) behind `admin_token` when it is set."""
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/-/plugins", plugins)
-    app.router.add_get("/-/platforms", platforms)
-    app.router.add_get("/-/refunds", list_refunds)
-    app.router.add_get(r"/-/refunds/{id:\d+}", get_refund)
-    app.router.add_get("/-/batches", list_batches)
-    app.router.add_get("/-/stats", stats)
-    app.router.add_post("/-/dead-letters/retry", retry_dead_letters)
-    app.router.add_get("/metrics", metrics)
+    get, post = app.router.add_get, app.router.add_post
+    for add, path, handler in (
+        (get, "/-/plugins", plugins),
+        (get, "/-/platforms", platforms),
+        (get, "/-/refunds", list_refunds),
+        (get, r"/-/refunds/{id:\d+}", get_refund),
+        (get, "/-/batches", list_batches),
+        (get, "/-/stats", stats),
+        (post, "/-/dead-letters/retry", retry_dead_letters),
+        (get, "/metrics", metrics),
+    ):
+        add(path, admin_only(handler, admin_token))

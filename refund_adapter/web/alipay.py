@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ..engine.notifications import DBACK, REFUND, handle_notify
 from .keys import ENGINE
+from .problems import read_body
 
 
 async def refund_notify(request: web.Request) -> web.Response:
@@ -22,4 +23,4 @@ async def _body(request: web.Request) -> bytes:
     """POST form body, or the query string of the GET form some examples show."""
     if request.method == "GET":
         return request.rel_url.raw_query_string.encode("ascii", "replace")
-    return await request.read()
+    return await read_body(request)

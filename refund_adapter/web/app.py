@@ -21,7 +21,7 @@ from ..store import store_from_url
 from . import admin
 from .alipay import dback_notify, refund_notify
 from .keys import CONFIG, ENGINE, HTTP, PLUGIN_MANAGER
-from .problems import admin_guard, problem_middleware
+from .problems import unrouted
 from .webhooks import receive_webhook
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,7 @@ def create_app(
     run_engine: bool = True,
 ) -> web.Application:
     """The service. `run_engine=False` serves HTTP only (tests of the web layer, read-only tools)."""
-    middlewares = [problem_middleware]
-    if config.server.admin_token:  # without a token the guard has nothing to check: not even a layer per request
-        middlewares.append(admin_guard(config.server.admin_token.reveal()))
-    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=middlewares)
+    app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[PLUGIN_MANAGER] = pm or create_plugin_manager(config.plugins_dir)
     app.cleanup_ctx.append(_http_session)
@@ -49,7 +46,8 @@ def create_app(
     app.router.add_get("/alipay/notify", refund_notify)
     app.router.add_post("/alipay/dback-notify", dback_notify)
     app.router.add_get("/alipay/dback-notify", dback_notify)
-    admin.add_routes(app)
+    admin.add_routes(app, config.server.admin_token.reveal() if config.server.admin_token else None)
+    app.router.add_route("*", "/{path:.*}", unrouted)  # last: answers what no route above takes, as a problem
     return app
 
 

@@ -10,7 +10,7 @@ from ..engine.intake import InvalidRequest, admit
 from ..failpoints import AFTER_ACCEPT, crash_point
 from ..platform import InboundWebhook, WebhookRejected
 from .keys import ENGINE
-from .problems import problem
+from .problems import problem, read_body
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     if adapter is None:
         return problem(404, "unknown-platform", f"no platform plugin named {platform!r} is loaded")
     with ctx.pressure.webhook():  # engine loops wait for a pause in webhooks (engine/pressure.py)
-        body = await request.read()
+        body = await read_body(request)
         inbound = InboundWebhook(
             platform=platform,
             subpath=request.match_info.get("tail", ""),
