@@ -98,7 +98,7 @@ def _matches(entry: str, expected: bytes) -> bool:
     if version != "v1":
         return False  # another scheme (v1a is asymmetric): not ours to check
     try:
-        candidate = base64.b64decode(encoded, validate=True)
-    except binascii.Error:
+        candidate = binascii.a2b_base64(encoded, strict_mode=True)  # what b64decode(validate=True) calls
+    except ValueError:  # binascii.Error, or a character beyond ASCII
         return False
     return hmac.compare_digest(candidate, expected)

@@ -129,6 +129,7 @@ async def test_one_matching_signature_among_several_is_enough(platform: GenericP
         pytest.param(webhook(signature=""), id="empty"),
         pytest.param(webhook(signature="v2,abc"), id="unknown-version"),
         pytest.param(webhook(signature="v1,not base64!"), id="not-base64"),
+        pytest.param(webhook(signature="v1,Zm9v\u00e9"), id="not-ascii"),
     ],
 )
 async def test_forged_or_missing_signature_is_401(platform: GenericPlatform, hook: InboundWebhook) -> None:
