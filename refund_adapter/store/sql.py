@@ -87,17 +87,22 @@ def migrations() -> list[tuple[int, str]]:
 
 
 # Each trade's first waiting refund of an account, oldest first: a trade at most once per batch. Read in id
-# order through refunds_received (alipay_account, id) and stopped at the limit; each candidate's "no earlier
-# waiting refund of its trade" is one probe of refunds_by_trade (alipay_account, trade_no, id). So a batch costs
-# the same whatever the account's history or backlog (0003; tests/store/test_indexes.py pins the plan).
-BATCH_CANDIDATES = """SELECT id FROM refunds AS r WHERE state = 'received' AND alipay_account = $1
+# order through refunds_by_state (state, report_state, alipay_account, id) and stopped at the limit (a waiting
+# refund's report_state is always 'none': it says so to use the index); each candidate's "no earlier waiting
+# refund of its trade" is one probe of refunds_by_trade (alipay_account, trade_no, id). So a batch costs the
+# same whatever the account's history or backlog (0003, 0004; tests/store/test_indexes.py pins the plan).
+BATCH_CANDIDATES = """SELECT id FROM refunds AS r WHERE state = 'received' AND report_state = 'none'
+                        AND alipay_account = $1
                         AND NOT EXISTS (SELECT 1 FROM refunds AS earlier
                                         WHERE earlier.alipay_account = r.alipay_account
                                           AND earlier.trade_no = r.trade_no AND earlier.id < r.id
                                           AND earlier.state = 'received')
                       ORDER BY id LIMIT $2"""
+# The backlog per account, read from refunds_by_state in account order like BATCH_CANDIDATES (0004).
+PENDING_WORK = """SELECT alipay_account, COUNT(*) AS n, MIN(created_at) AS oldest FROM refunds
+                  WHERE state = 'received' AND report_state = 'none' GROUP BY alipay_account"""
 # Refunds by (state, report_state): one pass over the covering index refunds_by_state, never the table, so
-# /-/stats and /metrics stay cheap however many refunds are stored (0003).
+# /-/stats and /metrics stay cheap however many refunds are stored (0003, 0004).
 COUNT_REFUNDS = "SELECT state, report_state, COUNT(*) AS n FROM refunds GROUP BY state, report_state"
 _INSERT_COLUMNS = ("platform", "shop", "platform_refund_id", "order_id", "trade_no", "amount_fen", "currency",
                    "reason", "alipay_account", "paid_amount_fen", "context", "state", "code", "report_state",
@@ -289,10 +294,7 @@ class SqlStore(PluginDataSql, RefundStore):
     # -- batching -------------------------------------------------------------------------------------
     async def pending_work(self) -> list[PendingWork]:
         async with self.reading() as conn:
-            rows = await conn.fetch(
-                """SELECT alipay_account, COUNT(*) AS n, MIN(created_at) AS oldest FROM refunds
-                   WHERE state = 'received' GROUP BY alipay_account"""
-            )
+            rows = await conn.fetch(PENDING_WORK)
         return [PendingWork(r["alipay_account"], int(r["n"]), float(r["oldest"])) for r in rows]
 
     async def create_batch(self, account: str, max_details: int, day: date, now: float) -> Batch | None:

@@ -29,7 +29,7 @@ def plan(database: Path, query: str, *args: object) -> str:
 
 
 async def test_batching_reads_the_waiting_refunds_in_order_and_probes_each_trade_once(tmp_path: Path) -> None:
-    """Waiting refunds in id order from refunds_received (no sort, so the LIMIT stops the read), and for each a
+    """Waiting refunds in id order from refunds_by_state (no sort, so the LIMIT stops the read), and for each a
     single probe of refunds_by_trade for an earlier waiting refund of its trade: never every refund the account
     ever had, nor the whole backlog."""
     store = SqliteStore(tmp_path / "refunds.db")
@@ -37,7 +37,8 @@ async def test_batching_reads_the_waiting_refunds_in_order_and_probes_each_trade
     await store.close()
     chosen = plan(tmp_path / "refunds.db", sql.BATCH_CANDIDATES, "main", 1000)
     assert chosen == (
-        "SEARCH r USING INDEX refunds_received (alipay_account=?) | CORRELATED SCALAR SUBQUERY 1 | "
+        "SEARCH r USING INDEX refunds_by_state (state=? AND report_state=? AND alipay_account=?) | "
+        "CORRELATED SCALAR SUBQUERY 1 | "
         "SEARCH earlier USING INDEX refunds_by_trade (alipay_account=? AND trade_no=? AND id<?)"
     ), chosen
 
@@ -49,6 +50,14 @@ async def test_counting_reads_only_an_index(tmp_path: Path) -> None:
     await store.close()
     chosen = plan(tmp_path / "refunds.db", sql.COUNT_REFUNDS)
     assert chosen.startswith("SCAN refunds USING COVERING INDEX refunds_by_state"), chosen
+
+
+async def test_the_backlog_per_account_is_read_from_the_index_in_account_order(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "refunds.db")
+    await store.open()
+    await store.close()
+    chosen = plan(tmp_path / "refunds.db", sql.PENDING_WORK)
+    assert chosen == "SEARCH refunds USING INDEX refunds_by_state (state=? AND report_state=?)", chosen
 
 
 async def test_lookups_by_batch_use_the_partial_index(tmp_path: Path) -> None:
