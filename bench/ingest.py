@@ -269,7 +269,7 @@ def print_logs(folder: Path) -> None:
         print(f"--- {log.name} (last lines)\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
 
 
-def _median_or_none(values: list[float | None], digits: int = 1) -> float | None:
+def median_or_none(values: list[float | None], digits: int = 1) -> float | None:
     known = [value for value in values if value is not None]
     return round(statistics.median(known), digits) if known else None
 
@@ -285,8 +285,8 @@ def summarise(rounds: list[Round], acknowledged: int, stored: int, settings: dic
             "p99_ms": round(statistics.median(r.p99_ms for r in mine), 2),
             "errors": sum(r.errors for r in mine),
             "rounds_requests_per_s": [round(r.requests_per_s, 1) for r in mine],
-            "server_cpu_us_per_request": _median_or_none([r.server_cpu_us for r in mine]),
-            "server_busy": _median_or_none([r.server_busy for r in mine], 2),
+            "server_cpu_us_per_request": median_or_none([r.server_cpu_us for r in mine]),
+            "server_busy": median_or_none([r.server_busy for r in mine], 2),
             "generator_cpu_us_per_request": round(statistics.median(r.generator_cpu_us for r in mine), 1),
             "generator_busy": round(statistics.median(r.generator_busy for r in mine), 2),
         }

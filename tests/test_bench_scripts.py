@@ -34,3 +34,12 @@ def test_batching_bench_drains_the_backlog_before_and_after_0003() -> None:
     for label in ("before_0003", "now"):
         assert summary[label]["batches"] == 3  # 1000 + 1000 + 500, every waiting refund batched
         assert summary[label]["ms_per_batch"] > 0
+
+
+def test_ab_bench_runs_two_builds_side_by_side_and_stores_every_acknowledged_refund() -> None:
+    summary = run_script("ab.py", "HEAD", "--requests", "100", "--rounds", "1", "--concurrency", "8")
+    for build in ("A", "B"):
+        row = summary[build]
+        assert row["errors"] == 0 and row["acknowledged_on_disk"] == row["acknowledged"] == 500 + 100
+    assert summary["A"]["revision"] == "HEAD"
+    assert len(summary["b_over_a_requests_per_s"]) == 1
