@@ -98,6 +98,11 @@ BATCH_CANDIDATES = """SELECT id FROM refunds AS r WHERE state = 'received' AND r
                                           AND earlier.trade_no = r.trade_no AND earlier.id < r.id
                                           AND earlier.state = 'received')
                       ORDER BY id LIMIT $2"""
+# The candidates, claimed by id: point lookups in refunds_by_state, which holds every column of the WHERE (without
+# report_state the planner would scan the account's whole backlog in that index instead).
+CLAIM_FOR_BATCH = """UPDATE refunds SET state = 'batched', batch_id = $1, updated_at = $2
+                     WHERE state = 'received' AND report_state = 'none' AND alipay_account = $3 AND id IN ({ids})
+                     RETURNING id"""
 # The backlog per account, read from refunds_by_state in account order like BATCH_CANDIDATES (0004).
 PENDING_WORK = """SELECT alipay_account, COUNT(*) AS n, MIN(created_at) AS oldest FROM refunds
                   WHERE state = 'received' AND report_state = 'none' GROUP BY alipay_account"""
@@ -313,12 +318,7 @@ class SqlStore(PluginDataSql, RefundStore):
             batch_no = build_batch_no(day, await self._namespace_in(tx), batch_id)
             await tx.execute("UPDATE batches SET batch_no = $1 WHERE id = $2", batch_no, batch_id)
             ids = [int(c["id"]) for c in candidates]
-            claimed = await tx.fetch(
-                f"""UPDATE refunds SET state = 'batched', batch_id = $1, updated_at = $2
-                    WHERE state = 'received' AND alipay_account = $3 AND id IN ({_placeholders(ids, 4)})
-                    RETURNING id""",
-                batch_id, now, account, *ids,
-            )
+            claimed = await tx.fetch(CLAIM_FOR_BATCH.format(ids=_placeholders(ids, 4)), batch_id, now, account, *ids)
             if not claimed:
                 await tx.execute("DELETE FROM batches WHERE id = $1", batch_id)
                 return None

@@ -52,6 +52,15 @@ async def test_counting_reads_only_an_index(tmp_path: Path) -> None:
     assert chosen.startswith("SCAN refunds USING COVERING INDEX refunds_by_state"), chosen
 
 
+async def test_claiming_the_candidates_looks_each_up_rather_than_scanning_the_backlog(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "refunds.db")
+    await store.open()
+    await store.close()
+    chosen = plan(tmp_path / "refunds.db", sql.CLAIM_FOR_BATCH.format(ids="$4, $5, $6"), 1, 2.0, "main", 1, 2, 3)
+    assert chosen == ("SEARCH refunds USING COVERING INDEX refunds_by_state "
+                      "(state=? AND report_state=? AND alipay_account=? AND id=? AND rowid=?)"), chosen
+
+
 async def test_the_backlog_per_account_is_read_from_the_index_in_account_order(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "refunds.db")
     await store.open()
