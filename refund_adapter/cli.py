@@ -100,6 +100,7 @@ def serve(config_path: str, log_level: str) -> None:
     """Run the service until SIGTERM or SIGINT, which drain in-flight requests and stop the engine cleanly."""
     from aiohttp import web
 
+    from refund_adapter.event_loop import new_event_loop
     from refund_adapter.heap import settle_heap
     from refund_adapter.web.app import create_app
 
@@ -113,6 +114,7 @@ def serve(config_path: str, log_level: str) -> None:
     app.on_startup.append(after_start)
     web.run_app(
         app,
+        loop=new_event_loop(config.server.uvloop),
         host=config.server.host,
         port=config.server.port,
         shutdown_timeout=10.0,
@@ -130,10 +132,12 @@ def demo(refunds: int, as_json: bool, log_level: str) -> None:
     import json
 
     from refund_adapter.demo import run_demo
+    from refund_adapter.event_loop import new_event_loop
 
     _setup_logging(log_level)
     progress = None if as_json else click.echo
-    summary = asyncio.run(run_demo(refunds, progress=progress))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:  # the loop serve runs on by default
+        summary = runner.run(run_demo(refunds, progress=progress))
     data = summary.as_json()
     if as_json:
         click.echo(json.dumps(data))

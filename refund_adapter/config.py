@@ -72,6 +72,7 @@ class ServerConfig:
     public_url: str
     max_body_bytes: int = 1_048_576
     admin_token: Secret | None = None  # when set, /-/ and /metrics need `Authorization: Bearer <token>`
+    uvloop: bool = True  # run on uvloop where it is installed (refund_adapter/event_loop.py)
 
 
 @dataclass(frozen=True)
@@ -398,6 +399,7 @@ def _read_server(doc: _Section) -> ServerConfig:
         port=server.integer("port", ServerConfig.port, 1, 65535),
         max_body_bytes=server.integer("max_body_bytes", ServerConfig.max_body_bytes, 1),
         admin_token=Secret(token) if (token := server.string("admin_token")) else None,
+        uvloop=server.boolean("uvloop", ServerConfig.uvloop),
     )
 
 

@@ -174,7 +174,8 @@ def test_default_env_is_the_process_environment(monkeypatch: pytest.MonkeyPatch)
 
 def test_every_problem_is_reported_at_once_with_its_exact_path() -> None:
     data = {
-        "server": {"public_url": "ftp://refunds.example.com", "port": 0, "max_body_bytes": "big", "tls": True},
+        "server": {"public_url": "ftp://refunds.example.com", "port": 0, "max_body_bytes": "big", "tls": True,
+                   "uvloop": "yes"},
         "store": {"url": "mysql://db/refunds"},
         "alipay": {
             "accounts": {
@@ -198,6 +199,7 @@ def test_every_problem_is_reported_at_once_with_its_exact_path() -> None:
         "server.public_url: must be an http(s) URL",
         "server.port: must be an integer between 1 and 65535",
         "server.max_body_bytes: must be an integer >= 1",
+        "server.uvloop: must be true or false",
         UNSUPPORTED_STORE_URL,
         "alipay.accounts.main.partner: must be 16 digits starting with 2088",
         "alipay.accounts.main.md5_key: missing",
