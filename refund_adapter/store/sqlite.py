@@ -34,8 +34,11 @@ T = TypeVar("T")
 _Queued = tuple[Sequence[RefundRequest], float, "asyncio.Future[list[AcceptResult]]"]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 # How long the first webhook of a group waits for others to join it. Measured with `bench/ingest.py` (64 in
-# flight): without it groups averaged 13 webhooks, with 0.5 ms 39, and throughput rose by about 15%, because
-# each group's fsync blocks the loop. Like PostgreSQL's commit_delay; it adds at most this to one webhook.
+# flight) on asyncio's loop: without it groups averaged 13 webhooks, with 0.5 ms 39, and throughput rose by about
+# 15%, because each group's fsync blocks the loop. Like PostgreSQL's commit_delay; it adds at most this to one
+# webhook. Timers have 1 ms resolution: asyncio's loop rounds 0.5 ms up to 1 ms, uvloop down to the next loop
+# iteration, where groups still average 37 (the webhooks read in one pass over the ready sockets), and 1 ms on
+# uvloop measured 0.94x the requests/s (bench/ab.py, 26 November).
 GROUP_COMMIT_WINDOW_SECONDS = 0.0005
 # Prepared statements kept per connection. Intake's statements take the group's size (multi-row VALUES, IN
 # lists), so a busy adapter runs three shapes per group size: with sqlite3's default of 128 they were evicted and
