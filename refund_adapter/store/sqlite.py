@@ -37,7 +37,7 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 # flight) on asyncio's loop: without it groups averaged 13 webhooks, with 0.5 ms 39, and throughput rose by about
 # 15%, because each group's fsync blocks the loop. Like PostgreSQL's commit_delay; it adds at most this to one
 # webhook. Timers have 1 ms resolution: asyncio's loop rounds 0.5 ms up to 1 ms, uvloop down to the next loop
-# iteration, where groups still average 37 (the webhooks read in one pass over the ready sockets), and 1 ms on
+# iteration, where groups still average 35 (the webhooks read in one pass over the ready sockets), and 1 ms on
 # uvloop measured 0.94x the requests/s (bench/ab.py, 26 November).
 GROUP_COMMIT_WINDOW_SECONDS = 0.0005
 # Prepared statements kept per connection. Intake's statements take the group's size (multi-row VALUES, IN
