@@ -6,20 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from refund_adapter.config import parse_config
+from refund_adapter.testing import local_config
 from refund_adapter.web.app import create_app
 
 TOKEN = "s3cret-admin-token"
 
 
 async def test_operator_endpoints_need_the_bearer_token(tmp_path: Path, aiohttp_client: Any) -> None:
-    config = parse_config(
-        {
-            "server": {"public_url": "http://127.0.0.1:1", "admin_token": TOKEN},
-            "store": {"url": f"sqlite:///{tmp_path / 'r.db'}"},
-            "alipay": {"accounts": {"main": {"partner": "2088101122136241", "md5_key": "k"}}},
-        },
-        env={},
-    )
+    raw = local_config(tmp_path / "r.db", 1, partner="2088101122136241", md5_key="k",
+                       gateway_url="http://127.0.0.1:1/gateway.do", platforms={}, server={"admin_token": TOKEN})
+    config = parse_config(raw, env={})
     assert TOKEN not in repr(config)
     client = await aiohttp_client(create_app(config, run_engine=False))
     for path in ("/-/refunds", "/-/stats", "/metrics"):

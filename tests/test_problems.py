@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from refund_adapter.config import parse_config
+from refund_adapter.testing import local_config
 from refund_adapter.web.app import create_app
 from refund_adapter.web.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX
 
@@ -13,15 +14,9 @@ MAX_BODY = 4096
 
 
 async def client_for(tmp_path: Path, aiohttp_client: Any) -> Any:
-    config = parse_config(
-        {
-            "server": {"public_url": "http://127.0.0.1:1", "max_body_bytes": MAX_BODY},
-            "store": {"url": f"sqlite:///{tmp_path / 'r.db'}"},
-            "alipay": {"accounts": {"main": {"partner": "2088101122136241", "md5_key": "k"}}},
-        },
-        env={},
-    )
-    return await aiohttp_client(create_app(config, run_engine=False))
+    raw = local_config(tmp_path / "r.db", 1, partner="2088101122136241", md5_key="k",
+                       gateway_url="http://127.0.0.1:1/gateway.do", platforms={}, server={"max_body_bytes": MAX_BODY})
+    return await aiohttp_client(create_app(parse_config(raw, env={}), run_engine=False))
 
 
 async def test_no_route_a_wrong_method_and_a_large_body_are_problems(tmp_path: Path, aiohttp_client: Any) -> None:

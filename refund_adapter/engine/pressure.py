@@ -27,7 +27,7 @@ class IngestPressure:
         self.in_flight = 0
         self.last_finished = -math.inf
         self.waiting = 0  # engine loops inside quiet() right now
-        self._clock = clock or time.monotonic  # the event loop's own clock, without a call through the loop
+        self._clock = clock or time.monotonic  # read directly: no call through the running loop per webhook
         self._idle = asyncio.Event()  # set exactly when no webhook is in flight
         self._idle.set()
         self._mark = _Webhook(self)
