@@ -130,6 +130,12 @@ REFUSED: dict[str, tuple[Case, int, str]] = {
     "currency USD": (case(payload(currency="USD")), 422, "unsupported-currency"),
     "amount over paid_amount": (case(payload(amount="20.01")), 422, "amount-exceeds-paid"),
     "trade_no not alphanumeric": (case(payload(trade_no="2026-1125")), 422, "invalid-trade-no"),
+    # Each passed a `re.match(...$)` or `isdigit` check somewhere, then jammed the Alipay batch it landed in.
+    "trade_no ending in a newline": (case(payload(trade_no=TRADE_NO + "\n")), 422, "invalid-trade-no"),
+    "trade_no in full-width digits": (case(payload(trade_no="２０２６１１２５２２")), 422, "invalid-trade-no"),
+    "trade_no in Arabic-Indic digits": (case(payload(trade_no="٢٠٢٦١١٢٥")), 422, "invalid-trade-no"),
+    "trade_no of 65 characters": (case(payload(trade_no="2" * 65)), 422, "invalid-trade-no"),
+    "amount past 12 digits": (case(payload(amount="1000000000000.00", paid_amount=None)), 422, "invalid-amount"),
 }
 
 

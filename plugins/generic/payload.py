@@ -6,20 +6,16 @@ most senders, which is how cents get lost, so it is refused with `invalid-amount
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
 from refund_adapter import RefundRequest
+from refund_adapter.money import CURRENCY, parse_amount_text
 from refund_adapter.platform import json_object, non_empty_string, reject
 
 from .settings import GenericShop
 
 PLATFORM = "generic"
-# At most 12 integer digits: far above any Alipay refund, and always exact within Decimal's 28-digit precision.
-_AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
-_CENT = Decimal("0.01")
-CURRENCY = "CNY"  # Alipay's MAPI batch refund pays back in CNY only
 
 
 def parse_refund_request(body: bytes, shop: GenericShop, webhook_id: str) -> RefundRequest:
@@ -48,10 +44,9 @@ def parse_refund_request(body: bytes, shop: GenericShop, webhook_id: str) -> Ref
 def _amount(document: dict[str, Any], name: str) -> Decimal:
     if name not in document:
         reject(400, "malformed-body", f"{name} is missing")
-    value = document[name]
-    amount = Decimal(value) if isinstance(value, str) and _AMOUNT.fullmatch(value) else None
-    if amount is None or amount <= 0:
+    amount = parse_amount_text(document[name])
+    if amount is None:
         reject(
             422, "invalid-amount", f'{name} must be a positive JSON string of CNY with at most 2 decimals, e.g. "12.30"'
         )
-    return amount.quantize(_CENT)
+    return amount

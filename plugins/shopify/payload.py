@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from refund_adapter.alipay.codec import AlipayFormatError, parse_amount
+from refund_adapter.money import CURRENCY
 from refund_adapter.platform import json_object, non_empty_string, reject
-
-CURRENCY = "CNY"  # Alipay's MAPI batch refund pays back in CNY only
 
 # The status policy of a refunds/create transaction of kind "refund" (Shopify's REST names):
 #   success          -> the refund is fetched from the Admin API and paid back through Alipay;

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from refund_adapter.alipay.codec import AlipayFormatError, parse_amount
-from refund_adapter.engine.intake import TRADE_NO
+from refund_adapter.money import TRADE_NO_RULE, is_trade_no
 from refund_adapter.platform import PluginData
 
 from .settings import NAME
@@ -50,8 +50,8 @@ class Payment:
         for name in ("shop", "payment_id", "trade_no"):
             if not text[name]:
                 raise ValueError(f"{name}: missing")
-        if not TRADE_NO.match(text["trade_no"]):
-            raise ValueError("trade_no: must be 1 to 64 letters or digits")
+        if not is_trade_no(text["trade_no"]):
+            raise ValueError(f"trade_no: {TRADE_NO_RULE}")
         try:
             amount = parse_amount(text["amount"]) if text["amount"] else None
         except AlipayFormatError as exc:

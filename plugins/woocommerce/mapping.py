@@ -14,14 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 from refund_adapter import RefundRequest
+from refund_adapter.money import CURRENCY, is_trade_no, to_amount
 
 from .settings import WooShop
 
 NAME = "woocommerce"
-CURRENCY = "CNY"  # Alipay's MAPI batch refund pays back in CNY only
-_CENT = Decimal("0.01")
+# WooCommerce writes amounts with the shop's decimals ("10.500"); whether they are whole fen is `to_amount`'s rule.
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]+)?")
-_TRADE_NO = re.compile(r"[0-9A-Za-z]{1,64}")
 
 
 class MalformedResource(ValueError):
@@ -92,7 +91,7 @@ def order_skipped(shop: WooShop, order: WooOrder) -> Skipped | None:
         return Skipped(f"paid with {order.payment_method or 'no gateway'!r}, not an Alipay gateway")
     if order.currency != CURRENCY:
         return Skipped(f"an Alipay order in {order.currency!r}: Alipay batch refunds pay back {CURRENCY} only", True)
-    if not _TRADE_NO.fullmatch(order.transaction_id):
+    if not is_trade_no(order.transaction_id):
         # Refused here, not by the core: a refused delivery counts towards WooCommerce disabling the webhook.
         return Skipped(f"an Alipay order whose transaction id {order.transaction_id!r} is no Alipay trade number", True)
     if order.total is None:
@@ -136,12 +135,7 @@ def map_refund(
 
 def _money(text: str) -> Decimal | None:
     """A positive amount with whole cents ("10.00", "10", "10.500"), never rounded."""
-    if not _AMOUNT.fullmatch(text):
-        return None
-    value = Decimal(text)
-    if value <= 0 or value != value.quantize(_CENT):
-        return None
-    return value.quantize(_CENT)
+    return to_amount(Decimal(text)) if _AMOUNT.fullmatch(text) else None
 
 
 def _id(value: Any, name: str) -> int:

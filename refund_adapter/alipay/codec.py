@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 from defusedxml import ElementTree as SafeElementTree
 
+from refund_adapter.money import AMOUNT_TEXT, AMOUNT_TEXT_RULE, TRADE_NO, TRADE_NO_RULE
+
 BEIJING = ZoneInfo("Asia/Shanghai")
 SERVICE_REFUND = "refund_fastpay_by_platform_nopwd"
 SERVICE_NOTIFY_VERIFY = "notify_verify"
@@ -46,8 +48,8 @@ _DETAIL = "DETAIL_DATA_FORMAT_ERROR"
 _BATCH_NO = "BATCH_NO_FORMAT_ERROR"
 _DATE = "REFUND_DATE_ERROR"
 
-_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]{1,2})?")
-_TRADE_NO = re.compile(r"[0-9A-Za-z]{1,64}")
+_AMOUNT = AMOUNT_TEXT  # the one amount grammar and trade-number rule: refund_adapter.money
+_TRADE_NO = TRADE_NO
 _USER_ID = re.compile(r"2088[0-9]{12}")
 # (I) Alipay logon ids are e-mail addresses or (possibly masked) mobile numbers; no separator, no "%".
 _ACCOUNT = re.compile(r"[0-9A-Za-z._@+*\-]{1,100}")
@@ -62,8 +64,8 @@ _SUCCESS_NUM = re.compile(r"[0-9]{1,4}")
 _XML_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*\?>")
 _DECLARED_ENCODING = re.compile(rb"\A\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 
-_RULE_AMOUNT = "must be plain digits with at most 2 decimals (no sign, exponent or spaces)"
-_RULE_TRADE_NO = "must be 1..64 characters [0-9A-Za-z]"
+_RULE_AMOUNT = AMOUNT_TEXT_RULE
+_RULE_TRADE_NO = TRADE_NO_RULE
 _RULE_CODE = "must be an Alipay code of 1..64 characters [0-9A-Za-z_]"
 _RULE_TEXT = "must be 1..128 characters without ^ | $ # or control characters"
 

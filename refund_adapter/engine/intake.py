@@ -6,16 +6,12 @@ Plugins validate their payloads; this is the second line that keeps an impossibl
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
-from decimal import Decimal
 
 from ..alipay.codec import clean_reason
 from ..config import AlipayAccount
 from ..models import RefundRequest
-
-TRADE_NO = re.compile(r"^[0-9A-Za-z]{1,64}$")
-CENT = Decimal("0.01")
+from ..money import CURRENCY, TRADE_NO_RULE, amount_problem, is_trade_no
 
 
 class InvalidRequest(ValueError):
@@ -28,12 +24,9 @@ class InvalidRequest(ValueError):
 
 
 def _check_money(value: object, name: str) -> None:
-    if not isinstance(value, Decimal) or not value.is_finite():
-        raise InvalidRequest("invalid-amount", f"{name} must be a finite Decimal")
-    if value <= 0:
-        raise InvalidRequest("invalid-amount", f"{name} must be greater than zero")
-    if value != value.quantize(CENT):
-        raise InvalidRequest("invalid-amount", f"{name} has more than 2 decimals")
+    problem = amount_problem(value)
+    if problem is not None:
+        raise InvalidRequest("invalid-amount", f"{name} {problem}")
 
 
 def admit(request: RefundRequest, accounts: Mapping[str, AlipayAccount]) -> RefundRequest:
@@ -43,10 +36,10 @@ def admit(request: RefundRequest, accounts: Mapping[str, AlipayAccount]) -> Refu
         _check_money(request.paid_amount, "paid_amount")
         if request.amount > request.paid_amount:
             raise InvalidRequest("amount-exceeds-paid", f"amount {request.amount} exceeds paid {request.paid_amount}")
-    if request.currency != "CNY":
-        raise InvalidRequest("unsupported-currency", f"Alipay MAPI refunds are in CNY, not {request.currency!r}")
-    if not TRADE_NO.match(request.trade_no):
-        raise InvalidRequest("invalid-trade-no", "trade_no must be 1 to 64 letters or digits")
+    if request.currency != CURRENCY:
+        raise InvalidRequest("unsupported-currency", f"Alipay MAPI refunds are in {CURRENCY}, not {request.currency!r}")
+    if not is_trade_no(request.trade_no):
+        raise InvalidRequest("invalid-trade-no", f"trade_no {TRADE_NO_RULE}")
     if not request.platform_refund_id:
         raise InvalidRequest("malformed-body", "the platform refund id is empty")
     account = accounts.get(request.alipay_account)

@@ -31,6 +31,7 @@ from ..models import (
     RefundState,
     ReportState,
 )
+from ..money import CENT
 from .base import EXCEEDS_PAID_AMOUNT, AcceptResult, PendingWork, RefundStore, StateChange
 from .plugin_data import PluginDataSql
 
@@ -67,7 +68,7 @@ def to_fen(amount: Decimal) -> int:
 
 
 def from_fen(fen: int) -> Decimal:
-    return (Decimal(fen) / 100).quantize(Decimal("0.01"))
+    return (Decimal(fen) / 100).quantize(CENT)
 
 
 def _ts(epoch: float) -> datetime:

@@ -62,7 +62,7 @@ def test_every_bad_row_is_listed(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as caught:
         read_payments_file(path)
     assert str(caught.value).splitlines() == [
-        f"{path} item 0: trade_no: must be 1 to 64 letters or digits",
+        f"{path} item 0: trade_no: must be 1 to 64 ASCII letters or digits",
         f"{path} item 1: amount: must be a string",
         f"{path} item 2: payment_id: missing",
         f"{path} item 3: amount: amount: must be plain digits with at most 2 decimals (no sign, exponent or spaces)",
@@ -111,7 +111,7 @@ def test_import_payments_refuses_unknown_shops_bad_rows_and_a_config_without_sho
     result = CliRunner().invoke(main, ["shopify", "import-payments", "--config", str(write_config(tmp_path)),
                                        str(path)])
     assert result.exit_code == 2
-    assert result.output.splitlines() == [f"{path} line 3: trade_no: must be 1 to 64 letters or digits"]
+    assert result.output.splitlines() == [f"{path} line 3: trade_no: must be 1 to 64 ASCII letters or digits"]
 
     path.write_text(f"shop,payment_id,trade_no\nother.myshopify.com,p-1,{TRADE_NO}\n", "utf-8")
     for shopify in (True, False):

@@ -1,0 +1,55 @@
+"""Amounts, currency and trade numbers: one definition each, for the intake, the plugins and the Alipay codec.
+
+Every rule is a full match over ASCII. `re.match` with `$` lets a final newline through, and `\\d` or
+`str.isdigit` take the digits of every script ("１２", "١٢"), which Alipay's grammar does not: a value that
+slips past one copy of a rule and not another is how one refund came to jam a whole batch.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+CURRENCY = "CNY"  # Alipay's MAPI batch refund pays back in CNY yuan only (§1.4)
+CENT = Decimal("0.01")  # (I) amounts carry at most 2 decimals (§1.4: "CNY yuan, ≤2 fractional digits, >0")
+# (I) The reference gives no upper bound per detail. 12 integer digits is far above any Alipay refund and keeps
+# every amount exact in Decimal and in the store's 64-bit integer fen.
+MAX_AMOUNT = Decimal("999999999999.99")
+# (I) The reference names the field (原付款支付宝交易号, §1.4) but gives it no grammar. Alipay's trade numbers are
+# 16 or 28 digits (the doc sample is 2011011201037066) and the OpenAPI twin is String(64); letters are admitted
+# for other eras and for sandboxes. `[0-9A-Za-z]` is ASCII only: never `\d`, `\w` or `str.isalnum`.
+TRADE_NO = re.compile(r"[0-9A-Za-z]{1,64}")
+TRADE_NO_RULE = "must be 1 to 64 ASCII letters or digits"
+# Plain decimal text: ASCII digits, at most 12 before the point and 2 after; no sign, exponent, space or comma.
+AMOUNT_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
+AMOUNT_TEXT_RULE = "must be plain digits with at most 2 decimals (no sign, exponent or spaces)"
+
+
+def is_trade_no(value: object) -> bool:
+    """Whether `value` is a trade number Alipay's detail_data can carry, whole (a final newline included)."""
+    return isinstance(value, str) and TRADE_NO.fullmatch(value) is not None
+
+
+def amount_problem(value: object) -> str | None:
+    """Why `value` cannot be a refund amount, or None: a finite Decimal, > 0, whole fen, at most MAX_AMOUNT."""
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return "must be a finite Decimal"
+    if value <= 0:
+        return "must be greater than zero"
+    if value > MAX_AMOUNT:
+        return f"must be at most {MAX_AMOUNT}"
+    if value != value.quantize(CENT):
+        return "has more than 2 decimals"
+    return None
+
+
+def to_amount(value: Decimal) -> Decimal | None:
+    """`value` written with exactly 2 decimals when it is a valid refund amount, else None (never rounded)."""
+    return value.quantize(CENT) if amount_problem(value) is None else None
+
+
+def parse_amount_text(text: object) -> Decimal | None:
+    """A refund amount written as plain decimal text ("12.30", "80"), or None when it is not one."""
+    if not isinstance(text, str) or AMOUNT_TEXT.fullmatch(text) is None:
+        return None
+    return to_amount(Decimal(text))
