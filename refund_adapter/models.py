@@ -44,7 +44,9 @@ class BatchState(StrEnum):
     SUBMITTED = "submitted"  # acknowledged (T, P or DUPLICATE_BATCH_NO on a resend)
     UNKNOWN = "unknown"  # outcome of the submit not seen
     REJECTED = "rejected"  # refused synchronously with a final code
-    ABANDONED = "abandoned"  # its only send was refused for its date (sent after midnight): refunds re-batched
+    # Alipay provably never accepted it and its refunds moved on: refused for its date (sent after midnight),
+    # they are re-batched; refused for a detail it does not name, they are split into two new batches.
+    ABANDONED = "abandoned"
     COMPLETED = "completed"  # every detail has a result
     REVIEW = "review"  # the reconciler gave up: an operator must look
 

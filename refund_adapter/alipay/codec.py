@@ -469,6 +469,28 @@ def _decode_detail(text: str, field: str) -> RefundDetail:
     return RefundDetail(trade, tuple(royalties), sub_trade)
 
 
+def refused_details(details: Sequence[RefundDetail], charset: str = "utf-8") -> dict[int, AlipayFormatError]:
+    """Which details `encode_detail_data` refuses, by index, so that one bad detail can leave its batch instead
+    of holding the others: each detail checked alone, then each repeat of a trade_no after its first."""
+    codec = _codec(charset)
+    refused: dict[int, AlipayFormatError] = {}
+    seen: set[str] = set()
+    for index, detail in enumerate(details):
+        field = f"detail_data[{index}]"
+        try:
+            _validate_detail(detail, codec, field)
+            _detail_text(detail, field)
+        except AlipayFormatError as exc:
+            refused[index] = exc
+            continue
+        if detail.trade.trade_no in seen:
+            refused[index] = AlipayFormatError(
+                f"{field}.trade_no", "duplicate trade_no in the batch", code="DUBL_TRADE_NO_IN_SAME_BATCH"
+            )
+        seen.add(detail.trade.trade_no)
+    return refused
+
+
 def encode_detail_data(details: Sequence[RefundDetail], charset: str = "utf-8") -> str:
     """Write `detail_data`, refusing anything Alipay would reject synchronously for the whole batch."""
     _validate_details(details, _codec(charset))
@@ -888,6 +910,11 @@ class ErrorCode:
     where: frozenset[str]
     final: bool
 
+    @property
+    def one_detail_may_cause(self) -> bool:
+        """Whether a synchronous refusal with this code may come from one detail alone (see _DETAIL_SYNC)."""
+        return self.final and (self.code in _DETAIL_SYNC or "D" in self.where)
+
 
 _S = frozenset({"S"})
 _D = frozenset({"D"})
@@ -906,6 +933,21 @@ _NOT_FINAL = frozenset(
         "BATCH_REFUND_LOCK_ERROR",
         "DUPLICATE_BATCH_NO",
         "REFUND_NOT_EXIST",
+    }
+)
+
+# (I) The synchronous refusals one detail can cause: the detail_data rules of §1.4 (a detail's format, its
+# reason's length or charset, a royalty or trade_no repeated), and any per-detail (D) code, since which codes
+# Alipay answers synchronously is left open (§12). The answer never says which detail: the engine finds it by
+# splitting the batch. Any other final code (a bad signature, a seller not allowed...) refuses the whole batch.
+_DETAIL_SYNC = frozenset(
+    {
+        "DETAIL_DATA_FORMAT_ERROR",
+        "SINGLE_DETAIL_DATA_EXCEED_LIMIT",
+        "SINGLE_DETAIL_DATA_ENCODING_NOT_SUPPORT",
+        "BATCH_MEMO_LENGTH_EXCEED_LIMIT",
+        "DUBL_ROYALTY_IN_DETAIL",
+        "DUBL_TRADE_NO_IN_SAME_BATCH",
     }
 )
 

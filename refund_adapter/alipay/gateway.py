@@ -46,6 +46,7 @@ class SubmitKind(enum.Enum):
     PROCESSING = "processing"  # P: accepted, not final
     DUPLICATE = "duplicate"  # F + DUPLICATE_BATCH_NO: this batch_no was accepted earlier
     REJECTED = "rejected"  # F + another code: nothing was queued
+    DETAIL_REFUSED = "detail_refused"  # F + a code one detail may cause: nothing was queued; which one is not said
     UNKNOWN = "unknown"  # no usable answer: resolve by notify or query, never by a new batch_no
 
 
@@ -202,4 +203,6 @@ def _classify_ack(ack: Ack) -> SubmitOutcome:
         return SubmitOutcome(SubmitKind.PROCESSING)
     if ack.error == DUPLICATE_BATCH_NO:
         return SubmitOutcome(SubmitKind.DUPLICATE, ack.error, "batch_no already accepted earlier")
-    return SubmitOutcome(SubmitKind.REJECTED, ack.error, error_code(ack.error).meaning if ack.error else "")
+    code = error_code(ack.error or "")
+    kind = SubmitKind.DETAIL_REFUSED if code.one_detail_may_cause else SubmitKind.REJECTED
+    return SubmitOutcome(kind, ack.error, code.meaning)

@@ -104,13 +104,14 @@ class SyncError(Exception):
 # --- fault switches ---------------------------------------------------------------------------------------
 
 # Every fault switch and its "off" value; the value's type is the type the switch takes.
-FAULTS_OFF: dict[str, bool | float | int] = {
+FAULTS_OFF: dict[str, bool | float | int | str] = {
     "answer_processing": False,  # refund submissions answer P (still accepted and evaluated)
     "answer_5xx": False,  # every gateway request answers HTTP 500 before anything is processed
     "hang_seconds": 0.0,  # answer this late, after processing
     "drop_notifies": False,  # a notification is never sent
     "delay_notify_seconds": 0.0,  # wait before the first delivery of a notification
     "duplicate_notifies": 1,  # each delivery attempt POSTs this many copies
+    "refuse_trade": "",  # a trade_no: a refund request holding it answers F DETAIL_DATA_FORMAT_ERROR (no detail named)
 }
 
 
@@ -176,6 +177,8 @@ def _parse_switch(name: str, spec: Any) -> _Switch:
         raise ValueError(f"{name}: expected a number of seconds >= 0")
     if kind is int and (type(value) is not int or value < 1):
         raise ValueError(f"{name}: expected an integer >= 1")
+    if kind is str and type(value) is not str:
+        raise ValueError(f"{name}: expected a string")
     return _Switch(kind(value), times)
 
 
@@ -586,6 +589,9 @@ def _refund_batch(state: SandboxState, req: GatewayRequest, scheme: SignatureSch
         raise SyncError("BATCH_NUM_NOT_EQUAL_TOTAL")
     with _codec_errors():
         details = decode_detail_data(detail_data, req.charset)
+    refused = state.faults.take("refuse_trade")
+    if refused and any(detail.trade.trade_no == refused for detail in details):
+        raise SyncError("DETAIL_DATA_FORMAT_ERROR", f"trade {refused} (fault refuse_trade)")
     return Batch(
         batch_no=batch_no,
         partner=params["partner"],

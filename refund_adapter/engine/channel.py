@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 
-from ..alipay.codec import RefundDetail, TradeRefund, clean_reason
+from ..alipay.codec import AlipayFormatError, RefundDetail, TradeRefund, clean_reason, refused_details
 from ..alipay.gateway import GatewayClient, NotifyVerification, QueryOutcome, SubmitOutcome
 from ..alipay.signing import SignatureScheme, load_private_key, load_public_key, make_scheme, verify
 from ..config import AlipayAccount
@@ -32,6 +32,14 @@ def scheme_for(account: AlipayAccount) -> SignatureScheme:
         )
     assert account.md5_key is not None
     return make_scheme("MD5", charset=account.input_charset, md5_key=account.md5_key.reveal())
+
+
+class DetailsRefused(Exception):
+    """Refunds of a batch the channel cannot send as they are; nothing was sent. `reasons`: refund id -> why."""
+
+    def __init__(self, reasons: Mapping[int, str]) -> None:
+        super().__init__(f"{len(reasons)} details refused: " + "; ".join(reasons.values()))
+        self.reasons = dict(reasons)
 
 
 def decode_form(body: bytes, charset: str) -> dict[str, str]:
@@ -77,14 +85,23 @@ class MapiChannel:
         ]
 
     async def submit(self, batch: Batch, now: datetime) -> SubmitOutcome:
-        return await self.gateway.submit(
-            batch_no=batch.batch_no,
-            refund_date=now,
-            details=self.details(batch),
-            notify_url=self.notify_url,
-            dback_notify_url=self.dback_notify_url,
-            use_freeze_amount=self.account.use_freeze_amount,
-        )
+        """Send the batch; DetailsRefused (nothing sent) when some of its details break the protocol, so the
+        engine can take them out and send the rest. Any other error escapes as it is."""
+        details = self.details(batch)
+        try:
+            return await self.gateway.submit(
+                batch_no=batch.batch_no,
+                refund_date=now,
+                details=details,
+                notify_url=self.notify_url,
+                dback_notify_url=self.dback_notify_url,
+                use_freeze_amount=self.account.use_freeze_amount,
+            )
+        except AlipayFormatError:  # raised before anything is sent (gateway.submit)
+            refused = refused_details(details, self.account.input_charset)
+            if not refused:
+                raise  # not a detail's fault: the engine's bounded retry, then review
+            raise DetailsRefused({batch.details[index].refund_id: str(exc) for index, exc in refused.items()}) from None
 
     def decode_notify(self, body: bytes) -> dict[str, str]:
         return decode_form(body, self.account.input_charset)

@@ -1,5 +1,11 @@
 """Sends batches that are on disk. A batch is SENDING (and leased) before the request leaves, so after a
-crash the same batch_no is sent again; Alipay's DUPLICATE_BATCH_NO then proves the first send landed."""
+crash the same batch_no is sent again; Alipay's DUPLICATE_BATCH_NO then proves the first send landed.
+
+One bad refund never holds the others: a detail the channel will not send leaves its batch (REJECTED,
+INVALID_DETAIL) and the rest is sent; a batch Alipay refuses for a detail it does not name is halved until
+that detail is alone, and fails alone. A submit that raises is retried a bounded number of times, then the
+batch waits in review for an operator: nothing stays SENDING or is resent forever.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from ..alipay.codec import batch_no_date, beijing_now, error_code
 from ..alipay.gateway import SubmitKind, SubmitOutcome
 from ..failpoints import AFTER_SUBMIT, crash_point
 from ..models import Batch, BatchState
+from .channel import DetailsRefused
 from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
@@ -18,6 +25,9 @@ log = logging.getLogger(__name__)
 SUBMIT_LEASE_SECONDS = 120.0  # longer than any HTTP timeout: an expired lease means the sender died
 RETRY_DELAY_SECONDS = 30.0  # after a retryable rejection (SYSTEM_ERROR...), the same batch_no is sent again
 BATCH_NO_FORMAT_ERROR = "BATCH_NO_FORMAT_ERROR"
+INVALID_DETAIL = "INVALID_DETAIL"  # a refund's detail breaks the channel's protocol: it never left, alone
+SUBMIT_ERROR = "SUBMIT_ERROR"  # the submit raised (a bug): retried, then the batch is left for review
+MAX_SUBMIT_ATTEMPTS_ON_ERROR = 5  # a submit that raised on this many attempts is not going to stop raising
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,7 @@ class Decision:
     code: str | None = None
     query_after: float | None = None  # seconds until the reconciler asks Alipay
     retry_after: float | None = None  # seconds until the batch is sent again
+    split: bool = False  # ABANDONED by halving: its refunds go on in two new batches
 
 
 def decide(outcome: SubmitOutcome, batch: Batch, today_beijing: date, first_query_after: float) -> Decision:
@@ -41,9 +52,61 @@ def decide(outcome: SubmitOutcome, batch: Batch, today_beijing: date, first_quer
             return Decision(BatchState.UNKNOWN, code=code, query_after=0)
         # Formed before midnight, first sent after it: Alipay never took it, so its refunds get a new batch_no.
         return Decision(BatchState.ABANDONED, code=code)
+    if outcome.kind is SubmitKind.DETAIL_REFUSED:
+        return _isolate(code, batch)
     if not error_code(code).final:
         return Decision(BatchState.PENDING, code=code, retry_after=RETRY_DELAY_SECONDS)
     return Decision(BatchState.REJECTED, code=code)
+
+
+def _isolate(code: str, batch: Batch) -> Decision:
+    """Refused whole for a detail Alipay does not name: halve the batch until that detail is alone.
+
+    Only a first send proves the refusal means "never accepted": a resend's refusal may follow a send that
+    landed unseen, and moving its refunds to new batch_nos could pay them twice, so an operator decides.
+    """
+    if len(batch.details) == 1:
+        return Decision(BatchState.REJECTED, code=code)  # the culprit, alone: it fails with Alipay's code
+    if batch.submit_attempts > 1:
+        return Decision(BatchState.REVIEW, code=code)
+    return Decision(BatchState.ABANDONED, code=code, split=True)
+
+
+def after_error(batch: Batch) -> Decision:
+    """A submit that raised: the same batch_no again later (always safe), until the attempts run out."""
+    if batch.submit_attempts >= MAX_SUBMIT_ATTEMPTS_ON_ERROR:
+        return Decision(BatchState.REVIEW, code=SUBMIT_ERROR)
+    return Decision(BatchState.PENDING, code=SUBMIT_ERROR, retry_after=RETRY_DELAY_SECONDS)
+
+
+async def _take_out(ctx: EngineContext, batch: Batch, refused: DetailsRefused) -> bool:
+    """The refused refunds leave the batch, REJECTED and reported; the rest is sent under the same batch_no.
+    False when none could be taken out (so the batch is not claimed again and again for them)."""
+    for refund_id, why in refused.reasons.items():
+        log.error("batch %s: refund %d not sendable (%s): rejected as %s, the batch goes on without it",
+                  batch.batch_no, refund_id, why, INVALID_DETAIL)
+    changes = await ctx.store.remove_from_batch(batch.id, list(refused.reasons), INVALID_DETAIL, ctx.clock())
+    await ctx.announce(changes)
+    ctx.signals.submitter.set()
+    return bool(changes)
+
+
+async def _send(ctx: EngineContext, batch: Batch, moment: datetime) -> tuple[str, Decision] | None:
+    """Send the batch and decide what its answer means: (what happened, decision), or None once the channel's
+    refused details were taken out. An exception never escapes: the loop would send the batch again forever."""
+    channel = ctx.channels[batch.account]
+    try:
+        outcome = await channel.submit(batch, moment)
+        crash_point(AFTER_SUBMIT)
+        today = beijing_now(moment).date()
+        return outcome.kind.value, decide(outcome, batch, today, ctx.config.reconciler.first_query_after_seconds)
+    except DetailsRefused as refused:
+        if await _take_out(ctx, batch, refused):
+            return None
+        return "refused details not in the batch", after_error(batch)
+    except Exception:
+        log.exception("batch %s: submit attempt %d raised", batch.batch_no, batch.submit_attempts)
+        return "error", after_error(batch)
 
 
 async def submit_once(ctx: EngineContext) -> bool:
@@ -52,16 +115,22 @@ async def submit_once(ctx: EngineContext) -> bool:
     batch = await ctx.store.claim_batch_to_submit(now, SUBMIT_LEASE_SECONDS)
     if batch is None:
         return False
-    channel = ctx.channels.get(batch.account)
-    if channel is None:
+    if batch.account not in ctx.channels:
         log.error("batch %s: account %r is not configured; left for the operator", batch.batch_no, batch.account)
         await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="ACCOUNT_NOT_CONFIGURED")
         return True
     moment = datetime.fromtimestamp(ctx.clock(), UTC)
-    outcome = await channel.submit(batch, moment)
-    crash_point(AFTER_SUBMIT)
-    decision = decide(outcome, batch, beijing_now(moment).date(), ctx.config.reconciler.first_query_after_seconds)
+    sent = await _send(ctx, batch, moment)
+    if sent is None:
+        return True
+    what, decision = sent
     done = ctx.clock()
+    if decision.split:
+        halves = await ctx.store.split_batch(batch.id, beijing_now(moment).date(), done, code=decision.code or "")
+        log.warning("batch %s (%d details) refused for a detail (%s): split into %s", batch.batch_no,
+                    len(batch.details), decision.code, " and ".join(half.batch_no for half in halves))
+        ctx.signals.submitter.set()
+        return True
     changes = await ctx.store.set_batch_state(
         batch.id,
         decision.state,
@@ -70,8 +139,7 @@ async def submit_once(ctx: EngineContext) -> bool:
         next_query_at=None if decision.query_after is None else done + decision.query_after,
         retry_at=None if decision.retry_after is None else done + decision.retry_after,
     )
-    log.info("batch %s (%d details): %s -> %s", batch.batch_no, len(batch.details), outcome.kind.value,
-             decision.state.value)
+    log.info("batch %s (%d details): %s -> %s", batch.batch_no, len(batch.details), what, decision.state.value)
     await ctx.announce(changes)
     if decision.state is BatchState.ABANDONED:
         ctx.signals.batcher.set()

@@ -89,6 +89,23 @@ class RefundStore(abc.ABC):
         accepted), REVIEW leaves the refunds as they are for an operator."""
 
     @abc.abstractmethod
+    async def remove_from_batch(
+        self, batch_id: int, refund_ids: Sequence[int], code: str, now: float
+    ) -> list[StateChange]:
+        """Take refunds the channel would not send out of a SENDING batch whose send did not happen: each leaves
+        the batch REJECTED with `code` (its report queued). The batch goes back to PENDING, to be sent at once
+        with the others under the same batch_no (this claim counts as no send), or is REJECTED with `code` when
+        none is left. Returns the changes; none (and the batch untouched) when the batch is not SENDING or
+        none of `refund_ids` is an unresolved refund of it."""
+
+    @abc.abstractmethod
+    async def split_batch(self, batch_id: int, day: date, now: float, *, code: str) -> list[Batch]:
+        """Split a SENDING batch Alipay refused whole, for a reason one detail may cause without saying which,
+        into two new PENDING batches (new batch_nos of `day`), its unresolved refunds halved in id order; the
+        batch becomes ABANDONED with `code`. Only for a batch Alipay provably never accepted. Returns the
+        halves; none when the batch is not SENDING or holds fewer than two unresolved refunds."""
+
+    @abc.abstractmethod
     async def record_results(
         self, batch_id: int, results: Sequence[DetailResult], now: float, *, notify_id: str | None, kind: str
     ) -> list[StateChange]:

@@ -119,6 +119,8 @@ _CONTEXT_JSON = json.JSONEncoder(sort_keys=True)  # built once: json.dumps(..., 
 _VERDICTS = {False: (RefundState.RECEIVED, None, ReportState.NONE),
              True: (RefundState.REJECTED, EXCEEDS_PAID_AMOUNT, ReportState.PENDING)}
 _VERDICT_COLUMNS = {over: (state.value, code, report.value) for over, (state, code, report) in _VERDICTS.items()}
+# A refund in a batch that has no result yet.
+_UNRESOLVED = "state IN ('batched', 'submitted', 'unknown')"
 _INSERT_CHUNK = 500  # rows per INSERT: 17 parameters each stays far below either backend's limit
 
 
@@ -309,21 +311,26 @@ class SqlStore(PluginDataSql, RefundStore):
             candidates = await tx.fetch(BATCH_CANDIDATES, account, max_details)
             if not candidates:
                 return None
-            row = await tx.fetchrow(
-                """INSERT INTO batches (account, batch_no, state, created_at, updated_at)
-                   VALUES ($1, $2, 'pending', $3, $3) RETURNING id""",
-                account, "new-" + secrets.token_hex(12), now,
-            )
-            assert row is not None
-            batch_id = int(row["id"])
-            batch_no = build_batch_no(day, await self._namespace_in(tx), batch_id)
-            await tx.execute("UPDATE batches SET batch_no = $1 WHERE id = $2", batch_no, batch_id)
+            batch_id = await self._new_batch(tx, account, day, now)
             ids = [int(c["id"]) for c in candidates]
             claimed = await tx.fetch(CLAIM_FOR_BATCH.format(ids=_placeholders(ids, 4)), batch_id, now, account, *ids)
             if not claimed:
                 await tx.execute("DELETE FROM batches WHERE id = $1", batch_id)
                 return None
             return await self._batch_in(tx, batch_id)
+
+    async def _new_batch(self, tx: Tx, account: str, day: date, now: float) -> int:
+        """A new PENDING batch row; its batch_no derives from its id, so a retry can never mint a second one."""
+        row = await tx.fetchrow(
+            """INSERT INTO batches (account, batch_no, state, created_at, updated_at)
+               VALUES ($1, $2, 'pending', $3, $3) RETURNING id""",
+            account, "new-" + secrets.token_hex(12), now,
+        )
+        assert row is not None
+        batch_id = int(row["id"])
+        batch_no = build_batch_no(day, await self._namespace_in(tx), batch_id)
+        await tx.execute("UPDATE batches SET batch_no = $1 WHERE id = $2", batch_no, batch_id)
+        return batch_id
 
     async def _lock(self, tx: Tx, keys: Iterable[str]) -> None:
         """Serialise transactions on each key across instances; in sorted order, so two never deadlock."""
@@ -380,6 +387,74 @@ class SqlStore(PluginDataSql, RefundStore):
             if target is None:
                 return []
             return await self._move_unresolved(tx, batch_id, lambda _row: (target, code), now)
+
+    async def remove_from_batch(
+        self, batch_id: int, refund_ids: Sequence[int], code: str, now: float
+    ) -> list[StateChange]:
+        if not refund_ids:
+            return []
+        async with self.transaction() as tx:
+            if await self._sending_account(tx, batch_id) is None:
+                return []
+            old_states = {
+                int(row["id"]): RefundState(row["state"])
+                for row in await tx.fetch(
+                    f"""SELECT id, state FROM refunds WHERE batch_id = $1 AND {_UNRESOLVED}
+                        AND id IN ({_placeholders(refund_ids, 2)})""",
+                    batch_id, *refund_ids,
+                )
+            }
+            if not old_states:
+                return []  # the batch is left as it was
+            removed = await tx.fetch(
+                f"""UPDATE refunds SET state = 'rejected', code = $1, batch_id = NULL, updated_at = $2,
+                        report_state = 'pending', report_next_at = $2
+                    WHERE id IN ({_placeholders(list(old_states), 3)}) RETURNING *""",
+                code, now, *old_states,
+            )
+            left = await tx.fetchrow("SELECT COUNT(*) AS n FROM refunds WHERE batch_id = $1", batch_id)
+            if left is not None and int(left["n"]) > 0:  # the rest is sent at once; this claim sent nothing
+                await tx.execute(
+                    """UPDATE batches SET state = 'pending', lease_until = NULL, updated_at = $1,
+                           submit_attempts = submit_attempts - 1 WHERE id = $2""",
+                    now, batch_id,
+                )
+            else:
+                await tx.execute(
+                    """UPDATE batches SET state = 'rejected', code = $1, lease_until = NULL, updated_at = $2
+                       WHERE id = $3""",
+                    code, now, batch_id,
+                )
+            changes = [StateChange(_refund(row, None), old_states[int(row["id"])]) for row in removed]
+            return sorted(changes, key=lambda change: change.refund.id)
+
+    async def split_batch(self, batch_id: int, day: date, now: float, *, code: str) -> list[Batch]:
+        async with self.transaction() as tx:
+            account = await self._sending_account(tx, batch_id)
+            if account is None:
+                return []
+            rows = await tx.fetch(f"SELECT id FROM refunds WHERE batch_id = $1 AND {_UNRESOLVED} ORDER BY id", batch_id)
+            ids = [int(row["id"]) for row in rows]
+            if len(ids) < 2:
+                return []
+            await tx.execute(
+                """UPDATE batches SET state = 'abandoned', code = $1, lease_until = NULL, next_query_at = NULL,
+                       updated_at = $2 WHERE id = $3""",
+                code, now, batch_id,
+            )
+            halves = []
+            for half in (ids[: len(ids) // 2], ids[len(ids) // 2 :]):  # each refund keeps its state
+                half_id = await self._new_batch(tx, account, day, now)
+                await tx.execute(
+                    f"UPDATE refunds SET batch_id = $1 WHERE id IN ({_placeholders(half, 2)})", half_id, *half
+                )
+                halves.append(await self._batch_in(tx, half_id))
+            return halves
+
+    async def _sending_account(self, tx: Tx, batch_id: int) -> str | None:
+        """The account of a batch being sent, its row locked for the change; None when it is not SENDING."""
+        row = await tx.fetchrow(f"SELECT account, state FROM batches WHERE id = $1{self.dialect.for_update}", batch_id)
+        return None if row is None or row["state"] != BatchState.SENDING.value else str(row["account"])
 
     async def _move_unresolved(self, tx: Tx, batch_id: int, decide: Decision, now: float) -> list[StateChange]:
         """Apply `decide(row) -> (state, code) | None` to each unresolved refund of a batch; `row` holds the

@@ -332,3 +332,72 @@ async def test_an_abandoned_batch_returns_its_refunds_for_a_new_batch_no(store: 
     second = await store.create_batch("main", 1000, date(2026, 11, 26), T0)
     assert second is not None and second.batch_no != first.batch_no and second.batch_no.startswith("20261126")
     assert [d.refund_id for d in second.details] == [d.refund_id for d in first.details]
+
+
+async def test_refunds_the_channel_refuses_leave_their_batch_and_the_rest_is_sent_again(store: RefundStore) -> None:
+    await store.accept([req("r1", "T1"), req("r2", "T2\n"), req("r3", "T3")], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    bad = batch.details[1].refund_id
+    assert await store.remove_from_batch(batch.id, [bad], "INVALID_DETAIL", T0) == []  # not SENDING: untouched
+    claimed = await store.claim_batch_to_submit(T0, lease_seconds=60)
+    assert claimed is not None and claimed.submit_attempts == 1
+    assert await store.remove_from_batch(batch.id, [999_999], "INVALID_DETAIL", T0) == []  # not in the batch
+    changes = await store.remove_from_batch(batch.id, [bad], "INVALID_DETAIL", T0 + 1)
+    assert [(c.old_state, c.refund.state, c.refund.code) for c in changes] == [
+        (RefundState.BATCHED, RefundState.REJECTED, "INVALID_DETAIL")
+    ]
+    rejected = changes[0].refund
+    assert (rejected.id, rejected.batch_id, rejected.batch_no) == (bad, None, None)
+    assert rejected.report_state is ReportState.PENDING
+    assert [r.id for r in await store.claim_reports(T0 + 1, 10, 60)] == [bad]  # reported like any final refund
+    # The rest goes back to be sent at once under the same batch_no; the claim that sent nothing does not count.
+    again = await store.claim_batch_to_submit(T0 + 1, lease_seconds=60)
+    assert again is not None and (again.id, again.batch_no) == (batch.id, batch.batch_no)
+    assert [d.trade_no for d in again.details] == ["T1", "T3"] and again.submit_attempts == 1
+
+
+async def test_a_batch_left_without_refunds_is_rejected(store: RefundStore) -> None:
+    await store.accept([req("r1", "T1\n")], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None and await store.claim_batch_to_submit(T0, lease_seconds=60) is not None
+    changes = await store.remove_from_batch(batch.id, [batch.details[0].refund_id], "INVALID_DETAIL", T0)
+    assert [c.refund.state for c in changes] == [RefundState.REJECTED]
+    emptied = await store.get_batch(batch.id)
+    assert emptied is not None and (emptied.state, emptied.code, emptied.details) == (
+        BatchState.REJECTED, "INVALID_DETAIL", ()
+    )
+    assert await store.claim_batch_to_submit(T0 + 120, lease_seconds=60) is None
+
+
+async def test_a_batch_refused_for_an_unnamed_detail_is_split_in_two_new_batches(store: RefundStore) -> None:
+    await store.accept([req(f"r{i}", f"T{i}") for i in range(5)], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    assert await store.split_batch(batch.id, DAY, T0, code="DETAIL_DATA_FORMAT_ERROR") == []  # not SENDING
+    assert await store.claim_batch_to_submit(T0, lease_seconds=60) is not None
+    halves = await store.split_batch(batch.id, date(2026, 11, 26), T0 + 1, code="DETAIL_DATA_FORMAT_ERROR")
+    assert [[d.trade_no for d in half.details] for half in halves] == [["T0", "T1"], ["T2", "T3", "T4"]]
+    assert all(half.state is BatchState.PENDING and half.submit_attempts == 0 for half in halves)
+    assert all(validate_batch_no(half.batch_no).startswith("20261126") for half in halves)
+    assert len({batch.batch_no, *(half.batch_no for half in halves)}) == 3
+    old = await store.get_batch(batch.id)
+    assert old is not None and (old.state, old.code, old.details) == (
+        BatchState.ABANDONED, "DETAIL_DATA_FORMAT_ERROR", ()
+    )
+    stored = await store.list_refunds()
+    assert {r.state for r in stored} == {RefundState.BATCHED}  # still on their way, in the halves
+    assert {r.batch_no for r in stored} == {half.batch_no for half in halves}
+    first = await store.claim_batch_to_submit(T0 + 1, lease_seconds=60)
+    assert first is not None and first.id == halves[0].id
+    quarters = await store.split_batch(first.id, DAY, T0 + 1, code="DETAIL_DATA_FORMAT_ERROR")
+    assert [[d.trade_no for d in quarter.details] for quarter in quarters] == [["T0"], ["T1"]]
+
+
+async def test_a_batch_of_one_refund_is_not_split(store: RefundStore) -> None:
+    await store.accept([req("r1", "T1")], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None and await store.claim_batch_to_submit(T0, lease_seconds=60) is not None
+    assert await store.split_batch(batch.id, DAY, T0, code="DETAIL_DATA_FORMAT_ERROR") == []
+    unchanged = await store.get_batch(batch.id)
+    assert unchanged is not None and unchanged.state is BatchState.SENDING and len(unchanged.details) == 1
