@@ -145,6 +145,16 @@ async def test_rejected_with_the_code(
         assert sandbox.state.batches == {}
 
 
+async def test_a_refusal_one_detail_may_cause_is_told_apart(alipay_http: aiohttp.ClientSession) -> None:
+    """DETAIL_DATA_FORMAT_ERROR names no detail: the engine must find it, so the outcome says a detail may be it."""
+    async with run_sandbox(sandbox_config(faults={"refuse_trade": "T2"})) as sandbox:
+        client = make_client(alipay_http, sandbox.url)
+        outcome = await _submit(client, details=[detail("T1"), detail("T2")])
+        assert (outcome.kind, outcome.code) == (SubmitKind.DETAIL_REFUSED, "DETAIL_DATA_FORMAT_ERROR")
+        assert sandbox.state.batches == {}
+        assert (await _submit(client, details=[detail("T1")])).kind is SubmitKind.ACCEPTED
+
+
 async def test_a_wrong_key_is_rejected_as_illegal_sign(
     alipay_http: aiohttp.ClientSession, alipay_sandbox: RunningSandbox
 ) -> None:

@@ -38,3 +38,24 @@ def batch(attempts: int) -> Batch:
 )
 def test_decide(outcome: SubmitOutcome, attempts: int, today: date, state: BatchState) -> None:
     assert decide(outcome, batch(attempts), today, 300).state is state
+
+
+def two_details(attempts: int) -> Batch:
+    details = tuple(BatchDetail(i, f"202611250000000{i}", Decimal("1.00"), "r") for i in (1, 2))
+    return Batch(1, "main", "20261125ABCD000001", BatchState.SENDING, details, datetime.now(UTC), attempts)
+
+
+@pytest.mark.parametrize(
+    ("sent", "state", "split"),
+    [
+        (two_details(1), BatchState.ABANDONED, True),  # a first send refused whole: halve it to find the detail
+        (batch(1), BatchState.REJECTED, False),  # the detail alone: it fails with Alipay's code
+        (batch(2), BatchState.REJECTED, False),
+        # a resend: an earlier send may have landed unseen, and new batch_nos could pay twice: an operator decides
+        (two_details(2), BatchState.REVIEW, False),
+    ],
+)
+def test_a_refusal_one_detail_may_cause_isolates_that_detail(sent: Batch, state: BatchState, split: bool) -> None:
+    outcome = SubmitOutcome(SubmitKind.DETAIL_REFUSED, "DETAIL_DATA_FORMAT_ERROR")
+    decision = decide(outcome, sent, FORMED_ON, 300)
+    assert (decision.state, decision.split, decision.code) == (state, split, "DETAIL_DATA_FORMAT_ERROR")
