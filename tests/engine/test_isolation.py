@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -153,6 +154,29 @@ async def test_a_batch_alipay_refuses_for_one_detail_is_split_until_that_detail_
     assert len({b.batch_no for b in batches}) == 5
     assert sorted(d["trade_no"] for b in sent for d in b["details"]) == [t for t in GENUINE if t != culprit]
     assert run.refunded() == {trade_no: int(trade_no != culprit) for trade_no in GENUINE}
+
+
+async def test_one_culprit_among_many_costs_a_logarithmic_number_of_sends(tmp_path: Path) -> None:
+    """Bisection's bound: a batch of n refused for one detail is sent at most 1 + 2*ceil(log2 n) times in all."""
+    n = 200
+    trades = [f"20261125230000000{i:04d}" for i in range(n)]
+    culprit = trades[137]
+    sandbox = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=100_000.0, faults={"refuse_trade": culprit},
+                            trades=[TradeSeed(trade_no, Decimal("50.00")) for trade_no in trades])
+    shop = SimulatedShop(SECRET)
+    async with adapter_loop(config_for(f"sqlite:///{tmp_path / 'r.db'}"), sandbox=sandbox, shop=shop,
+                            request_timeout=DEADLINE) as loop:
+        run = Run(loop, shop)
+        await loop.store.accept([request(f"r{i}", trade_no) for i, trade_no in enumerate(trades)], time.time())
+        loop.app[ENGINE].signals.batcher.set()
+        await run.reported(n)
+        batches = await loop.store.list_batches(limit=1000)
+    sends = sum(batch.submit_attempts for batch in batches)
+    print(f"isolation: 1 culprit in a batch of {n}: {sends} sends, {len(batches)} batches")
+    assert sends <= 1 + 2 * math.ceil(math.log2(n)) and all(batch.submit_attempts == 1 for batch in batches)
+    assert [r["status"] for r in shop.results.values()].count("succeeded") == n - 1
+    assert shop.results["r137"]["code"] == "DETAIL_DATA_FORMAT_ERROR"
+    assert run.refunded() == {trade_no: int(trade_no != culprit) for trade_no in trades}
 
 
 async def test_a_submit_that_keeps_raising_ends_in_review_after_bounded_attempts(
