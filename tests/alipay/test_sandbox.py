@@ -560,6 +560,7 @@ async def test_count_limited_faults_switch_off_after_their_uses(
             "drop_notifies": False,
             "delay_notify_seconds": 0.0,
             "duplicate_notifies": 1,
+            "refuse_trade": "",
         }
 
 
@@ -572,6 +573,7 @@ async def test_count_limited_faults_switch_off_after_their_uses(
         {"duplicate_notifies": 0},
         {"drop_notifies": {"value": True, "times": 0}},
         {"answer_5xx": {"times": 1}},
+        {"refuse_trade": 2026112522},
         ["answer_5xx"],
     ],
 )
