@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from refund_adapter.alipay import gateway
@@ -193,7 +194,7 @@ async def test_a_submit_that_keeps_raising_ends_in_review_after_bounded_attempts
     async with run_sandbox(sandbox_config()) as sandbox, serve(SimulatedShop(SECRET).app()) as shop_url:
         config = config_for(f"sqlite:///{tmp_path / 'r.db'}")(free_port(), sandbox.url, shop_url)
         app = create_app(config, clock=lambda: now[0], run_engine=False)
-        async with serve(app):
+        async with serve(app) as url, aiohttp.ClientSession() as http:
             ctx = app[ENGINE]
             await ctx.store.accept([request("r1", GENUINE[0]), request("r2", GENUINE[1])], now[0])
             now[0] += 1
@@ -206,7 +207,10 @@ async def test_a_submit_that_keeps_raising_ends_in_review_after_bounded_attempts
                 assert not await submit_once(ctx)  # put back with a delay, not at once
                 now[0] += RETRY_DELAY_SECONDS + 1
             refunds = await ctx.store.list_refunds()
+            async with http.get(url + "/-/batches?state=review") as resp:  # what the operator sees
+                in_review = await resp.json()
     assert attempts == MAX_SUBMIT_ATTEMPTS_ON_ERROR
+    assert [(b["code"], b["submit_attempts"], len(b["details"])) for b in in_review] == [(SUBMIT_ERROR, attempts, 2)]
     assert (batch.state, batch.code) == (BatchState.REVIEW, SUBMIT_ERROR)
     assert {r.state for r in refunds} == {RefundState.BATCHED}  # not failed: an operator decides
     assert sandbox.state.batches == {}
