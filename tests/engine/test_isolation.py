@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import aiohttp
 import pytest
 
 from refund_adapter.alipay import gateway
+from refund_adapter.alipay.codec import beijing_now
 from refund_adapter.alipay.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.config import Config, parse_config
 from refund_adapter.engine.batcher import batch_once
@@ -26,9 +28,11 @@ from refund_adapter.engine.submitter import (
     MAX_SUBMIT_ATTEMPTS_ON_ERROR,
     RETRY_DELAY_SECONDS,
     SUBMIT_ERROR,
+    SUBMIT_LEASE_SECONDS,
     submit_once,
 )
 from refund_adapter.models import BatchState, RefundRequest, RefundState, ReportState
+from refund_adapter.store import store_from_url
 from refund_adapter.testing import AdapterLoop, SimulatedShop, adapter_loop, free_port, local_config, serve, wait_until
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
@@ -129,6 +133,35 @@ async def test_a_detail_the_codec_refuses_leaves_its_batch_and_the_others_are_pa
     assert [d["trade_no"] for d in sent[0]["details"]] == GENUINE[:3]
     assert (batch.state, batch.submit_attempts) == (BatchState.COMPLETED, 1)
     assert run.refunded() == {trade_no: int(trade_no in GENUINE[:3]) for trade_no in GENUINE}
+
+
+async def test_a_batch_the_old_code_left_jammed_in_sending_is_freed(store_url: str, start: Start) -> None:
+    """Upgrading frees what the defect jammed: a batch claimed again and again, its lease run out."""
+    bad = request("bad", GENUINE[0] + "\n")
+    genuine = [request(f"r{i}", trade_no) for i, trade_no in enumerate(GENUINE[1:3], start=1)]
+    long_ago = time.time() - 3600
+    store = store_from_url(store_url)
+    await store.open()
+    try:
+        await store.accept([bad, *genuine], long_ago)
+        day = beijing_now(datetime.fromtimestamp(time.time(), UTC)).date()
+        jammed = await store.create_batch("main", 1000, day, long_ago)
+        assert jammed is not None
+        for attempt in range(3):  # each attempt raised in the codec; the lease ran out; claimed again
+            assert await store.claim_batch_to_submit(long_ago + attempt * 600, SUBMIT_LEASE_SECONDS) is not None
+    finally:
+        await store.close()
+    async with start() as run:
+        await run.reported(3)
+        sent = await run.sandbox_batches()
+        (batch,) = await run.loop.store.list_batches()
+    assert run.shop.results["bad"]["code"] == INVALID_DETAIL
+    assert [run.shop.results[f"r{i}"]["status"] for i in (1, 2)] == ["succeeded", "succeeded"]
+    assert [(b["batch_no"], [d["trade_no"] for d in b["details"]]) for b in sent] == [
+        (jammed.batch_no, GENUINE[1:3])
+    ]
+    assert batch.state is BatchState.COMPLETED
+    assert run.refunded() == {trade_no: int(trade_no in GENUINE[1:3]) for trade_no in GENUINE}
 
 
 async def test_a_batch_alipay_refuses_for_one_detail_is_split_until_that_detail_fails_alone(
