@@ -191,8 +191,9 @@ async def test_a_batch_alipay_refuses_for_one_detail_is_split_until_that_detail_
 
 
 async def test_one_culprit_among_many_costs_a_logarithmic_number_of_sends(tmp_path: Path) -> None:
-    """Bisection's bound: a batch of n refused for one detail is sent at most 1 + 2*ceil(log2 n) times in all."""
-    n = 200
+    """Bisection's bound: a batch of n refused for one detail is sent at most 1 + 2*ceil(log2 n) times in all.
+    n is Alipay's largest batch (§1.3)."""
+    n = 1000
     trades = [f"20261125230000000{i:04d}" for i in range(n)]
     culprit = trades[137]
     sandbox = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=100_000.0, faults={"refuse_trade": culprit},
