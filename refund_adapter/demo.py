@@ -20,6 +20,7 @@ import aiohttp
 
 from .alipay.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from .config import Config, parse_config
+from .money import CURRENCY
 from .plugins import create_plugin_manager
 from .testing import SimulatedShop, free_port, serve, wait_until
 from .web.app import create_app
@@ -71,7 +72,7 @@ class Scenario:
             "order_id": f"o{self.index}",
             "trade_no": self.trade_no,
             "amount": str(self.amount),
-            "currency": "CNY",
+            "currency": CURRENCY,
             "reason": f"退款 #{self.index} | size^wrong",  # forbidden characters: cleaned, not refused
             "paid_amount": str(self.amount * 2),
         }
