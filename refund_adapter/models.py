@@ -76,6 +76,21 @@ class RefundRequest:
         """The idempotency key: a replay of the same platform refund never creates a second one."""
         return (self.platform, self.shop, self.platform_refund_id)
 
+    def conflicts_with(self, stored: RefundRequest) -> tuple[str, ...]:
+        """The CONTENT_FIELDS in which this request differs from the one stored under the same key (empty: an
+        identical redelivery)."""
+        return tuple(name for name in CONTENT_FIELDS if getattr(self, name) != getattr(stored, name))
+
+
+# What a refund *is*, beyond its key: the fields that decide what money moves where and what the platform is
+# told about which order. A redelivery of a known key that differs in any of them is a conflict (refused with a
+# 409, logged, counted; the stored refund stays as it is), since paying either version could be wrong. Not
+# content: `reason` (free text a merchant may edit, cleaned before storing; it moves no money and Alipay only
+# shows it), `paid_amount` (describes the trade, not the refund; some platforms send what is still refundable,
+# which shrinks as refunds land; it was checked at first delivery) and `context` (the plugin's bookkeeping, such
+# as a per-delivery webhook id).
+CONTENT_FIELDS = ("amount", "currency", "trade_no", "alipay_account", "order_id")
+
 
 @dataclass(frozen=True)
 class Refund:
@@ -92,6 +107,7 @@ class Refund:
     updated_at: datetime
     report_attempts: int = 0
     report_error: str | None = None
+    review: str | None = None  # why an operator must look at it (a contradicting result from Alipay); None: fine
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,16 @@ class DetailResult:
     @property
     def succeeded(self) -> bool:
         return self.code == "SUCCESS"
+
+    def contradiction(self, state: RefundState, code: str | None, amount: Decimal) -> str | None:
+        """Why this verdict contradicts what is recorded for its refund (None: it does not). An amount other
+        than the one sent is never believed; a settled refund keeps its verdict (Alipay settles a detail
+        once, so a second, different code means one of the two is wrong, and money may have moved either way)."""
+        if self.amount != amount:
+            return f"{self.code} for {self.amount}, but {amount} was sent"
+        if state in (RefundState.SUCCEEDED, RefundState.FAILED) and self.code != code:
+            return f"{self.code}, but {state.value} {code} is recorded"
+        return None
 
 
 @dataclass(frozen=True)

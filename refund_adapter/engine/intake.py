@@ -6,12 +6,17 @@ Plugins validate their payloads; this is the second line that keeps an impossibl
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 
 from ..alipay.codec import clean_reason
 from ..config import AlipayAccount
+from ..metrics import Metrics
 from ..models import RefundRequest
 from ..money import CURRENCY, TRADE_NO_RULE, amount_problem, is_trade_no
+from ..store import AcceptResult
+
+log = logging.getLogger(__name__)
 
 
 class InvalidRequest(ValueError):
@@ -47,3 +52,16 @@ def admit(request: RefundRequest, accounts: Mapping[str, AlipayAccount]) -> Refu
         raise InvalidRequest("unknown-alipay-account", f"no Alipay account named {request.alipay_account!r}")
     reason = clean_reason(request.reason, account.input_charset)
     return request if reason == request.reason else dataclasses.replace(request, reason=reason)
+
+
+def conflicts(results: Sequence[AcceptResult], metrics: Metrics) -> list[AcceptResult]:
+    """The redeliveries among `results` whose content differs from their stored refund, each counted and logged
+    as a WARNING (field names only, the ids cut short: the log line stays small whatever a platform sends)."""
+    found = [result for result in results if result.conflict]
+    for result in found:
+        request = result.refund.request
+        metrics.refund_conflicts.labels(platform=request.platform).inc()
+        log.warning("%s refund %.80r of shop %.80r conflicts with stored refund %d: %s differ; nothing changed",
+                    request.platform, request.platform_refund_id, request.shop, result.refund.id,
+                    ", ".join(result.conflict))
+    return found

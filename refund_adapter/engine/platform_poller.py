@@ -8,7 +8,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from .intake import InvalidRequest, admit
+from .intake import InvalidRequest, admit, conflicts
 from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class PlatformPoller:
                     log.warning("platform %s: reconciled refund %s refused: %s", name, request.key, exc.detail)
             if admitted:
                 results = await self.ctx.store.accept(admitted, self.ctx.clock())
+                conflicts(results, self.ctx.metrics)  # nobody to answer: a warning and a count
                 created = [result.refund for result in results if result.created]
                 if created:
                     log.info("platform %s: reconcile found %d refunds webhooks missed", name, len(created))

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from ..alipay.codec import batch_no_date, beijing_now
 from ..models import Batch, BatchState
 from .notifications import check_results
+from .results import record_verdicts
 from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,7 @@ async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
         log.error("batch %s: query answer inconsistent: %s", batch.batch_no, results)
         await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="QUERY_MISMATCH")
         return
-    changes = await ctx.store.record_results(batch.id, results, now, notify_id=None, kind=QUERY_KIND)
-    await ctx.announce(changes)
+    await record_verdicts(ctx, batch, results, notify_id=None, kind=QUERY_KIND)
     settled = await ctx.store.get_batch(batch.id)
     if settled is not None and settled.state is not BatchState.COMPLETED:
         await _reschedule_or_review(ctx, batch, "some details still without a result")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from ..config import Config
+from ..metrics import Metrics
 from ..models import Refund
 from ..platform import PlatformAdapter
 from ..plugins import broadcast
@@ -44,6 +45,7 @@ class EngineContext:
     signals: Signals = field(default_factory=Signals)
     # Webhooks in flight; engine loops wait for a pause in them. start_engine applies `config.engine` to it.
     pressure: IngestPressure = field(default_factory=IngestPressure)
+    metrics: Metrics = field(default_factory=Metrics)  # this application's counters (refund_adapter/metrics.py)
 
     @property
     def listened(self) -> bool:

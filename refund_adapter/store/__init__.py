@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .base import EXCEEDS_PAID_AMOUNT, AcceptResult, PendingWork, RefundStore, StateChange
+from .base import EXCEEDS_PAID_AMOUNT, AcceptResult, Anomaly, PendingWork, RecordedResults, RefundStore, StateChange
 
-__all__ = ["EXCEEDS_PAID_AMOUNT", "AcceptResult", "PendingWork", "RefundStore", "StateChange", "store_from_url"]
+__all__ = ["EXCEEDS_PAID_AMOUNT", "AcceptResult", "Anomaly", "PendingWork", "RecordedResults", "RefundStore",
+           "StateChange", "store_from_url"]
 
 
 def store_from_url(url: str) -> RefundStore:

@@ -18,8 +18,25 @@ EXCEEDS_PAID_AMOUNT = "EXCEEDS_PAID_AMOUNT"  # local rejection code: the trade's
 
 @dataclass(frozen=True)
 class AcceptResult:
-    refund: Refund
+    refund: Refund  # as stored: for a conflict, the first version, unchanged
     created: bool  # False: the same (platform, shop, platform refund id) was already stored; nothing changed
+    conflict: tuple[str, ...] = ()  # when not created: the content fields in which the request differs from it
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """A result from Alipay that contradicts what is recorded for a refund: it changed nothing but the refund's
+    `review` flag."""
+
+    refund_id: int
+    trade_no: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordedResults:
+    changes: list[StateChange]
+    anomalies: list[Anomaly]
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,8 @@ class RefundStore(abc.ABC):
         """Store requests durably (committed before return) and idempotently on their key.
 
         A request that would take its trade's refunded total past `paid_amount` is stored REJECTED with
-        EXCEEDS_PAID_AMOUNT and queued for reporting, so the platform learns why.
+        EXCEEDS_PAID_AMOUNT and queued for reporting, so the platform learns why. A request whose key is stored
+        with other content (`RefundRequest.conflicts_with`) changes nothing and comes back with `conflict` set.
         """
 
     # -- batching and submission ----------------------------------------------------------------------
@@ -108,8 +126,11 @@ class RefundStore(abc.ABC):
     @abc.abstractmethod
     async def record_results(
         self, batch_id: int, results: Sequence[DetailResult], now: float, *, notify_id: str | None, kind: str
-    ) -> list[StateChange]:
-        """Record Alipay's verdicts (already checked against the batch) in one transaction; idempotent."""
+    ) -> RecordedResults:
+        """Record Alipay's verdicts (already checked against the batch) in one transaction; idempotent.
+
+        A verdict that contradicts its refund's record (`DetailResult.contradiction`) is not applied: the refund
+        is flagged for review instead (its first reason kept) and the contradiction returned as an Anomaly."""
 
     @abc.abstractmethod
     async def notify_seen(self, batch_no: str, notify_id: str, kind: str) -> bool: ...
@@ -170,7 +191,9 @@ class RefundStore(abc.ABC):
         limit: int = 100,
         before_id: int | None = None,
         batch_id: int | None = None,
-    ) -> list[Refund]: ...
+        review: bool | None = None,
+    ) -> list[Refund]:
+        """Newest first; `review=True`: only those flagged for review, `False`: only those not flagged."""
 
     @abc.abstractmethod
     async def get_batch(self, batch_id: int) -> Batch | None: ...
@@ -183,4 +206,5 @@ class RefundStore(abc.ABC):
 
     @abc.abstractmethod
     async def counts(self) -> dict[str, dict[str, int]]:
-        """Refunds by state, by report state, and batches by state: the operator's overview."""
+        """Refunds by state, by report state, batches by state, and refunds flagged for review (`review`:
+        `{"flagged": n}`): the operator's overview."""

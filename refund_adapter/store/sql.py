@@ -32,7 +32,7 @@ from ..models import (
     ReportState,
 )
 from ..money import CENT
-from .base import EXCEEDS_PAID_AMOUNT, AcceptResult, PendingWork, RefundStore, StateChange
+from .base import EXCEEDS_PAID_AMOUNT, AcceptResult, Anomaly, PendingWork, RecordedResults, RefundStore, StateChange
 from .plugin_data import PluginDataSql
 
 Row = Mapping[str, Any]
@@ -121,6 +121,7 @@ _VERDICTS = {False: (RefundState.RECEIVED, None, ReportState.NONE),
 _VERDICT_COLUMNS = {over: (state.value, code, report.value) for over, (state, code, report) in _VERDICTS.items()}
 # A refund in a batch that has no result yet.
 _UNRESOLVED = "state IN ('batched', 'submitted', 'unknown')"
+MAX_REVIEW_REASON = 500  # characters of a review reason kept: what Alipay sent is echoed into it
 _INSERT_CHUNK = 500  # rows per INSERT: 17 parameters each stays far below either backend's limit
 
 
@@ -241,10 +242,10 @@ class SqlStore(PluginDataSql, RefundStore):
                 stored.update(await self._stored_by_key(tx, [r for key, r in new.items() if key not in created]))
         await tx.execute("RELEASE SAVEPOINT accept")
         results = []
-        for key in keys:  # a key repeated in `requests` is created by its first occurrence only
+        for key, request in zip(keys, requests, strict=True):  # a key repeated is created by its first occurrence
             refund = created.pop(key, None)
-            if refund is None:
-                results.append(AcceptResult(stored[key], False))
+            if refund is None:  # only the rare path above found stored keys: no query of its own here
+                results.append(AcceptResult(stored[key], False, request.conflicts_with(stored[key].request)))
             else:
                 results.append(AcceptResult(refund, True))
                 stored[key] = refund
@@ -487,7 +488,7 @@ class SqlStore(PluginDataSql, RefundStore):
 
     async def record_results(
         self, batch_id: int, results: Sequence[DetailResult], now: float, *, notify_id: str | None, kind: str
-    ) -> list[StateChange]:
+    ) -> RecordedResults:
         by_trade = {result.trade_no: result for result in results}
         async with self.transaction() as tx:
             # The batch row first, as set_batch_state does: one batch's outcomes apply one after the other.
@@ -500,9 +501,12 @@ class SqlStore(PluginDataSql, RefundStore):
                     batch["batch_no"], notify_id, kind, now,
                 )
 
+            anomalies = await self._flag_contradictions(tx, batch_id, by_trade, f"{kind} {notify_id or ''}".strip())
+            contradicted = {anomaly.trade_no for anomaly in anomalies}
+
             def decide(row: Row) -> tuple[RefundState, str | None] | None:
                 result = by_trade.get(row["trade_no"])
-                if result is None:
+                if result is None or result.trade_no in contradicted:
                     return None
                 return (RefundState.SUCCEEDED if result.succeeded else RefundState.FAILED), result.code
 
@@ -518,7 +522,29 @@ class SqlStore(PluginDataSql, RefundStore):
                            updated_at = $1 WHERE id = $2""",
                     now, batch_id,
                 )
-            return changes
+            return RecordedResults(changes, anomalies)
+
+    async def _flag_contradictions(
+        self, tx: Tx, batch_id: int, by_trade: Mapping[str, DetailResult], source: str
+    ) -> list[Anomaly]:
+        """Flag for review each refund of the batch whose verdict contradicts its record; keeps a first reason."""
+        if not by_trade:
+            return []
+        rows = await tx.fetch(
+            f"""SELECT id, state, code, trade_no, amount_fen FROM refunds
+                WHERE batch_id = $1 AND trade_no IN ({_placeholders(list(by_trade), 2)}) ORDER BY id""",
+            batch_id, *by_trade,
+        )
+        anomalies = []
+        for row in rows:
+            result = by_trade[row["trade_no"]]
+            why = result.contradiction(RefundState(row["state"]), row["code"], from_fen(int(row["amount_fen"])))
+            if why is not None:
+                anomaly = Anomaly(int(row["id"]), result.trade_no, f"{source}: {why}"[:MAX_REVIEW_REASON])
+                await tx.execute("UPDATE refunds SET review = COALESCE(review, $1) WHERE id = $2",
+                                 anomaly.reason, anomaly.refund_id)
+                anomalies.append(anomaly)
+        return anomalies
 
     async def notify_seen(self, batch_no: str, notify_id: str, kind: str) -> bool:
         async with self.reading() as conn:
@@ -623,13 +649,17 @@ class SqlStore(PluginDataSql, RefundStore):
         limit: int = 100,
         before_id: int | None = None,
         batch_id: int | None = None,
+        review: bool | None = None,
     ) -> list[Refund]:
+        # The review filter is spelled out rather than parameterised, so the planner can read only the partial
+        # index refunds_in_review (0005) for `review=True`.
+        flagged = {None: "", True: " AND review IS NOT NULL", False: " AND review IS NULL"}[review]
         async with self.reading() as conn:
             rows = await conn.fetch(
-                """SELECT * FROM refunds WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
+                f"""SELECT * FROM refunds WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
                    AND (CAST($2 AS TEXT) IS NULL OR report_state = $2)
                    AND (CAST($3 AS BIGINT) IS NULL OR id < $3)
-                   AND (CAST($5 AS BIGINT) IS NULL OR batch_id = $5) ORDER BY id DESC LIMIT $4""",
+                   AND (CAST($5 AS BIGINT) IS NULL OR batch_id = $5){flagged} ORDER BY id DESC LIMIT $4""",
                 state.value if state else None, report_state, before_id, limit, batch_id,
             )
             return await self._hydrate(conn, rows)
@@ -656,13 +686,15 @@ class SqlStore(PluginDataSql, RefundStore):
         async with self.reading() as conn:
             pairs = await conn.fetch(COUNT_REFUNDS)
             batches = await conn.fetch("SELECT state, COUNT(*) AS n FROM batches GROUP BY state")
+            flagged = await conn.fetchrow("SELECT COUNT(*) AS n FROM refunds WHERE review IS NOT NULL")  # 0005
         refunds: Counter[str] = Counter()
         reports: Counter[str] = Counter()
         for row in pairs:
             refunds[str(row["state"])] += int(row["n"])
             reports[str(row["report_state"])] += int(row["n"])
         return {"refunds": dict(refunds), "reports": dict(reports),
-                "batches": {str(r["state"]): int(r["n"]) for r in batches}}
+                "batches": {str(r["state"]): int(r["n"]) for r in batches},
+                "review": {"flagged": int(flagged["n"]) if flagged else 0}}
 
     # -- rows to models -------------------------------------------------------------------------------
     async def _batch_in(self, conn: Tx, batch_id: int) -> Batch:
@@ -725,6 +757,7 @@ def _refund(row: Row, batch_no: str | None) -> Refund:
         updated_at=_ts(row["updated_at"]),
         report_attempts=int(row["report_attempts"]),
         report_error=row["report_error"],
+        review=row["review"],
     )
 
 

@@ -43,6 +43,9 @@ async def platforms(request: web.Request) -> web.Response:
     })
 
 
+REVIEW_FILTERS = {"true": True, "false": False}  # ?review=true: the refunds an operator must look at
+
+
 async def list_refunds(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in RefundState.__members__.values():
@@ -50,9 +53,13 @@ async def list_refunds(request: web.Request) -> web.Response:
     report_state = request.query.get("report_state")
     if report_state is not None and report_state not in ReportState.__members__.values():
         return problem(400, "invalid-filter", f"unknown report_state {report_state!r}")
+    review = request.query.get("review")
+    if review is not None and review not in REVIEW_FILTERS:
+        return problem(400, "invalid-filter", "review must be true or false")
     refunds = await request.app[ENGINE].store.list_refunds(
         state=RefundState(state) if state else None,
         report_state=report_state,
+        review=None if review is None else REVIEW_FILTERS[review],
         limit=min(_int_param(request, "limit") or 100, 1000),
         before_id=_int_param(request, "before"),
     )
@@ -101,21 +108,26 @@ async def retry_dead_letters(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text: refunds by state and report state, batches by state, read from the store."""
-    counts = await request.app[ENGINE].store.counts()
-    registry = CollectorRegistry()
+    """Prometheus text: gauges read from the store (refunds by state and report state, batches by state, refunds
+    in review) beside this application's counters (refund_adapter/metrics.py)."""
+    ctx = request.app[ENGINE]
+    counts = await ctx.store.counts()
     families = []
     for name, label in (("refunds", "state"), ("reports", "report_state"), ("batches", "state")):
         family = GaugeMetricFamily(f"refund_adapter_{name}", f"{name} by {label}", labels=[label])
         for key, value in sorted(counts[name].items()):
             family.add_metric([key], value)
         families.append(family)
+    families.append(GaugeMetricFamily("refund_adapter_refunds_in_review", "refunds flagged for an operator's review",
+                                      value=counts["review"]["flagged"]))
 
     class _Snapshot:
         def collect(self) -> list[GaugeMetricFamily]:
             return families
 
+    registry = CollectorRegistry()
     registry.register(_Snapshot())  # type: ignore[arg-type]
+    registry.register(ctx.metrics.registry)  # type: ignore[arg-type]  # a registry collects like a collector
     return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
 
 

@@ -27,6 +27,7 @@ def refund_json(refund: Refund) -> dict[str, Any]:
         "report_state": refund.report_state.value,
         "report_attempts": refund.report_attempts,
         "report_error": refund.report_error,
+        "review": refund.review,  # why an operator must look at it (a contradicting result), or null
         "created_at": refund.created_at.isoformat(),
         "updated_at": refund.updated_at.isoformat(),
     }

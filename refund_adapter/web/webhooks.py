@@ -6,9 +6,10 @@ import logging
 
 from aiohttp import web
 
-from ..engine.intake import InvalidRequest, admit
+from ..engine.intake import InvalidRequest, admit, conflicts
 from ..failpoints import AFTER_ACCEPT, crash_point
 from ..platform import InboundWebhook, WebhookRejected
+from ..store import AcceptResult
 from .keys import ENGINE
 from .problems import problem, read_body
 
@@ -49,4 +50,25 @@ async def receive_webhook(request: web.Request) -> web.Response:
             ctx.signals.batcher.set()
             created = [r.refund for r in results if r.created]
             await ctx.announce_created(created)
+            conflicting = conflicts(results, ctx.metrics)
+            if conflicting:
+                return _conflict(conflicting)
         return web.Response(status=accepted.status, body=accepted.body, content_type=accepted.content_type)
+
+
+MAX_CONFLICTS_NAMED = 5
+
+
+def _conflict(conflicting: list[AcceptResult]) -> web.Response:
+    """409 for the whole webhook when any of its refunds conflicts with a stored one.
+
+    Its other refunds are stored already (same commit) and a retry finds them identical, so nothing is lost;
+    the conflicting one keeps its first content, so nothing is paid twice or differently. A 2xx would tell the
+    platform its new version was taken; the 409 keeps the conflict visible to it, to be fixed on its side.
+    The detail names fields, not values (no amounts or trade numbers echoed), and at most a few refunds."""
+    named = "; ".join(f"refund {r.refund.request.platform_refund_id[:80]!r}: {', '.join(r.conflict)}"
+                      for r in conflicting[:MAX_CONFLICTS_NAMED])
+    more = len(conflicting) - MAX_CONFLICTS_NAMED
+    detail = (f"already stored with other content ({named}{f'; and {more} more' if more > 0 else ''}); "
+              "the stored refund was not changed")
+    return problem(409, "refund-conflict", detail)

@@ -164,7 +164,7 @@ async def test_results_recorded_by_several_instances_change_each_refund_once(sto
         results = [DetailResult(detail.trade_no, detail.amount, "SUCCESS") for detail in batch.details]
         changes = await asyncio.gather(*(store.record_results(batch_id, results, T0, notify_id=None, kind="query")
                                          for store in stores))
-        assert [change.old_state for found in changes for change in found] == [RefundState.SUBMITTED]
+        assert [change.old_state for found in changes for change in found.changes] == [RefundState.SUBMITTED]
 
 
 async def test_a_late_submit_outcome_never_undoes_a_recorded_result(stores: list[PostgresStore]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
@@ -42,6 +43,7 @@ async def test_accept_is_idempotent_on_platform_shop_and_refund_id(store: Refund
     assert first[0].created and not again[0].created
     assert again[0].refund.id == first[0].refund.id
     assert again[0].refund.request.amount == Decimal("10.00")  # the replay changed nothing
+    assert again[0].conflict == ("amount",)
     assert first[0].refund.request.context == {"gid": "x"}
     assert (await store.counts())["refunds"] == {"received": 1}
     other_shop = await store.accept([req("r1", shop="s2")], T0)
@@ -75,6 +77,7 @@ async def test_concurrent_accepts_are_all_stored_once(store: RefundStore) -> Non
 async def test_a_key_repeated_in_one_call_is_created_once(store: RefundStore) -> None:
     results = await store.accept([req("r1"), req("r2", trade_no="T2"), req("r1", amount="99.00")], T0)
     assert [r.created for r in results] == [True, True, False]
+    assert [r.conflict for r in results] == [(), (), ("amount",)]
     assert results[2].refund.id == results[0].refund.id
     assert results[2].refund.request.amount == Decimal("10.00")
     assert (await store.counts())["refunds"] == {"received": 2}
@@ -160,6 +163,7 @@ async def test_counts_by_state_by_report_state_and_by_batch_state(store: RefundS
         "refunds": {"batched": 2, "rejected": 1},
         "reports": {"none": 2, "pending": 1},
         "batches": {"pending": 1},
+        "review": {"flagged": 0},
     }
 
 
@@ -206,13 +210,14 @@ async def test_results_are_recorded_once_and_complete_the_batch(store: RefundSto
     await store.set_batch_state(batch.id, BatchState.UNKNOWN, T0, next_query_at=T0 + 300)
     results = [DetailResult("T1", Decimal("10"), "SUCCESS"),
                DetailResult("T2", Decimal("10.00"), "TXN_RESULT_ACCOUNT_BALANCE_NOT_ENOUGH")]
-    changes = await store.record_results(batch.id, results, T0 + 1, notify_id="nid", kind="refund")
+    changes = (await store.record_results(batch.id, results, T0 + 1, notify_id="nid", kind="refund")).changes
     assert {c.refund.request.trade_no: c.refund.state for c in changes} == {
         "T1": RefundState.SUCCEEDED, "T2": RefundState.FAILED}
     assert all(c.old_state is RefundState.UNKNOWN for c in changes)
     assert await store.notify_seen(batch.batch_no, "nid", "refund")
     assert not await store.notify_seen(batch.batch_no, "other", "refund")
-    assert await store.record_results(batch.id, results, T0 + 2, notify_id="nid", kind="refund") == []
+    again = await store.record_results(batch.id, results, T0 + 2, notify_id="nid", kind="refund")
+    assert (again.changes, again.anomalies) == ([], [])
     done = await store.get_batch(batch.id)
     assert done is not None and done.state is BatchState.COMPLETED
     assert (await store.counts())["reports"] == {"pending": 2}
@@ -401,3 +406,136 @@ async def test_a_batch_of_one_refund_is_not_split(store: RefundStore) -> None:
     assert await store.split_batch(batch.id, DAY, T0, code="DETAIL_DATA_FORMAT_ERROR") == []
     unchanged = await store.get_batch(batch.id)
     assert unchanged is not None and unchanged.state is BatchState.SENDING and len(unchanged.details) == 1
+
+
+# --- conflicts: a known key redelivered with other content --------------------------------------------------
+
+CONTENT_CHANGES = {
+    "amount": {"amount": "10.01"},
+    "currency": {"currency": "HKD"},
+    "trade_no": {"trade_no": "2026112522999"},
+    "alipay_account": {"alipay_account": "hk"},
+    "order_id": {"order_id": "o-other"},
+}
+
+
+@pytest.mark.parametrize("field", CONTENT_CHANGES)
+async def test_a_redelivery_with_other_content_is_a_conflict_that_changes_nothing(
+    store: RefundStore, field: str
+) -> None:
+    (first,) = await store.accept([req("r1")], T0)
+    changed = {name: Decimal(value) if name == "amount" else value for name, value in CONTENT_CHANGES[field].items()}
+    conflicting, new = await store.accept([req("r1", **changed), req("r2", trade_no="T2")], T0 + 1)
+    assert (conflicting.created, conflicting.conflict) == (False, (field,))
+    assert conflicting.refund == first.refund  # the stored refund, as it was
+    assert (new.created, new.conflict) == (True, ())  # the other refund of the call is stored all the same
+    assert await store.find_refund("generic", "s1", "r1") == first.refund
+    assert (await store.counts())["refunds"] == {"received": 2}
+
+
+async def test_an_identical_redelivery_or_one_differing_only_outside_the_content_is_no_conflict(
+    store: RefundStore,
+) -> None:
+    (first,) = await store.accept([req("r1", paid_amount=Decimal("50.00"), context={"webhook_id": "a"})], T0)
+    for again in (req("r1", paid_amount=Decimal("50.00"), context={"webhook_id": "a"}),
+                  req("r1", amount="10", paid_amount=Decimal("40.00"), reason="edited", context={"webhook_id": "b"})):
+        (result,) = await store.accept([again], T0 + 1)
+        assert (result.created, result.conflict, result.refund) == (False, (), first.refund)
+
+
+async def test_every_differing_field_is_named(store: RefundStore) -> None:
+    await store.accept([req("r1")], T0)
+    (result,) = await store.accept([req("r1", amount="11.00", trade_no="T9", order_id="o-9")], T0)
+    assert result.conflict == ("amount", "trade_no", "order_id")
+
+
+async def test_of_two_concurrent_versions_of_one_refund_one_is_stored_and_the_other_conflicts(
+    store: RefundStore,
+) -> None:
+    for i in range(10):
+        results = await asyncio.gather(store.accept([req(f"r{i}", amount="10.00")], T0),
+                                       store.accept([req(f"r{i}", amount="20.00")], T0))
+        (created,), (refused,) = sorted(results, key=lambda r: not r[0].created)
+        assert created.created and not refused.created
+        assert refused.conflict == ("amount",) and refused.refund.id == created.refund.id
+    assert (await store.counts())["refunds"] == {"received": 10}
+
+
+# --- anomalies: a result from Alipay that contradicts the record --------------------------------------------
+
+
+async def _submitted(store: RefundStore, *trades: str) -> int:
+    await store.accept([req(f"r-{trade}", trade) for trade in trades], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0, next_query_at=T0 + 300)
+    return batch.id
+
+
+async def test_a_different_verdict_for_a_settled_refund_changes_nothing_but_flags_it(store: RefundStore) -> None:
+    batch_id = await _submitted(store, "T1")
+    await store.record_results(batch_id, [DetailResult("T1", Decimal("10.00"), "SUCCESS")], T0, notify_id="n1",
+                               kind="refund")
+    settled = await store.find_refund("generic", "s1", "r-T1")
+    assert settled is not None and settled.review is None
+    recorded = await store.record_results(batch_id, [DetailResult("T1", Decimal("10.00"), "TRADE_HAS_CLOSED")],
+                                          T0 + 5, notify_id="n2", kind="refund")
+    assert recorded.changes == []
+    (anomaly,) = recorded.anomalies
+    assert (anomaly.refund_id, anomaly.trade_no) == (settled.id, "T1")
+    assert anomaly.reason == "refund n2: TRADE_HAS_CLOSED, but succeeded SUCCESS is recorded"
+    after = await store.get_refund(settled.id)
+    assert after is not None
+    assert after.review == anomaly.reason
+    assert after == dataclasses.replace(settled, review=anomaly.reason)  # the money outcome and its report as they were
+    assert await store.notify_seen(settled.batch_no or "", "n2", "refund")
+    # The same contradiction again (a query, say): still an anomaly, the first reason kept.
+    again = await store.record_results(batch_id, [DetailResult("T1", Decimal("10"), "SUCCESS_NOT")], T0 + 9,
+                                       notify_id=None, kind="query")
+    assert [a.reason for a in again.anomalies] == ["query: SUCCESS_NOT, but succeeded SUCCESS is recorded"]
+    assert (await store.get_refund(settled.id)) == after
+    # The recorded verdict itself, again: no anomaly.
+    same = await store.record_results(batch_id, [DetailResult("T1", Decimal("10"), "SUCCESS")], T0 + 9,
+                                      notify_id=None, kind="query")
+    assert (same.changes, same.anomalies) == ([], [])
+
+
+async def test_success_for_a_refund_recorded_as_failed_is_an_anomaly(store: RefundStore) -> None:
+    batch_id = await _submitted(store, "T1")
+    await store.set_batch_state(batch_id, BatchState.REJECTED, T0, code="SELLER_STATUS_NOT_ALLOW")
+    recorded = await store.record_results(batch_id, [DetailResult("T1", Decimal("10.00"), "SUCCESS")], T0,
+                                          notify_id="n1", kind="refund")
+    (anomaly,) = recorded.anomalies
+    assert anomaly.reason == "refund n1: SUCCESS, but failed SELLER_STATUS_NOT_ALLOW is recorded"
+    refund = await store.find_refund("generic", "s1", "r-T1")
+    assert refund is not None and (refund.state, refund.code) == (RefundState.FAILED, "SELLER_STATUS_NOT_ALLOW")
+
+
+async def test_an_amount_other_than_the_one_sent_is_not_applied_and_the_rest_is(store: RefundStore) -> None:
+    batch_id = await _submitted(store, "T1", "T2")
+    recorded = await store.record_results(
+        batch_id, [DetailResult("T1", Decimal("9.99"), "SUCCESS"), DetailResult("T2", Decimal("10.00"), "SUCCESS")],
+        T0, notify_id="n1", kind="refund",
+    )
+    assert [(c.refund.request.trade_no, c.refund.state) for c in recorded.changes] == [("T2", RefundState.SUCCEEDED)]
+    (anomaly,) = recorded.anomalies
+    assert (anomaly.trade_no, anomaly.reason) == ("T1", "refund n1: SUCCESS for 9.99, but 10.00 was sent")
+    flagged = await store.find_refund("generic", "s1", "r-T1")
+    assert flagged is not None and (flagged.state, flagged.code) == (RefundState.SUBMITTED, None)
+    batch = await store.get_batch(batch_id)
+    assert batch is not None and batch.state is BatchState.SUBMITTED  # not complete: the query will ask again
+    assert [r.id for r in await store.list_refunds(review=True)] == [flagged.id]
+    assert [r.request.trade_no for r in await store.list_refunds(review=False)] == ["T2"]
+    assert (await store.counts())["review"] == {"flagged": 1}
+
+
+async def test_a_review_reason_is_bounded(store: RefundStore) -> None:
+    batch_id = await _submitted(store, "T1")
+    recorded = await store.record_results(batch_id, [DetailResult("T1", Decimal("10.00"), "X" * 5000)], T0,
+                                          notify_id="n" * 5000, kind="refund")
+    assert recorded.anomalies == []  # an unsettled refund takes any verdict for the amount sent
+    recorded = await store.record_results(batch_id, [DetailResult("T1", Decimal("10.00"), "Y" * 5000)], T0,
+                                          notify_id="n" * 5000, kind="refund")
+    (anomaly,) = recorded.anomalies
+    refund = await store.get_refund(anomaly.refund_id)
+    assert refund is not None and refund.review is not None and len(refund.review) == 500
