@@ -24,7 +24,14 @@ from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSe
 from refund_adapter.config import Config, parse_config
 from refund_adapter.models import Refund, RefundState, ReportState
 from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore
-from refund_adapter.testing import SimulatedShop, adapter_loop, local_config, signed_generic_webhook, wait_until
+from refund_adapter.testing import (
+    SimulatedShop,
+    adapter_loop,
+    local_config,
+    metric_value,
+    signed_generic_webhook,
+    wait_until,
+)
 
 PARTNER = "2088101122136241"
 MD5_KEY = "webhook-intake-md5-key-0123456789"
@@ -211,3 +218,51 @@ async def test_reason_with_separators_and_over_256_bytes_is_cleaned_not_refused(
     await wait_until(received_by_alipay, within=DEADLINE, what="the refund sent to the sandbox")
     (batch,) = intake.sandbox.state.batches.values()
     assert batch.details[0].detail.trade.reason == stored  # Alipay got exactly the cleaned reason
+
+
+# --- conflicts: a known refund id sent again with other content ---------------------------------------------
+
+
+async def test_a_redelivery_with_other_content_is_a_409_conflict_that_changes_nothing(
+    intake: Intake, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers, body = signed_generic_webhook(SECRET, payload(), "msg-r-1")
+    assert (await intake.send(headers, body))[0] == 200
+    stored = await intake.refund("r-1")
+    identical = signed_generic_webhook(SECRET, payload(reason="edited by the merchant"), "msg-r-1-again")
+    assert (await intake.send(*identical))[0] == 200  # the same refund: still a plain 2xx, nothing counted
+    assert await metric_value(intake.http, intake.url, "refund_adapter_refund_conflicts_total", platform="generic") == 0
+
+    caplog.clear()
+    other_amount = signed_generic_webhook(SECRET, payload(amount="12.31", order_id="o-2"), "msg-r-1-changed")
+    status, content_type, problem = await intake.send(*other_amount)
+    assert (status, content_type) == (409, "application/problem+json")
+    assert (problem["type"], problem["status"]) == (PROBLEM + "refund-conflict", 409)
+    assert "'r-1': amount, order_id" in problem["detail"]
+    assert "12.3" not in problem["detail"] and TRADE_NO not in problem["detail"]  # names fields, never values
+    (warning,) = [r for r in caplog.records if "conflicts with stored refund" in r.getMessage()]
+    assert warning.levelname == "WARNING" and "amount, order_id differ" in warning.getMessage()
+    assert await metric_value(intake.http, intake.url, "refund_adapter_refund_conflicts_total", platform="generic") == 1
+    assert (await intake.refund("r-1")).request == stored.request  # the first version stands
+    assert len(await intake.refunds()) == 1
+
+    async def reported() -> bool:
+        return (await intake.refund("r-1")).report_state is ReportState.DELIVERED
+
+    await wait_until(reported, within=DEADLINE, what="the refund's result reported")
+    assert intake.sandbox.state.trades[TRADE_NO].refunded == Decimal("12.30")  # paid once, as first sent
+    assert intake.shop.results["r-1"]["amount"] == "12.30"
+
+
+async def test_a_conflict_answer_and_its_log_line_stay_small_whatever_the_refund_id(
+    intake: Intake, caplog: pytest.LogCaptureFixture
+) -> None:
+    refund_id = "r" * 3000
+    assert (await intake.send(*signed_generic_webhook(SECRET, payload(refund_id=refund_id), "msg-long")))[0] == 200
+    caplog.clear()
+    changed = signed_generic_webhook(SECRET, payload(refund_id=refund_id, amount="1.00"), "msg-long-2")
+    status, _, problem = await intake.send(*changed)
+    assert (status, problem["type"]) == (409, PROBLEM + "refund-conflict")
+    assert len(problem["detail"]) < 300
+    (warning,) = [r for r in caplog.records if "conflicts with stored refund" in r.getMessage()]
+    assert len(warning.getMessage()) < 400

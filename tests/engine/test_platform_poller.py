@@ -44,12 +44,16 @@ async def store(tmp_path: Path) -> AsyncIterator[RefundStore]:
     await opened.close()
 
 
-async def test_missed_refunds_are_stored_once_and_invalid_ones_skipped(store: RefundStore) -> None:
+def _context(store: RefundStore, platform: object) -> EngineContext:
     config = parse_config({"server": {"public_url": "http://127.0.0.1:1"},
                            "alipay": {"accounts": {"main": {"partner": "2088101122136241", "md5_key": "k"}}}}, env={})
+    return EngineContext(config, store, {}, {"acme": platform}, create_plugin_manager(load_entry_points=False),  # type: ignore[dict-item]
+                         clock=lambda: 1_780_000_000.0)
+
+
+async def test_missed_refunds_are_stored_once_and_invalid_ones_skipped(store: RefundStore) -> None:
     platform = MissedWebhooks()
-    ctx = EngineContext(config, store, {}, {"acme": platform}, create_plugin_manager(load_entry_points=False),  # type: ignore[dict-item]
-                        clock=lambda: 1_780_000_000.0)
+    ctx = _context(store, platform)
     poller = PlatformPoller(ctx)
     await poller.poll_once()  # the API fails: nothing stored, no cursor advanced
     assert (await store.counts())["refunds"] == {}
@@ -60,3 +64,24 @@ async def test_missed_refunds_are_stored_once_and_invalid_ones_skipped(store: Re
     assert [(r.request.platform_refund_id, r.state) for r in stored] == [("r1", RefundState.RECEIVED)]
     assert platform.calls[1] is None and platform.calls[2] is not None  # the cursor moves after a success
     assert ctx.signals.batcher.is_set()
+
+
+class ChangedRefund:
+    """A platform whose API lists a known refund with another amount than its webhook said."""
+
+    name = "acme"
+
+    async def reconcile(self, since: datetime | None) -> Sequence[RefundRequest]:
+        return [_request("r1", amount="6.00")]
+
+
+async def test_a_polled_refund_conflicting_with_the_stored_one_is_a_counted_warning_and_changes_nothing(
+    store: RefundStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    (stored,) = await store.accept([_request("r1")], 1_780_000_000.0)
+    ctx = _context(store, ChangedRefund())
+    await PlatformPoller(ctx).poll_once()
+    assert await store.list_refunds() == [stored.refund]
+    sample = ctx.metrics.registry.get_sample_value("refund_adapter_refund_conflicts_total", {"platform": "acme"})
+    assert sample == 1
+    assert [r.levelname for r in caplog.records if "conflicts with stored refund" in r.getMessage()] == ["WARNING"]
