@@ -116,7 +116,9 @@ async def test_refunds_filtered_by_state_and_read_one_by_id(settled: Admin) -> N
     assert [(r["platform_refund_id"], r["code"]) for r in failed] == [("r-closed", "TRADE_HAS_CLOSED")]
     status, everything = await settled.get("/-/refunds")
     assert [r["platform_refund_id"] for r in everything] == ["r-closed", "r-ok"]  # newest first
-    assert all(r["report_state"] == "delivered" for r in everything)
+    assert all(r["report_state"] == "delivered" and r["review"] is None for r in everything)
+    assert await settled.get("/-/refunds?review=true") == (200, [])
+    assert [r["id"] for r in (await settled.get("/-/refunds?review=false"))[1]] == [r["id"] for r in everything]
     # Paging: one at a time, then what comes before it.
     _, page = await settled.get("/-/refunds?limit=1")
     _, before = await settled.get(f"/-/refunds?limit=1&before={page[0]['id']}")
@@ -134,6 +136,8 @@ async def test_bad_refund_queries_are_problems(settled: Admin) -> None:
     status, problem = await settled.get("/-/refunds?state=paid")
     assert (status, problem["type"]) == (400, PROBLEM + "invalid-filter")
     status, problem = await settled.get("/-/refunds?report_state=bogus")
+    assert (status, problem["type"]) == (400, PROBLEM + "invalid-filter")
+    status, problem = await settled.get("/-/refunds?review=yes")
     assert (status, problem["type"]) == (400, PROBLEM + "invalid-filter")
     status, problem = await settled.get("/-/batches?state=nope")
     assert (status, problem["type"]) == (400, PROBLEM + "invalid-filter")

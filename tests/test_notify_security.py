@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from refund_adapter.config import Config, parse_config
 from refund_adapter.models import Refund, RefundState, ReportState
 from refund_adapter.plugins import create_plugin_manager
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import SimulatedShop, adapter_loop, local_config, serve, wait_until
+from refund_adapter.testing import SimulatedShop, adapter_loop, local_config, metric_value, serve, wait_until
 
 PARTNER = "2088101122136241"
 MD5_KEY = "notify-security-md5-key-0123456789"
@@ -272,7 +273,6 @@ async def test_forged_or_inconsistent_notify_is_refused_even_with_a_genuine_noti
         "tampered after signing": urlencode({**genuine, "result_details": f"{trade}^10.49^SUCCESS"}).encode(),
         "no signature": urlencode(unsigned).encode(),
         "claims RSA": urlencode({**genuine, "sign_type": "RSA"}).encode(),
-        "amount differs from what we sent": resigned(genuine, result_details=f"{trade}^99.00^SUCCESS"),
         "a trade not in the batch": resigned(
             genuine, result_details=f"{trade}^10.50^SUCCESS#2026112522999999999999^1.00^SUCCESS", success_num="2"
         ),
@@ -341,6 +341,72 @@ async def test_genuine_notify_delivered_three_times_is_recorded_once(loop: Loop)
     assert again.report_attempts == settled.report_attempts
     assert [change for change in loop.transitions.of(refund.id) if change[1].is_final] == finals
     assert (await loop.store.counts())["reports"] == {"delivered": 1}
+
+
+# --- signed notifies that contradict the record: anomalies -------------------------------------------------
+
+
+async def flagged(loop: Loop) -> list[dict[str, Any]]:
+    """`GET /-/refunds?review=true`: what an operator finds."""
+    async with loop.http.get(loop.adapter_url + "/-/refunds?review=true") as resp:
+        assert resp.status == 200
+        return list(await resp.json())
+
+
+async def anomalies_counted(loop: Loop) -> float:
+    return await metric_value(loop.http, loop.adapter_url, "refund_adapter_result_anomalies_total", source="refund")
+
+
+async def test_a_signed_notify_contradicting_a_settled_result_changes_nothing_but_flags_the_refund(
+    loop: Loop, caplog: pytest.LogCaptureFixture
+) -> None:
+    await loop.faults(drop_notifies=False)
+    refund = await loop.refund("10.50")
+
+    async def reported() -> bool:
+        return (await loop.current(refund)).report_state is ReportState.DELIVERED
+
+    await wait_until(reported, within=DEADLINE, what="the result reported")
+    settled = await loop.current(refund)
+    assert (settled.state, settled.code, settled.review) == (RefundState.SUCCEEDED, "SUCCESS", None)
+    assert await flagged(loop) == [] and await anomalies_counted(loop) == 0
+    # Signed with Alipay's key, under the notify_id already recorded: another verdict for a settled detail.
+    genuine = params(loop.gate.bodies(REFUND_PATH)[0])
+    contradicting = resigned(genuine, result_details=details(refund, code="TRADE_HAS_CLOSED"), success_num="0")
+    caplog.clear()
+    assert await loop.post(REFUND_PATH, contradicting) == "success"  # recorded as an anomaly: no need to resend
+
+    after = await loop.current(refund)
+    assert after.review == f"refund {genuine['notify_id']}: TRADE_HAS_CLOSED, but succeeded SUCCESS is recorded"
+    assert after == dataclasses.replace(settled, review=after.review)  # state, code, report: all as they were
+    assert [change for change in loop.transitions.of(refund.id) if change[1].is_final] == [
+        (RefundState.SUBMITTED, RefundState.SUCCEEDED)]
+    assert loop.shop.deliveries == 1
+    (listed,) = await flagged(loop)
+    assert (listed["id"], listed["state"], listed["review"]) == (refund.id, "succeeded", after.review)
+    assert await anomalies_counted(loop) == 1
+    warnings = [r for r in caplog.records if "flagged for review" in r.getMessage()]
+    assert [r.levelname for r in warnings] == ["WARNING"]
+
+
+async def test_a_signed_notify_with_another_amount_is_not_applied_and_flags_the_refund(loop: Loop) -> None:
+    await loop.faults(drop_notifies=False)
+    loop.gate.hold = {REFUND_PATH}
+    refund = await loop.refund("10.50")
+    batch_no = refund.batch_no or ""
+    genuine = await loop.held(REFUND_PATH, batch_no)
+    other_amount = resigned(genuine, result_details=details(refund, amount="99.00"))
+    assert await loop.post(REFUND_PATH, other_amount) == "success"
+    await assert_untouched(loop, refund)  # no verdict applied, nothing told to the shop
+    reason = f"refund {genuine['notify_id']}: SUCCESS for 99.00, but 10.50 was sent"
+    assert (await loop.current(refund)).review == reason
+    assert [r["id"] for r in await flagged(loop)] == [refund.id]
+    assert await anomalies_counted(loop) == 1
+    # The genuine notify still settles it; the flag (and its first reason) stays for the operator.
+    assert await loop.post(REFUND_PATH, urlencode(genuine).encode()) == "success"
+    settled = await loop.current(refund)
+    assert (settled.state, settled.code, settled.review) == (RefundState.SUCCEEDED, "SUCCESS", reason)
+    assert await anomalies_counted(loop) == 1
 
 
 # --- dback notifies ---------------------------------------------------------------------------------------
