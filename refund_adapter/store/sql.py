@@ -110,6 +110,8 @@ PENDING_WORK = """SELECT alipay_account, COUNT(*) AS n, MIN(created_at) AS oldes
 # Refunds by (state, report_state): one pass over the covering index refunds_by_state, never the table, so
 # /-/stats and /metrics stay cheap however many refunds are stored (0003, 0004).
 COUNT_REFUNDS = "SELECT state, report_state, COUNT(*) AS n FROM refunds GROUP BY state, report_state"
+# Refunds flagged for review: the few entries of the partial index refunds_in_review (0005), never the table.
+COUNT_IN_REVIEW = "SELECT COUNT(*) AS n FROM refunds WHERE review IS NOT NULL"
 _INSERT_COLUMNS = ("platform", "shop", "platform_refund_id", "order_id", "trade_no", "amount_fen", "currency",
                    "reason", "alipay_account", "paid_amount_fen", "context", "state", "code", "report_state",
                    "report_next_at", "created_at", "updated_at")
@@ -686,7 +688,7 @@ class SqlStore(PluginDataSql, RefundStore):
         async with self.reading() as conn:
             pairs = await conn.fetch(COUNT_REFUNDS)
             batches = await conn.fetch("SELECT state, COUNT(*) AS n FROM batches GROUP BY state")
-            flagged = await conn.fetchrow("SELECT COUNT(*) AS n FROM refunds WHERE review IS NOT NULL")  # 0005
+            flagged = await conn.fetchrow(COUNT_IN_REVIEW)
         refunds: Counter[str] = Counter()
         reports: Counter[str] = Counter()
         for row in pairs:

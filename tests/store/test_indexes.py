@@ -52,6 +52,14 @@ async def test_counting_reads_only_an_index(tmp_path: Path) -> None:
     assert chosen.startswith("SCAN refunds USING COVERING INDEX refunds_by_state"), chosen
 
 
+async def test_counting_the_refunds_in_review_reads_only_their_partial_index(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "refunds.db")
+    await store.open()
+    await store.close()
+    chosen = plan(tmp_path / "refunds.db", sql.COUNT_IN_REVIEW)
+    assert chosen == "SEARCH refunds USING COVERING INDEX refunds_in_review (review>?)", chosen
+
+
 async def test_claiming_the_candidates_looks_each_up_rather_than_scanning_the_backlog(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "refunds.db")
     await store.open()

@@ -3,4 +3,4 @@
 -- nothing to look at. The partial index keeps `GET /-/refunds?review=true` and the gauge of refunds in review a
 -- read of the few flagged rows, however many refunds are stored, and costs nothing on the rows never flagged.
 ALTER TABLE refunds ADD COLUMN review TEXT;
-CREATE INDEX refunds_in_review ON refunds (id) WHERE review IS NOT NULL;
+CREATE INDEX refunds_in_review ON refunds (review) WHERE review IS NOT NULL;
