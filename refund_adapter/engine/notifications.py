@@ -131,7 +131,7 @@ async def handle_notify(ctx: EngineContext, body: bytes, kind: NotifyKind) -> No
     # A contradicting result is answered `success` too, once its review flag is committed with the rest: Alipay
     # resends the same notify (same notify_id, same content) up to 8 times over 25 h, which would only repeat the
     # anomaly; the query re-reads Alipay's view whenever needed, and `fail` would look like an outage to Alipay.
-    changes = await record_verdicts(ctx, batch, reading.results, notify_id=reading.notify_id, kind=kind.name)
+    recorded = await record_verdicts(ctx, batch, reading.results, notify_id=reading.notify_id, kind=kind.name)
     log.info("alipay %s notify %s for batch %s: %s, %d changes", kind.name, reading.notify_id, batch.batch_no,
-             reading.summary, len(changes))
+             reading.summary, len(recorded.changes))
     return NotifyAnswer(SUCCESS, "recorded")

@@ -65,7 +65,10 @@ async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
         log.error("batch %s: query answer inconsistent: %s", batch.batch_no, results)
         await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="QUERY_MISMATCH")
         return
-    await record_verdicts(ctx, batch, results, notify_id=None, kind=QUERY_KIND)
+    recorded = await record_verdicts(ctx, batch, results, notify_id=None, kind=QUERY_KIND)
+    if recorded.anomalies:  # asking again would only get the same contradiction: the batch waits for an operator
+        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, ctx.clock(), code="QUERY_MISMATCH")
+        return
     settled = await ctx.store.get_batch(batch.id)
     if settled is not None and settled.state is not BatchState.COMPLETED:
         await _reschedule_or_review(ctx, batch, "some details still without a result")

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from ..models import Batch, DetailResult
-from ..store import StateChange
+from ..store import RecordedResults
 from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 async def record_verdicts(
     ctx: EngineContext, batch: Batch, results: Sequence[DetailResult], *, notify_id: str | None, kind: str
-) -> list[StateChange]:
+) -> RecordedResults:
     """Record `results` (already checked against the batch), announce the changes, raise the anomalies."""
     recorded = await ctx.store.record_results(batch.id, results, ctx.clock(), notify_id=notify_id, kind=kind)
     await ctx.announce(recorded.changes)
@@ -24,4 +24,4 @@ async def record_verdicts(
         ctx.metrics.result_anomalies.labels(source=kind).inc()
         log.warning("batch %s: refund %d (trade %s) flagged for review, result not applied: %s", batch.batch_no,
                     anomaly.refund_id, anomaly.trade_no, anomaly.reason)
-    return recorded.changes
+    return recorded

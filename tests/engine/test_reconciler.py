@@ -4,19 +4,26 @@ that contradicts a recorded result changes nothing but flags the refund for revi
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from refund_adapter.alipay.sandbox import SandboxConfig, TradeSeed, run_sandbox
+from refund_adapter.alipay.codec import RefundDetail, TradeRefund
+from refund_adapter.alipay.gateway import SubmitKind
+from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.demo import PARTNER, SHOP_ID, demo_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.reconciler import reconcile_batch
+from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
-from refund_adapter.models import BatchState, DetailResult, RefundState, ReportState
+from refund_adapter.models import BatchState, DetailResult, Refund, RefundState, ReportState
 from refund_adapter.testing import SimulatedShop, free_port, metric_value, serve, wait_until
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
@@ -56,52 +63,113 @@ async def test_a_gateway_that_never_answers_leaves_the_refund_unknown_then_in_re
     assert sandbox.state.trades[TRADE].refund_count == 0
 
 
-async def test_a_query_answer_contradicting_a_recorded_result_changes_nothing_but_flags_the_refund(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Two refunds in one batch; an earlier (wrong) verdict recorded TRADE_HAS_CLOSED for the first, while
-    Alipay paid both. The query applies the second's result, and flags the first instead of overwriting it."""
-    trades = {"2026112500000051": Decimal("10.00"), "2026112500000052": Decimal("20.00")}
+TRADES = {"2026112500000051": Decimal("10.00"), "2026112500000052": Decimal("20.00")}
+
+
+@dataclass
+class Driven:
+    """The app without its engine loops (the test takes each step), its two refunds stored, the sandbox behind."""
+
+    ctx: EngineContext
+    url: str
+    http: aiohttp.ClientSession
+    sandbox: RunningSandbox
+
+    async def refund(self, trade: str) -> Refund:
+        found = await self.ctx.store.find_refund("generic", SHOP_ID, f"r-{trade}")
+        assert found is not None
+        return found
+
+    async def in_review(self) -> list[tuple[int, str]]:
+        async with self.http.get(f"{self.url}/-/refunds?review=true") as resp:
+            return [(r["id"], r["review"]) for r in await resp.json()]
+
+    async def counted(self) -> tuple[float, float]:
+        """(refunds in review, anomalies counted from the query)."""
+        return (await metric_value(self.http, self.url, "refund_adapter_refunds_in_review"),
+                await metric_value(self.http, self.url, "refund_adapter_result_anomalies_total", source="query"))
+
+
+@contextlib.asynccontextmanager
+async def driven(tmp_path: Path) -> AsyncIterator[Driven]:
     sandbox_config = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=100_000.0,
                                    faults={"drop_notifies": True},
-                                   trades=[TradeSeed(trade, Decimal("50.00")) for trade in trades])
+                                   trades=[TradeSeed(trade, Decimal("50.00")) for trade in TRADES])
     shop = SimulatedShop(SECRET)
     async with run_sandbox(sandbox_config) as sandbox, serve(shop.app()) as shop_url:
         port = free_port()
         config = demo_config(port, sandbox.url, shop_url + "/callback", SECRET, MD5_KEY,
                              f"sqlite:///{tmp_path / 'r.db'}", 600)
         skew = [0.0]  # moved on once both refunds are in, so their batch is due at once
-        app = create_app(config, clock=lambda: time.time() + skew[0], run_engine=False)  # the test runs each step
-        async with serve(app, port=port) as url, aiohttp.ClientSession() as session:
-            ctx = app[ENGINE]
-            for trade, amount in trades.items():
+        app = create_app(config, clock=lambda: time.time() + skew[0], run_engine=False)
+        async with serve(app, port=port) as url, aiohttp.ClientSession() as http:
+            for trade, amount in TRADES.items():
                 payload = {"refund_id": f"r-{trade}", "order_id": "o", "trade_no": trade, "amount": str(amount),
                            "currency": "CNY", "reason": "paid twice?"}
-                assert await shop.send_refund(session, url, SHOP_ID, payload) == 200
+                assert await shop.send_refund(http, url, SHOP_ID, payload) == 200
             skew[0] = config.batching.max_wait_seconds
-            assert await batch_once(ctx) and await submit_once(ctx)
-            (batch,) = await ctx.store.list_batches()
-            assert batch.state is BatchState.SUBMITTED and len(batch.details) == 2
+            yield Driven(app[ENGINE], url, http, sandbox)
 
-            async def paid_by_alipay() -> bool:
-                return all(sandbox.state.trades[trade].refund_count == 1 for trade in trades)
 
-            await wait_until(paid_by_alipay, within=10, what="both refunds paid in the sandbox")
-            first, second = trades
-            wrong = DetailResult(first, trades[first], "TRADE_HAS_CLOSED")
-            await ctx.store.record_results(batch.id, [wrong], ctx.clock(), notify_id=None, kind="refund")
-            caplog.clear()
-            await reconcile_batch(ctx, batch)
-            flagged = await ctx.store.find_refund("generic", SHOP_ID, f"r-{first}")
-            paid = await ctx.store.find_refund("generic", SHOP_ID, f"r-{second}")
-            in_review = await metric_value(session, url, "refund_adapter_refunds_in_review")
-            anomalies = await metric_value(session, url, "refund_adapter_result_anomalies_total", source="query")
-            async with session.get(f"{url}/-/refunds?review=true") as resp:
-                listed = await resp.json()
-    assert flagged is not None and (flagged.state, flagged.code) == (RefundState.FAILED, "TRADE_HAS_CLOSED")
+async def evaluated(driven: Driven, batch_no: str) -> None:
+    async def done() -> bool:
+        batch = driven.sandbox.state.batches.get(batch_no)
+        return batch is not None and all(record.result for record in batch.details)
+
+    await wait_until(done, within=10, what="the sandbox's verdicts")
+
+
+async def test_a_query_answer_contradicting_a_recorded_result_changes_nothing_but_flags_the_refund(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An earlier (wrong) verdict recorded TRADE_HAS_CLOSED for the first refund, while Alipay paid both. The
+    query applies the second's result, and flags the first instead of overwriting it."""
+    first, second = TRADES
+    async with driven(tmp_path) as loop:
+        ctx = loop.ctx
+        assert await batch_once(ctx) and await submit_once(ctx)
+        (batch,) = await ctx.store.list_batches()
+        assert batch.state is BatchState.SUBMITTED and len(batch.details) == 2
+        await evaluated(loop, batch.batch_no)
+        wrong = DetailResult(first, TRADES[first], "TRADE_HAS_CLOSED")
+        await ctx.store.record_results(batch.id, [wrong], ctx.clock(), notify_id=None, kind="refund")
+        caplog.clear()
+        await reconcile_batch(ctx, batch)
+        after = await ctx.store.get_batch(batch.id)
+        flagged, paid = await loop.refund(first), await loop.refund(second)
+        assert await loop.in_review() == [(flagged.id, flagged.review)]
+        assert await loop.counted() == (1, 1)
+    assert (flagged.state, flagged.code) == (RefundState.FAILED, "TRADE_HAS_CLOSED")
     assert flagged.review == "query: SUCCESS, but failed TRADE_HAS_CLOSED is recorded"
-    assert paid is not None and (paid.state, paid.code, paid.review) == (RefundState.SUCCEEDED, "SUCCESS", None)
-    assert [(r["id"], r["review"]) for r in listed] == [(flagged.id, flagged.review)]
-    assert (in_review, anomalies) == (1, 1)
+    assert (paid.state, paid.code, paid.review) == (RefundState.SUCCEEDED, "SUCCESS", None)
+    assert after is not None and after.state is BatchState.COMPLETED  # each detail has its (recorded) verdict
     (warning,) = [r for r in caplog.records if "flagged for review" in r.getMessage()]
     assert warning.levelname == "WARNING" and batch.batch_no in warning.getMessage()
+
+
+async def test_a_query_answer_with_another_amount_flags_the_refund_and_sends_the_batch_to_review(
+    tmp_path: Path,
+) -> None:
+    """Alipay holds our batch_no with other amounts (sent under it by someone else first): nothing is applied,
+    both refunds are flagged, and the batch waits for an operator instead of being asked about again."""
+    async with driven(tmp_path) as loop:
+        ctx = loop.ctx
+        assert await batch_once(ctx)
+        (batch,) = await ctx.store.list_batches()
+        others = [RefundDetail(TradeRefund(trade, amount + 1, "another install's refund"))
+                  for trade, amount in TRADES.items()]
+        sent = await ctx.channels["main"].gateway.submit(
+            batch_no=batch.batch_no, refund_date=datetime.fromtimestamp(ctx.clock(), UTC), details=others,
+            notify_url=None,
+        )
+        assert sent.kind is SubmitKind.ACCEPTED
+        await ctx.store.set_batch_state(batch.id, BatchState.UNKNOWN, ctx.clock(), next_query_at=ctx.clock())
+        await evaluated(loop, batch.batch_no)
+        await reconcile_batch(ctx, batch)
+        after = await ctx.store.get_batch(batch.id)
+        refunds = [await loop.refund(trade) for trade in TRADES]
+        assert await loop.counted() == (2, 2)
+    assert after is not None and (after.state, after.code) == (BatchState.REVIEW, "QUERY_MISMATCH")
+    assert [(r.state, r.code, r.report_state) for r in refunds] == [(RefundState.UNKNOWN, None, ReportState.NONE)] * 2
+    assert [r.review for r in refunds] == [f"query: SUCCESS for {amount + 1}, but {amount} was sent"
+                                           for amount in TRADES.values()]
