@@ -449,15 +449,16 @@ async def test_every_differing_field_is_named(store: RefundStore) -> None:
     assert result.conflict == ("amount", "trade_no", "order_id")
 
 
+@pytest.mark.parametrize("field", ["amount", "trade_no"])  # trade_no: no shared trade lock, both insert at once
 async def test_of_two_concurrent_versions_of_one_refund_one_is_stored_and_the_other_conflicts(
-    store: RefundStore,
+    store: RefundStore, field: str
 ) -> None:
+    versions = {"amount": ({"amount": "10.00"}, {"amount": "20.00"}), "trade_no": ({}, {"trade_no": "T-other"})}
     for i in range(10):
-        results = await asyncio.gather(store.accept([req(f"r{i}", amount="10.00")], T0),
-                                       store.accept([req(f"r{i}", amount="20.00")], T0))
+        results = await asyncio.gather(*(store.accept([req(f"r{i}", **version)], T0) for version in versions[field]))
         (created,), (refused,) = sorted(results, key=lambda r: not r[0].created)
         assert created.created and not refused.created
-        assert refused.conflict == ("amount",) and refused.refund.id == created.refund.id
+        assert refused.conflict == (field,) and refused.refund == created.refund
     assert (await store.counts())["refunds"] == {"received": 10}
 
 
