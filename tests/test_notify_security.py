@@ -387,6 +387,13 @@ async def test_a_signed_notify_contradicting_a_settled_result_changes_nothing_bu
     assert await anomalies_counted(loop) == 1
     warnings = [r for r in caplog.records if "flagged for review" in r.getMessage()]
     assert [r.levelname for r in warnings] == ["WARNING"]
+    # The operator has looked: the flag goes, the refund is otherwise as it was.
+    async with loop.http.post(f"{loop.adapter_url}/-/refunds/{refund.id}/review/clear") as resp:
+        assert resp.status == 200
+        assert await resp.json() == {**listed, "review": None}
+    assert await loop.current(refund) == settled and await flagged(loop) == []
+    async with loop.http.post(f"{loop.adapter_url}/-/refunds/{'9' * 19}/review/clear") as resp:
+        assert resp.status == 404
 
 
 async def test_a_signed_notify_with_another_amount_is_not_applied_and_flags_the_refund(loop: Loop) -> None:

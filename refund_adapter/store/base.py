@@ -161,6 +161,12 @@ class RefundStore(abc.ABC):
     async def retry_dead_letters(self, now: float, refund_ids: Sequence[int] | None = None) -> int:
         """Put dead letters (all, or those given) back in the outbox; returns how many."""
 
+    # -- review ---------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def clear_review(self, refund_id: int) -> Refund | None:
+        """An operator has looked: the refund's review flag is cleared (nothing else changes). The refund as it
+        now is, or None when there is no such refund."""
+
     # -- plugins' own data ----------------------------------------------------------------------------
     @abc.abstractmethod
     async def plugin_data_get(self, plugin: str, key: str) -> str | None: ...

@@ -629,6 +629,12 @@ class SqlStore(PluginDataSql, RefundStore):
             )
             return len(rows)
 
+    # -- review ---------------------------------------------------------------------------------------
+    async def clear_review(self, refund_id: int) -> Refund | None:
+        async with self.transaction() as tx:
+            row = await tx.fetchrow("UPDATE refunds SET review = NULL WHERE id = $1 RETURNING *", refund_id)
+            return None if row is None else await self._hydrate_one(tx, row)
+
     # -- reading --------------------------------------------------------------------------------------
     async def get_refund(self, refund_id: int) -> Refund | None:
         async with self.reading() as conn:

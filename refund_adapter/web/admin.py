@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -13,6 +14,8 @@ from ..plugins import plugins_info
 from .keys import ENGINE, PLUGIN_MANAGER
 from .problems import admin_only, bad_request, problem, read_body
 from .views import batch_json, refund_json
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -71,6 +74,16 @@ async def get_refund(request: web.Request) -> web.Response:
     refund = await request.app[ENGINE].store.get_refund(refund_id) if refund_id < MAX_ID else None
     if refund is None:
         return problem(404, "unknown-refund", "no such refund")
+    return web.json_response(refund_json(refund))
+
+
+async def clear_review(request: web.Request) -> web.Response:
+    """An operator has looked at a refund flagged for review: the flag goes, the refund is otherwise unchanged."""
+    refund_id = int(request.match_info["id"])
+    refund = await request.app[ENGINE].store.clear_review(refund_id) if refund_id < MAX_ID else None
+    if refund is None:
+        return problem(404, "unknown-refund", "no such refund")
+    log.info("refund %d: review flag cleared by the operator", refund_id)
     return web.json_response(refund_json(refund))
 
 
@@ -140,6 +153,7 @@ def add_routes(app: web.Application, admin_token: str | None) -> None:
         (get, "/-/platforms", platforms),
         (get, "/-/refunds", list_refunds),
         (get, r"/-/refunds/{id:\d+}", get_refund),
+        (post, r"/-/refunds/{id:[0-9]{1,19}}/review/clear", clear_review),  # at most 19 ASCII digits: int() is cheap
         (get, "/-/batches", list_batches),
         (get, "/-/stats", stats),
         (post, "/-/dead-letters/retry", retry_dead_letters),

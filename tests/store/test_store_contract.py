@@ -540,3 +540,16 @@ async def test_a_review_reason_is_bounded(store: RefundStore) -> None:
     (anomaly,) = recorded.anomalies
     refund = await store.get_refund(anomaly.refund_id)
     assert refund is not None and refund.review is not None and len(refund.review) == 500
+
+
+async def test_an_operator_clears_a_review_flag_and_nothing_else(store: RefundStore) -> None:
+    batch_id = await _submitted(store, "T1")
+    await store.record_results(batch_id, [DetailResult("T1", Decimal("9.00"), "SUCCESS")], T0, notify_id="n1",
+                               kind="refund")
+    flagged = await store.find_refund("generic", "s1", "r-T1")
+    assert flagged is not None and flagged.review is not None
+    cleared = await store.clear_review(flagged.id)
+    assert cleared == dataclasses.replace(flagged, review=None)
+    assert await store.get_refund(flagged.id) == cleared
+    assert await store.list_refunds(review=True) == [] and (await store.counts())["review"] == {"flagged": 0}
+    assert await store.clear_review(flagged.id + 1000) is None
