@@ -5,11 +5,16 @@ real gateway is documented to (each failure answers `F` with its code), keeps a 
 HTTP, evaluates each refund detail asynchronously, and delivers signed notifies with Alipay's retry schedule
 (scaled by `time_scale`) until the merchant answers exactly `success`. Faults are switched on at startup or
 over HTTP so clients can be tested against the failures that make refunds hard: lost answers, 5xx, hangs,
-lost or duplicated notifies.
+lost, duplicated, held, reordered or early notifies, connections closed without an answer.
 
 Decisions where the reference leaves room (all (I) in the reference):
 * `hang_seconds` delays the answer AFTER the request was processed: the batch is accepted, the client times
-  out; that is the case an exactly-once client must survive.
+  out; that is the case an exactly-once client must survive. `close_after_processing` is its abrupt form: the
+  connection is closed with no answer at all.
+* `notify_before_ack` evaluates the batch and delivers its notifies (first attempt) before the synchronous
+  answer leaves, so the merchant hears the result before it has recorded that the batch was sent.
+* `hold_notifies` keeps notifications undelivered until `POST /sandbox/notifies/release`, which delivers them
+  one after the other, in the order they were made or (`{"order": "reverse"}`) the reverse.
 * A query for a batch whose details are not evaluated yet answers `is_success=T` without those details;
   `REFUND_NOT_EXIST` means the batch (or trade) was never received.
 * More than 99 refunds of one trade answer `TRADE_STATUS_ERROR` (the trade no longer allows refunds).
@@ -112,6 +117,9 @@ FAULTS_OFF: dict[str, bool | float | int | str] = {
     "delay_notify_seconds": 0.0,  # wait before the first delivery of a notification
     "duplicate_notifies": 1,  # each delivery attempt POSTs this many copies
     "refuse_trade": "",  # a trade_no: a refund request holding it answers F DETAIL_DATA_FORMAT_ERROR (no detail named)
+    "close_after_processing": False,  # close the connection instead of answering, after processing
+    "notify_before_ack": False,  # a refund submission answers only once its notifies were first delivered
+    "hold_notifies": False,  # a notification waits, undelivered, for POST /sandbox/notifies/release
 }
 
 
@@ -360,8 +368,9 @@ class Notification:
     params: dict[str, str]  # unsigned; notify_time is refreshed per attempt
     notify_id: str = field(default_factory=lambda: secrets.token_hex(16))
     attempts: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "pending"  # then "acknowledged", "dropped" (fault) or "gave_up" (retries exhausted)
+    status: str = "pending"  # or "held" (fault); then "acknowledged", "dropped" (fault) or "gave_up"
     last_delivery: float | None = None  # loop time of the last POST
+    first_attempt: asyncio.Event = field(default_factory=asyncio.Event)  # set once first posted (or dropped)
 
     @property
     def acknowledged(self) -> bool:
@@ -441,6 +450,7 @@ class SandboxState:
         self.balances: dict[str, Decimal] = {}
         self.batches: dict[str, Batch] = {}
         self.notifications: dict[str, Notification] = {}
+        self.held: list[tuple[Notification, SignatureScheme]] = []  # waiting for /sandbox/notifies/release
         self.session: aiohttp.ClientSession | None = None
         self.closing = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -621,7 +631,11 @@ async def _service_refund(state: SandboxState, req: GatewayRequest) -> web.Respo
         log.info("sandbox refund refused: %s", exc)
         return _ack("F", exc.code)
     state.batches[batch.batch_no] = batch
-    state.spawn(_process_batch(state, batch))
+    if state.faults.take("notify_before_ack"):
+        await _process_batch(state, batch)
+        await asyncio.gather(*(notification.first_attempt.wait() for notification in batch.notifications))
+    else:
+        state.spawn(_process_batch(state, batch))
     log.info("sandbox accepted batch_no=%s with %d details", batch.batch_no, len(batch.details))
     return _ack("P" if state.faults.take("answer_processing") else "T")
 
@@ -686,6 +700,8 @@ async def gateway(request: web.Request) -> web.Response:
     hang = state.faults.take("hang_seconds")
     if hang:
         await state.pause(hang)
+    if state.faults.take("close_after_processing") and request.transport is not None:
+        request.transport.close()  # aiohttp then finds the connection gone and sends nothing
     return response
 
 
@@ -797,7 +813,19 @@ def _notify(state: SandboxState, batch: Batch, kind: str, url: str, params: dict
     notification = Notification(kind, url, batch.partner, batch.charset, params)
     batch.notifications.append(notification)
     state.notifications[notification.notify_id] = notification
+    if state.faults.take("hold_notifies"):
+        notification.status = "held"
+        state.held.append((notification, batch.scheme))
+        return
     state.spawn(_deliver(state, notification, batch.scheme))
+
+
+async def _deliver_in_turn(state: SandboxState, released: Sequence[tuple[Notification, SignatureScheme]]) -> None:
+    """Each notification's first attempt is over before the next one's starts, so the order is the one given."""
+    for notification, scheme in released:
+        notification.status = "pending"
+        state.spawn(_deliver(state, notification, scheme))
+        await notification.first_attempt.wait()
 
 
 async def _deliver(state: SandboxState, notification: Notification, scheme: SignatureScheme) -> None:
@@ -805,6 +833,7 @@ async def _deliver(state: SandboxState, notification: Notification, scheme: Sign
     faults = state.faults
     if faults.take("drop_notifies"):
         notification.status = "dropped"
+        notification.first_attempt.set()
         log.info("sandbox dropped %s notify_id=%s (fault)", notification.kind, notification.notify_id)
         return
     waits = (faults.take("delay_notify_seconds"), *(s / state.config.time_scale for s in RETRY_SCHEDULE_SECONDS))
@@ -814,6 +843,7 @@ async def _deliver(state: SandboxState, notification: Notification, scheme: Sign
         for _ in range(faults.take("duplicate_notifies")):
             if await _post_notification(state, notification, scheme):
                 notification.status = "acknowledged"
+        notification.first_attempt.set()
         if notification.acknowledged:
             return
     notification.status = "gave_up"
@@ -890,6 +920,23 @@ async def get_batches(request: web.Request) -> web.Response:
     return web.json_response([batch.to_json() for batch in state.batches.values()])
 
 
+async def release_notifies(request: web.Request) -> web.Response:
+    """Deliver every held notification, in the order they were made or `{"order": "reverse"}`."""
+    state = request.app[STATE_KEY]
+    try:
+        spec = await _json_body(request) if request.can_read_body else {}
+        order = spec.get("order", "made") if isinstance(spec, dict) else None
+        if order not in ("made", "reverse"):
+            raise ValueError('expected {"order": "made"} or {"order": "reverse"}')
+    except ValueError as exc:
+        return _problem(400, "invalid release", str(exc))
+    released, state.held = state.held, []
+    if order == "reverse":
+        released.reverse()
+    state.spawn(_deliver_in_turn(state, released))
+    return web.json_response({"released": [notification.notify_id for notification, _ in released]})
+
+
 async def get_faults(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE_KEY].faults.snapshot())
 
@@ -934,6 +981,7 @@ def create_sandbox_app(config: SandboxConfig) -> web.Application:
     app.router.add_get("/sandbox/batches", get_batches)
     app.router.add_get("/sandbox/faults", get_faults)
     app.router.add_post("/sandbox/faults", post_faults)
+    app.router.add_post("/sandbox/notifies/release", release_notifies)
     return app
 
 

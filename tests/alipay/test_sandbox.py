@@ -535,6 +535,80 @@ async def test_a_delayed_notify_waits_before_the_first_delivery(
     assert first - batch.received_at >= timedelta(seconds=0.2)
 
 
+async def test_a_closed_connection_hides_a_processed_batch(
+    alipay_http: aiohttp.ClientSession, alipay_sandbox: RunningSandbox, gateway_client: GatewayClient
+) -> None:
+    await _set_faults(alipay_http, alipay_sandbox, {"close_after_processing": 1})
+    batch_no = new_batch_no()
+
+    async def submit() -> SubmitKind:
+        outcome = await gateway_client.submit(
+            batch_no=batch_no, refund_date=beijing_now(), details=[detail("T1")], notify_url=None
+        )
+        return outcome.kind
+
+    assert await submit() is SubmitKind.UNKNOWN  # no answer at all...
+    assert batch_no in alipay_sandbox.state.batches  # ...yet the batch was received and processed
+    assert await submit() is SubmitKind.DUPLICATE
+
+
+async def test_notify_before_ack_delivers_the_notify_before_the_answer_leaves(
+    alipay_http: aiohttp.ClientSession,
+    alipay_sandbox: RunningSandbox,
+    gateway_client: GatewayClient,
+    notify_receiver: NotifyReceiver,
+) -> None:
+    await _set_faults(alipay_http, alipay_sandbox, {"notify_before_ack": 1})
+    batch_no = new_batch_no()
+    outcome = await gateway_client.submit(
+        batch_no=batch_no, refund_date=beijing_now(), details=[detail("T1")], notify_url=notify_receiver.url()
+    )
+    assert outcome.kind is SubmitKind.ACCEPTED
+    # Already there when the answer came back: no waiting.
+    [received] = notify_receiver.at("/notify")
+    assert received.params["batch_no"] == batch_no and received.signature_ok
+
+
+async def test_held_notifies_wait_and_are_released_in_reverse_order(
+    alipay_http: aiohttp.ClientSession,
+    alipay_sandbox: RunningSandbox,
+    gateway_client: GatewayClient,
+    notify_receiver: NotifyReceiver,
+) -> None:
+    await _set_faults(alipay_http, alipay_sandbox, {"hold_notifies": True})
+    batch_nos = [new_batch_no() for _ in range(3)]
+    for batch_no in batch_nos:
+        await gateway_client.submit(
+            batch_no=batch_no, refund_date=beijing_now(), details=[detail("T1")], notify_url=notify_receiver.url()
+        )
+    held = [alipay_sandbox.state.batches[batch_no].notifications[0] for batch_no in batch_nos]
+    await eventually(lambda: len(alipay_sandbox.state.held) == 3, "three notifies held")
+    assert [n.status for n in held] == ["held"] * 3 and notify_receiver.received == []
+    assert await gateway_client.notify_verify(held[0].notify_id) is NotifyVerification.FALSE  # never sent yet
+    await _set_faults(alipay_http, alipay_sandbox, {"hold_notifies": False})
+    release = alipay_sandbox.base_url + "/sandbox/notifies/release"
+    async with alipay_http.post(release, json={"order": "reverse"}) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["released"] == [n.notify_id for n in reversed(held)]
+    received = await notify_receiver.wait_for(3)
+    assert [notify.params["batch_no"] for notify in received] == batch_nos[::-1]
+    await eventually(lambda: all(n.acknowledged for n in held), "every released notify acknowledged")
+    assert alipay_sandbox.state.held == []
+
+
+@pytest.mark.parametrize("body", [{"order": "random"}, ["reverse"]])
+async def test_a_bad_release_is_a_problem_and_releases_nothing(
+    alipay_http: aiohttp.ClientSession, alipay_sandbox: RunningSandbox, gateway_client: GatewayClient, body: Any
+) -> None:
+    await _set_faults(alipay_http, alipay_sandbox, {"hold_notifies": 1})
+    await gateway_client.submit(
+        batch_no=new_batch_no(), refund_date=beijing_now(), details=[detail("T1")], notify_url="http://127.0.0.1:9/"
+    )
+    async with alipay_http.post(alipay_sandbox.base_url + "/sandbox/notifies/release", json=body) as resp:
+        assert resp.status == 400 and (await resp.json(content_type=None))["type"] == PROBLEM_TYPE
+    assert len(alipay_sandbox.state.held) == 1
+
+
 async def test_count_limited_faults_switch_off_after_their_uses(
     alipay_http: aiohttp.ClientSession, alipay_sandbox: RunningSandbox, gateway_client: GatewayClient
 ) -> None:
@@ -561,6 +635,9 @@ async def test_count_limited_faults_switch_off_after_their_uses(
             "delay_notify_seconds": 0.0,
             "duplicate_notifies": 1,
             "refuse_trade": "",
+            "close_after_processing": False,
+            "notify_before_ack": False,
+            "hold_notifies": False,
         }
 
 
