@@ -91,12 +91,17 @@ def signed_generic_webhook(secret: str, payload: dict[str, Any], msg_id: str) ->
 
 @dataclass
 class SimulatedShop:
-    """A shop on the `generic` platform: receives signed result callbacks and remembers the last per refund."""
+    """A shop on the `generic` platform: receives signed result callbacks and remembers the last per refund.
+
+    Until `down_until` (a `time.monotonic()` reading) it is down, as a platform's API is during an outage: every
+    callback is answered 503 and counted in `refused_while_down`."""
 
     secret: str
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     deliveries: int = 0
     rejected_signatures: int = 0
+    down_until: float = 0.0
+    refused_while_down: int = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -105,6 +110,9 @@ class SimulatedShop:
 
     async def _callback(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if time.monotonic() < self.down_until:
+            self.refused_while_down += 1
+            return web.Response(status=503, text="down for maintenance")
         try:
             standard_webhooks.verify(self.secret, request.headers, body, now=time.time())
         except standard_webhooks.WebhookVerificationError:

@@ -1,0 +1,181 @@
+"""The fault matrix: each fault of the gateway, of Alipay's notifies, of the platform and of the database, alone,
+across the whole loop, on SQLite and on PostgreSQL (`store_url`). Every cell ends with `FaultLoop.verify`: each
+refund paid exactly once at the sandbox, reported exactly once, nothing left unresolved (tests/faults/matrix.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import pytest
+
+from refund_adapter.models import BatchState, RefundState
+from tests.faults.matrix import HOUR, HTTP_TIMEOUT, NOT_QUERYING, REFUNDS, OpenCell, fault_loop
+
+
+@pytest.fixture
+def cell(store_url: str, request: pytest.FixtureRequest) -> OpenCell:
+    """`cell(name, faults=..., **config sections)`: the loop for one cell of the matrix, on this store."""
+    return functools.partial(fault_loop, store_url=store_url, config=request.config)
+
+
+# --- the gateway ------------------------------------------------------------------------------------------
+
+
+async def test_gateway_answering_processing(cell: OpenCell) -> None:
+    """`P` is accepted-but-not-final: SUBMITTED, resolved by the notify, never sent again."""
+    async with cell("gateway answers P", faults={"answer_processing": True}, reconciler=NOT_QUERYING) as loop:
+        await loop.send()
+        await loop.settled()
+        batches = await loop.store.list_batches()
+        assert {batch.submit_attempts for batch in batches} == {1}
+        await loop.verify()
+
+
+async def test_gateway_answering_5xx(cell: OpenCell) -> None:
+    """A 500 before anything is processed: UNKNOWN, then the query finds nothing and the SAME batch_no is sent
+    again (never a new one)."""
+    async with cell("gateway answers 5xx", faults={"answer_5xx": {"value": True, "times": 2}}) as loop:
+        await loop.send()
+        await loop.settled()
+        batches = await loop.store.list_batches()
+        assert max(batch.submit_attempts for batch in batches) >= 2
+        assert loop.transitions.went_through(RefundState.UNKNOWN)
+        loop.notes.append(f"submits per batch {sorted(b.submit_attempts for b in batches)}")
+        await loop.verify()
+
+
+async def test_gateway_hanging_past_the_client_timeout(cell: OpenCell) -> None:
+    """The first batch is processed but answered only after the client gave up, and its notify comes later
+    still: UNKNOWN, then resolved (by the query or the late notify) without being sent again."""
+    faults = {"hang_seconds": {"value": HTTP_TIMEOUT + 1, "times": 1},
+              "delay_notify_seconds": {"value": HTTP_TIMEOUT + 0.5, "times": 1}}
+    async with cell("gateway hangs past timeout", faults=faults) as loop:
+        await loop.send()
+        await loop.settled()
+        unknown = loop.transitions.went_through(RefundState.UNKNOWN)
+        assert len(unknown) == 3, unknown  # the first batch's refunds
+        batches = await loop.store.list_batches()
+        assert {batch.submit_attempts for batch in batches} == {1}
+        loop.notes.append("3 refunds UNKNOWN after the timeout, then resolved")
+        await loop.verify()
+
+
+async def test_gateway_closing_the_connection_after_processing(cell: OpenCell) -> None:
+    """The batch is processed, then the connection closes with no answer: UNKNOWN until the notify or the query
+    proves it landed; the same batch_no is never a second payment."""
+    async with cell("gateway closes after processing", faults={"close_after_processing": 1}) as loop:
+        await loop.send()
+        await loop.settled()
+        assert loop.sandbox.state.faults.snapshot()["close_after_processing"] is False  # the close happened
+        batches = await loop.store.list_batches()
+        assert {batch.submit_attempts for batch in batches} == {1}
+        unknown = len(loop.transitions.went_through(RefundState.UNKNOWN))
+        loop.notes.append(f"{unknown} refunds UNKNOWN (0: the notify had already settled the batch)")
+        await loop.verify()
+
+
+# --- Alipay's notifies ------------------------------------------------------------------------------------
+
+
+async def test_notifies_dropped(cell: OpenCell) -> None:
+    async with cell("notifies dropped", faults={"drop_notifies": True}) as loop:
+        await loop.send()
+        await loop.settled()
+        ledger = await loop.sandbox_json("batches")
+        assert {n["status"] for batch in ledger for n in batch["notifications"]} == {"dropped"}
+        loop.notes.append("every batch resolved by the query")
+        await loop.verify()
+
+
+async def test_notifies_delayed_past_the_query_schedule(cell: OpenCell) -> None:
+    """The query resolves every batch; the notifies, arriving after the last scheduled query, are acknowledged
+    (`success`, or Alipay would resend them for a day) and change nothing."""
+    delay = 0.3 + 0.3 + 0.6 + 1.2 + 0.5  # past the first query and the whole schedule after it
+    async with cell("notifies delayed past queries", faults={"delay_notify_seconds": delay}) as loop:
+        await loop.send()
+        await loop.settled()
+
+        async def late_notifies_acknowledged() -> bool:
+            ledger = await loop.sandbox_json("batches")
+            return all(n["acknowledged"] for batch in ledger for n in batch["notifications"])
+
+        await loop.wait("the late notifies acknowledged", late_notifies_acknowledged)
+        await loop.verify()
+
+
+async def test_notifies_repeated(cell: OpenCell) -> None:
+    async with cell("notifies repeated x3", faults={"duplicate_notifies": 3}, reconciler=NOT_QUERYING) as loop:
+        await loop.send()
+        await loop.settled()
+        ledger = await loop.sandbox_json("batches")
+        answers = [a["body"] for batch in ledger for n in batch["notifications"] for a in n["attempts"]]
+        assert answers == ["success"] * 3 * len(ledger)
+        await loop.verify()
+
+
+async def test_notify_before_the_sync_ack(cell: OpenCell) -> None:
+    """Alipay's notify arrives before its own synchronous `T`: the result is recorded while the batch is still
+    `sending`, and the `T` that follows reopens nothing."""
+    async with cell("notify before the sync ack", faults={"notify_before_ack": True},
+                    reconciler=NOT_QUERYING) as loop:
+        await loop.send()
+        await loop.settled()
+        finals = loop.transitions.finals()
+        assert set(finals) == loop.acknowledged
+        assert all(olds == [RefundState.BATCHED] for olds in finals.values()), finals  # never SUBMITTED first
+        assert {batch.state for batch in await loop.store.list_batches()} == {BatchState.COMPLETED}
+        await loop.verify()
+
+
+async def test_notify_for_a_batch_not_yet_marked_sent(cell: OpenCell) -> None:
+    """The submit hangs past the client timeout, and the notify arrives meanwhile, while our batch is still
+    `sending`: recorded, and the UNKNOWN the timeout then brings changes nothing."""
+    async with cell("notify while batch is sending", faults={"hang_seconds": {"value": HTTP_TIMEOUT + 1, "times": 1}},
+                    reconciler=NOT_QUERYING) as loop:
+        await loop.send()
+        await loop.settled()
+        first = {f"r{i}" for i in range(3)}
+        finals = loop.transitions.finals()
+        assert all(finals[refund_id] == [RefundState.BATCHED] for refund_id in first), finals
+        assert not loop.transitions.went_through(RefundState.UNKNOWN)
+        await loop.verify()
+
+
+async def test_notifies_out_of_order(cell: OpenCell) -> None:
+    """Notifies held until every batch was sent, then delivered newest first."""
+    async with cell("notifies in reverse order", faults={"hold_notifies": True}, reconciler=NOT_QUERYING) as loop:
+        await loop.send()
+
+        async def all_sent_and_held() -> bool:
+            batches = await loop.store.list_batches()
+            sent = len(batches) == 2 and all(b.state is BatchState.SUBMITTED for b in batches)
+            return sent and len(loop.sandbox.state.held) == 2
+
+        await loop.wait("both batches sent, their notifies held", all_sent_and_held)
+        async with loop.http.post(loop.sandbox.base_url + "/sandbox/notifies/release",
+                                  json={"order": "reverse"}) as resp:
+            assert resp.status == 200
+        await loop.settled()
+        ledger = await loop.sandbox_json("batches")
+        firsts = [batch["notifications"][0]["attempts"][0]["at"] for batch in ledger]
+        assert firsts == sorted(firsts, reverse=True)
+        await loop.verify()
+
+
+# --- the platform -----------------------------------------------------------------------------------------
+
+
+async def test_platform_down_for_an_hour(cell: OpenCell) -> None:
+    """The shop answers 503 for an hour (scaled): the reporter backs off, keeps trying (its give-up window is a
+    day), and delivers each result once the shop is back."""
+    async with cell("platform down for an hour") as loop:
+        loop.shop.down_until = time.monotonic() + HOUR
+        await loop.send()
+        await loop.settled()
+        assert loop.shop.refused_while_down >= REFUNDS
+        attempts = [refund.report_attempts for refund in await loop.store.list_refunds()]
+        loop.notes.append(f"{loop.shop.refused_while_down} reports refused while down, "
+                          f"attempts per report {min(attempts)}-{max(attempts)}")
+        await loop.verify()
