@@ -56,6 +56,9 @@ def check_config(path: str) -> None:
 @click.option("--delay-notify-seconds", default=0.0, help="Fault: wait before the first notify.")
 @click.option("--duplicate-notifies", default=1, help="Fault: POST each notify this many times.")
 @click.option("--refuse-trade", default="", help="Fault: refuse a batch holding this trade_no (no detail named).")
+@click.option("--close-after-processing", is_flag=True, help="Fault: close the connection instead of answering.")
+@click.option("--notify-before-ack", is_flag=True, help="Fault: deliver a batch's notify before answering it.")
+@click.option("--hold-notifies", is_flag=True, help="Fault: hold notifies until POST /sandbox/notifies/release.")
 def sandbox(host: str, port: int, **options: Any) -> None:
     """Run the simulated Alipay MAPI gateway until SIGINT or SIGTERM."""
     from refund_adapter.alipay import sandbox as alipay_sandbox

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from .base import EXCEEDS_PAID_AMOUNT, AcceptResult, Anomaly, PendingWork, RecordedResults, RefundStore, StateChange
+from .base import (
+    EXCEEDS_PAID_AMOUNT,
+    AcceptResult,
+    Anomaly,
+    PendingWork,
+    RecordedResults,
+    RefundStore,
+    StateChange,
+    StoreUnavailable,
+)
 
 __all__ = ["EXCEEDS_PAID_AMOUNT", "AcceptResult", "Anomaly", "PendingWork", "RecordedResults", "RefundStore",
-           "StateChange", "store_from_url"]
+           "StateChange", "StoreUnavailable", "store_from_url"]
 
 
 def store_from_url(url: str) -> RefundStore:

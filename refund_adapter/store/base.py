@@ -16,6 +16,14 @@ from ..models import Batch, BatchState, DetailResult, Refund, RefundRequest, Ref
 EXCEEDS_PAID_AMOUNT = "EXCEEDS_PAID_AMOUNT"  # local rejection code: the trade's refunds would pass its paid amount
 
 
+class StoreUnavailable(Exception):
+    """The database could not take the call for a reason outside it: a full disk, a connection lost mid-way.
+
+    The write did not commit (or, for a connection lost during its COMMIT, it cannot be known whether it did), so
+    the caller must not report success: a webhook is answered 503, a notify `fail`, an engine step is retried.
+    Every write is idempotent, so doing it again later is safe."""
+
+
 @dataclass(frozen=True)
 class AcceptResult:
     refund: Refund  # as stored: for a conflict, the first version, unchanged

@@ -7,11 +7,13 @@ advisory lock so instances starting together migrate once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import asyncpg
 
+from .base import StoreUnavailable
 from .sql import Dialect, Row, SqlStore
 
 POSTGRES = Dialect(
@@ -21,6 +23,8 @@ POSTGRES = Dialect(
     account_lock_sql="SELECT pg_advisory_xact_lock(hashtext($1))",
     for_update=" FOR UPDATE",
 )
+# The connection or the server went away (class 08, class 57: a terminated backend, a shutdown), not the statement.
+_LOST = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError, OSError)
 MIGRATION_LOCK = 0x7265_6675_6E64  # "refund": the session advisory lock held while migrating
 
 
@@ -66,11 +70,28 @@ class PostgresStore(SqlStore):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PostgresTx]:
         assert self._pool is not None, "the store is not open"
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield _PostgresTx(conn)
+        with _lost_connection_is_unavailable():
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield _PostgresTx(conn)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[_PostgresTx]:
         assert self._pool is not None, "the store is not open"
-        async with self._pool.acquire() as conn:
-            yield _PostgresTx(conn)
+        with _lost_connection_is_unavailable():
+            async with self._pool.acquire() as conn:
+                yield _PostgresTx(conn)
+
+
+@contextlib.contextmanager
+def _lost_connection_is_unavailable() -> Iterator[None]:
+    """A backend terminated, the server shutting down or out of reach: StoreUnavailable. (The pool drops a
+    closed connection and opens a new one for the next call.)"""
+    try:
+        yield
+    except _LOST as exc:
+        raise StoreUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+    except asyncpg.InterfaceError as exc:
+        # Leaving `conn.transaction()` on a connection that just died says so with an InterfaceError.
+        if not isinstance(exc.__context__, _LOST):
+            raise
+        raise StoreUnavailable(f"PostgreSQL: {type(exc.__context__).__name__}: {exc.__context__}") from exc

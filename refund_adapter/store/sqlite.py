@@ -20,14 +20,14 @@ import functools
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TextIO, TypeVar
 
 from ..models import RefundRequest
-from .base import AcceptResult
+from .base import AcceptResult, StoreUnavailable
 from .sql import Dialect, Row, SqlStore
 
 T = TypeVar("T")
@@ -44,6 +44,8 @@ GROUP_COMMIT_WINDOW_SECONDS = 0.0005
 # lists), so a busy adapter runs three shapes per group size: with sqlite3's default of 128 they were evicted and
 # re-prepared, 3.3 µs more per webhook in `serve` (bench/ingest.py, 26 November).
 STATEMENT_CACHE = 1024
+# Errors of the disk, not of the statement: the same transaction can succeed once space or the disk is back.
+_UNAVAILABLE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_CANTOPEN})
 SQLITE = Dialect(serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT", id_type="INTEGER", skip_locked="",
                  account_lock_sql=None)
 
@@ -52,6 +54,24 @@ SQLITE = Dialect(serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT", id_type="INTEGER
 def _sql(text: str) -> str:
     """`$n` placeholders as SQLite's `?n` (the shared SQL is written for asyncpg)."""
     return _PLACEHOLDER.sub(r"?\1", text)
+
+
+@contextlib.contextmanager
+def _disk_errors_are_unavailable() -> Iterator[None]:
+    """A full disk or a failing one is StoreUnavailable: the transaction is rolled back, and may succeed later."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF not in _UNAVAILABLE:
+            raise
+        raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+
+def _rollback(writer: sqlite3.Connection) -> None:
+    """Undo what is left of the transaction. After some errors (SQLITE_FULL in a statement) SQLite has already
+    rolled it back itself, and a second ROLLBACK would raise and hide the error that matters."""
+    if writer.in_transaction:
+        writer.execute("ROLLBACK")
 
 
 class _InlineTx:
@@ -161,17 +181,18 @@ class SqliteStore(SqlStore):
         writer = self._writer
         assert writer is not None, "the store is not open"
         async with self._write_lock:
-            writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield _InlineTx(writer)
-            except BaseException:
-                writer.execute("ROLLBACK")
-                raise
-            try:
-                writer.execute("COMMIT")
-            except sqlite3.Error:
-                writer.execute("ROLLBACK")  # the disk refused it: nothing of it stays
-                raise
+            with _disk_errors_are_unavailable():
+                writer.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _InlineTx(writer)
+                except BaseException:
+                    _rollback(writer)
+                    raise
+                try:
+                    writer.execute("COMMIT")
+                except sqlite3.Error:
+                    _rollback(writer)  # the disk refused it: nothing of it stays
+                    raise
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[_ThreadTx]:

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
-from ..engine.notifications import DBACK, REFUND, handle_notify
+from ..engine.notifications import DBACK, FAIL, REFUND, NotifyKind, handle_notify
+from ..store import StoreUnavailable
 from .keys import ENGINE
 from .problems import read_body
 
+log = logging.getLogger(__name__)
+
 
 async def refund_notify(request: web.Request) -> web.Response:
-    answer = await handle_notify(request.app[ENGINE], await _body(request), REFUND)
-    return web.Response(text=answer.body)
+    return await _answer(request, REFUND)
 
 
 async def dback_notify(request: web.Request) -> web.Response:
-    answer = await handle_notify(request.app[ENGINE], await _body(request), DBACK)
+    return await _answer(request, DBACK)
+
+
+async def _answer(request: web.Request, kind: NotifyKind) -> web.Response:
+    try:
+        answer = await handle_notify(request.app[ENGINE], await _body(request), kind)
+    except StoreUnavailable as exc:  # not recorded: anything but `success` makes Alipay send it again
+        log.warning("alipay %s notify not recorded (answered fail): %s", kind.name, exc)
+        return web.Response(status=503, text=FAIL)
     return web.Response(text=answer.body)
 
 

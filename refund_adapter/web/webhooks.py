@@ -9,11 +9,12 @@ from aiohttp import web
 from ..engine.intake import InvalidRequest, admit, conflicts
 from ..failpoints import AFTER_ACCEPT, crash_point
 from ..platform import InboundWebhook, WebhookRejected
-from ..store import AcceptResult
+from ..store import AcceptResult, StoreUnavailable
 from .keys import ENGINE
 from .problems import problem, read_body
 
 log = logging.getLogger(__name__)
+STORE_RETRY_AFTER = "10"  # seconds; a full disk or a lost database connection is rarely over sooner
 
 
 async def receive_webhook(request: web.Request) -> web.Response:
@@ -45,7 +46,12 @@ async def receive_webhook(request: web.Request) -> web.Response:
         if accepted.reconcile_soon:
             ctx.signals.platform_poller.set()
         if admitted:
-            results = await ctx.store.accept(admitted, ctx.clock())  # durable before we answer
+            try:
+                results = await ctx.store.accept(admitted, ctx.clock())  # durable before we answer
+            except StoreUnavailable as exc:  # not on disk, so not acknowledged: the platform sends it again
+                log.warning("webhook %s not stored (answered 503): %s", platform, exc)
+                return problem(503, "store-unavailable", "the refund could not be stored; send it again later",
+                               headers={"Retry-After": STORE_RETRY_AFTER})
             crash_point(AFTER_ACCEPT)
             ctx.signals.batcher.set()
             created = [r.refund for r in results if r.created]

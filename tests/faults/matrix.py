@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import inspect
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,7 +32,14 @@ from refund_adapter.config import Config, ReporterConfig, parse_config
 from refund_adapter.models import Refund, RefundState
 from refund_adapter.plugins import create_plugin_manager
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import AdapterLoop, SimulatedShop, adapter_loop, local_config, wait_until
+from refund_adapter.testing import (
+    AdapterLoop,
+    SimulatedShop,
+    adapter_loop,
+    local_config,
+    signed_generic_webhook,
+    wait_until,
+)
 
 LINES = pytest.StashKey[list[str]]()
 
@@ -94,6 +102,7 @@ class FaultLoop:
     config: pytest.Config
     started: float = field(default_factory=time.monotonic)
     acknowledged: set[str] = field(default_factory=set)  # refund ids answered 2xx
+    refusals: dict[int, tuple[str, str]] = field(default_factory=dict)  # refund index -> (content type, body)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -113,12 +122,18 @@ class FaultLoop:
             assert resp.status == 200, await resp.text()
 
     async def send(self, *indices: int) -> dict[int, int]:
-        """POST the refunds' webhooks one by one; each one's status (a 2xx counts as acknowledged)."""
+        """POST the refunds' webhooks one by one; each one's status (a 2xx counts as acknowledged, the body of
+        anything else is kept in `refusals`)."""
         statuses = {}
         for i in indices or range(REFUNDS):
-            statuses[i] = await self.shop.send_refund(self.http, self.adapter.url, SHOP, payload(i))
-            if 200 <= statuses[i] < 300:
-                self.acknowledged.add(f"r{i}")
+            headers, body = signed_generic_webhook(SECRET, payload(i), f"msg-r{i}")
+            async with self.http.post(f"{self.adapter.url}/webhooks/generic/{SHOP}", data=body,
+                                      headers=headers) as resp:
+                statuses[i] = resp.status
+                if 200 <= resp.status < 300:
+                    self.acknowledged.add(f"r{i}")
+                else:
+                    self.refusals[i] = (resp.headers.get("Content-Type", ""), await resp.text())
         return statuses
 
     async def sandbox_json(self, what: str) -> Any:
@@ -126,8 +141,14 @@ class FaultLoop:
             assert resp.status == 200
             return await resp.json()
 
-    async def wait(self, what: str, predicate: Any) -> None:
-        await wait_until(predicate, within=DEADLINE, what=f"{self.cell} ({self.backend}): {what}")
+    async def wait(self, what: str, predicate: Callable[[], bool | Awaitable[bool]]) -> None:
+        """Until `predicate` (plain or async) holds; a TimeoutError naming the cell and `what` after DEADLINE."""
+
+        async def holds() -> bool:
+            result = predicate()
+            return await result if inspect.isawaitable(result) else result
+
+        await wait_until(holds, within=DEADLINE, what=f"{self.cell} ({self.backend}): {what}")
 
     async def settled(self) -> None:
         """Until every acknowledged refund is final and reported, and the shop has every result."""

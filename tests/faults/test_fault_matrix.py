@@ -5,13 +5,20 @@ refund paid exactly once at the sandbox, reported exactly once, nothing left unr
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
 import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from refund_adapter.models import BatchState, RefundState
-from tests.faults.matrix import HOUR, HTTP_TIMEOUT, NOT_QUERYING, REFUNDS, OpenCell, fault_loop
+from refund_adapter.web.problems import PROBLEM_TYPE_PREFIX
+from tests.faults.breakage import BackendKiller, SmallDisk, integrity
+from tests.faults.matrix import HOUR, HTTP_TIMEOUT, NOT_QUERYING, REFUNDS, SHOP, OpenCell, fault_loop
 
 
 @pytest.fixture
@@ -109,9 +116,9 @@ async def test_notifies_repeated(cell: OpenCell) -> None:
     async with cell("notifies repeated x3", faults={"duplicate_notifies": 3}, reconciler=NOT_QUERYING) as loop:
         await loop.send()
         await loop.settled()
-        ledger = await loop.sandbox_json("batches")
-        answers = [a["body"] for batch in ledger for n in batch["notifications"] for a in n["attempts"]]
-        assert answers == ["success"] * 3 * len(ledger)
+        notifications = [n for batch in loop.sandbox.state.batches.values() for n in batch.notifications]
+        await loop.wait("every copy answered", lambda: all(len(n.attempts) == 3 for n in notifications))
+        assert [a["body"] for n in notifications for a in n.attempts] == ["success"] * 3 * len(notifications)
         await loop.verify()
 
 
@@ -179,3 +186,77 @@ async def test_platform_down_for_an_hour(cell: OpenCell) -> None:
         loop.notes.append(f"{loop.shop.refused_while_down} reports refused while down, "
                           f"attempts per report {min(attempts)}-{max(attempts)}")
         await loop.verify()
+
+
+# --- the database -----------------------------------------------------------------------------------------
+
+
+async def test_postgres_backend_killed_mid_transaction(pg_url: str, request: pytest.FixtureRequest) -> None:
+    """Our backends terminated inside their transactions: a webhook's intake (answered 503, nothing kept, stored
+    when sent again), the batcher's batch creation, and a notify's recording (Alipay sends it again)."""
+    killer = BackendKiller(pg_url)
+    async with fault_loop("postgres backends killed", pg_url, request.config, reconciler=NOT_QUERYING) as loop:
+        async with killer.locked("refunds"):
+            webhook = asyncio.create_task(loop.send(0))
+            await killer.kill_waiting("INSERT INTO refunds")
+        assert await webhook == {0: 503}
+        assert_problem(loop.refusals[0], "store-unavailable")
+        assert await loop.store.find_refund("generic", SHOP, "r0") is None  # the 503 left nothing behind
+        async with killer.locked("notifies"):
+            async with killer.locked("batches"):
+                assert set((await loop.send()).values()) == {200}
+                await killer.kill_waiting("INSERT INTO batches")
+            await killer.kill_waiting("INSERT INTO notifies")
+        await loop.settled()
+        statements = Counter(statement.split("(")[0].strip() for statement in killer.killed)
+        loop.notes.append(f"{len(killer.killed)} backends terminated mid-transaction: {dict(statements)}")
+        await loop.verify()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    disk = SmallDisk(tmp_path / "disk")
+    try:
+        with disk.mounted():
+            yield disk
+    except PermissionError as exc:
+        pytest.skip(f"{exc}: the disk-full cell needs root to mount a small tmpfs")
+
+
+async def test_sqlite_disk_full(small_disk: SmallDisk, request: pytest.FixtureRequest) -> None:
+    """The file system holding the database fills up: webhooks are answered 503 and a notify `fail` (never an
+    acknowledgement of what is not on disk), nothing is half-written, and everything resumes once space is back."""
+    disk = small_disk
+    db = disk.path / "refunds.db"
+    async with fault_loop("sqlite disk full", f"sqlite:///{db}", request.config, reconciler=NOT_QUERYING,
+                          faults={"hold_notifies": 1}) as loop:
+        assert set((await loop.send(0, 1)).values()) == {200}
+        await loop.wait("the first batch's notify held", lambda: len(loop.sandbox.state.held) == 1)
+        (notification, _), = loop.sandbox.state.held
+        with disk.full() as filled:
+            async with loop.http.post(loop.sandbox.base_url + "/sandbox/notifies/release") as resp:
+                assert resp.status == 200
+            await loop.wait("the notify refused", lambda: bool(notification.attempts))
+            assert notification.attempts[0]["status"] == 503 and notification.attempts[0]["body"] == "fail"
+            statuses = await loop.send(2, 3, 4, 5)
+            refused = sorted(i for i, status in statuses.items() if status != 200)
+            assert refused, f"every webhook acknowledged on a full disk: {statuses}"
+            for i in refused:
+                assert statuses[i] == 503
+                assert_problem(loop.refusals[i], "store-unavailable")
+            for i in range(REFUNDS):
+                stored = await loop.store.find_refund("generic", SHOP, f"r{i}")
+                assert (stored is not None) == (f"r{i}" in loop.acknowledged), f"r{i}"
+            assert integrity(db) == "ok"
+        assert set((await loop.send(*refused)).values()) == {200}  # the shop sends them again
+        await loop.settled()
+        loop.notes.append(f"tmpfs filled ({filled // 1024} KiB more): webhooks {refused} answered 503, a notify "
+                          f"`fail` ({len(notification.attempts)} attempts); all accepted once space was back")
+        await loop.verify()
+    assert integrity(db) == "ok"
+
+
+def assert_problem(refusal: tuple[str, str], slug: str) -> None:
+    content_type, body = refusal
+    assert content_type.startswith("application/problem+json"), refusal
+    assert json.loads(body)["type"] == PROBLEM_TYPE_PREFIX + slug, body
