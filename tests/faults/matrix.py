@@ -219,11 +219,18 @@ OpenCell = Callable[..., AbstractAsyncContextManager[FaultLoop]]
 
 @contextlib.asynccontextmanager
 async def fault_loop(
-    cell: str, store_url: str, config: pytest.Config, *, faults: Mapping[str, Any] | None = None, **sections: Any
+    cell: str,
+    store_url: str,
+    config: pytest.Config,
+    *,
+    faults: Mapping[str, Any] | None = None,
+    evaluation_delay_seconds: float = 0.0,
+    **sections: Any,
 ) -> AsyncIterator[FaultLoop]:
     """Sandbox (with `faults` from the start), shop and adapter (config `sections` over the matrix's defaults)."""
     trades = [TradeSeed(trade_no=trade_no(i), amount=Decimal("100.00")) for i in range(REFUNDS)]
-    sandbox = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=SCALE, trades=trades, faults=faults or {})
+    sandbox = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=SCALE, trades=trades, faults=faults or {},
+                            evaluation_delay_seconds=evaluation_delay_seconds)
     shop, transitions = SimulatedShop(SECRET), Transitions()
     pm = create_plugin_manager()
     pm.register(transitions, name="transitions")

@@ -112,6 +112,24 @@ async def test_notifies_delayed_past_the_query_schedule(cell: OpenCell) -> None:
         await loop.verify()
 
 
+async def test_alipay_slower_than_the_whole_query_schedule(cell: OpenCell) -> None:
+    """Alipay evaluates the batches only after every scheduled query was answered "nothing yet": the batches go to
+    REVIEW (visible to the operator, their refunds untouched), and the notify that finally comes settles them."""
+    quick = {"first_query_after_seconds": 0.1, "schedule_seconds": [0.1, 0.1], "interval_seconds": 0.05}
+    # Three queries within ~0.3 s, the evaluation 2.5 s after the batch: review comes long before the notify.
+    async with cell("alipay slower than all queries", evaluation_delay_seconds=2.5, reconciler=quick) as loop:
+        await loop.send()
+
+        async def in_review() -> bool:
+            return len(await loop.store.list_batches(state=BatchState.REVIEW)) == 2
+
+        await loop.wait("both batches in review", in_review)
+        assert (await loop.store.counts())["refunds"] == {"submitted": REFUNDS}
+        await loop.settled()
+        loop.notes.append("both batches in REVIEW after the last query, then settled by the notify")
+        await loop.verify()
+
+
 async def test_notifies_repeated(cell: OpenCell) -> None:
     async with cell("notifies repeated x3", faults={"duplicate_notifies": 3}, reconciler=NOT_QUERYING) as loop:
         await loop.send()
@@ -185,6 +203,29 @@ async def test_platform_down_for_an_hour(cell: OpenCell) -> None:
         attempts = [refund.report_attempts for refund in await loop.store.list_refunds()]
         loop.notes.append(f"{loop.shop.refused_while_down} reports refused while down, "
                           f"attempts per report {min(attempts)}-{max(attempts)}")
+        await loop.verify()
+
+
+async def test_platform_down_past_the_give_up_window(cell: OpenCell) -> None:
+    """Down longer than the reporter's give-up window: every result becomes a visible dead letter, and the
+    operator's retry delivers each once the shop is back."""
+    give_up = HOUR / 4
+    reporter = {"base_delay_seconds": 0.05, "max_delay_seconds": 0.2, "give_up_after_seconds": give_up}
+    async with cell("platform down past give-up", reporter=reporter) as loop:
+        loop.shop.down_until = time.monotonic() + HOUR
+
+        async def all_dead() -> bool:
+            return (await loop.store.counts())["reports"] == {"dead": REFUNDS}
+
+        await loop.send()
+        await loop.wait("every report a dead letter", all_dead)
+        assert loop.shop.results == {}
+        await loop.wait("the shop back", lambda: time.monotonic() >= loop.shop.down_until)
+        async with loop.http.post(loop.adapter.url + "/-/dead-letters/retry") as resp:
+            assert (resp.status, await resp.json()) == (200, {"requeued": REFUNDS})
+        await loop.settled()
+        loop.notes.append(f"{REFUNDS} dead letters after {loop.shop.refused_while_down} refusals, "
+                          "delivered by the operator's retry")
         await loop.verify()
 
 
