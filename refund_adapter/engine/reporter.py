@@ -9,6 +9,7 @@ import random
 
 from ..failpoints import AFTER_REPORT, crash_point
 from ..models import DeliveryResult, DeliveryStatus, Refund, RefundOutcome, RefundState
+from ..store import StoreUnavailable
 from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,21 @@ async def settle_failure(ctx: EngineContext, refund: Refund, result: DeliveryRes
     await ctx.store.report_failed(refund.id, result.reason, next_at=now + delay)
 
 
+async def record_delivered(ctx: EngineContext, refund_ids: list[int]) -> None:
+    """Record that the platforms have these results, in one commit, retrying while the store is unavailable: given
+    up, the reports would stay leased and be delivered a second time when the lease runs out."""
+    delay = ctx.config.reporter.base_delay_seconds
+    while True:
+        try:
+            await ctx.store.report_delivered(refund_ids)
+            return
+        except StoreUnavailable as exc:
+            log.warning("%d reports delivered but not recorded (%s); recording again in %.1fs",
+                        len(refund_ids), exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, ctx.config.reporter.max_delay_seconds)
+
+
 async def report_once(ctx: EngineContext) -> bool:
     """Deliver the reports that are due, concurrently; True when some were handled."""
     refunds = await ctx.store.claim_reports(ctx.clock(), REPORTS_PER_STEP, REPORT_LEASE_SECONDS)
@@ -71,7 +87,7 @@ async def report_once(ctx: EngineContext) -> bool:
     delivered = [r.id for r, res in zip(refunds, results, strict=True) if res.status is DeliveryStatus.DELIVERED]
     if delivered:
         crash_point(AFTER_REPORT)
-        await ctx.store.report_delivered(delivered)  # one commit for the whole round
+        await record_delivered(ctx, delivered)
     for refund, result in zip(refunds, results, strict=True):
         if result.status is not DeliveryStatus.DELIVERED:
             await settle_failure(ctx, refund, result)

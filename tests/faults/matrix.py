@@ -11,6 +11,7 @@ give-up window and cap are the real defaults divided by it, so an hour passes in
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import inspect
@@ -25,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from refund_adapter import hookimpl
 from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed
@@ -88,6 +90,20 @@ class Transitions:
 
     def went_through(self, state: RefundState) -> set[str]:
         return {refund_id for refund_id, _, new in self.seen if new is state}
+
+
+@dataclass
+class GatedShop(SimulatedShop):
+    """A shop that holds every result callback until `gate` opens: meanwhile a test can break the store, so that
+    the adapter learns of the delivery while it cannot record it."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        self.arrived.set()
+        await self.gate.wait()
+        return await super()._callback(request)
 
 
 @dataclass
@@ -183,7 +199,7 @@ class FaultLoop:
         )
         finals = self.transitions.finals()
         assert all(len(olds) == 1 for olds in finals.values()), f"a result recorded twice: {finals}"
-        line = (f"{self.cell:<32} {self.backend:<8} paid once {len(paid)}/{count}, reported once "
+        line = (f"{self.cell:<34} {self.backend:<8} paid once {len(paid)}/{count}, reported once "
                 f"{self.shop.deliveries}/{count}, {len(ledger)} batch_nos at the sandbox"
                 + "".join(f"; {note}" for note in self.notes) + f"; {time.monotonic() - self.started:.1f} s")
         self.config.stash.setdefault(LINES, []).append(line)
@@ -225,13 +241,14 @@ async def fault_loop(
     *,
     faults: Mapping[str, Any] | None = None,
     evaluation_delay_seconds: float = 0.0,
+    shop: SimulatedShop | None = None,
     **sections: Any,
 ) -> AsyncIterator[FaultLoop]:
     """Sandbox (with `faults` from the start), shop and adapter (config `sections` over the matrix's defaults)."""
     trades = [TradeSeed(trade_no=trade_no(i), amount=Decimal("100.00")) for i in range(REFUNDS)]
     sandbox = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=SCALE, trades=trades, faults=faults or {},
                             evaluation_delay_seconds=evaluation_delay_seconds)
-    shop, transitions = SimulatedShop(SECRET), Transitions()
+    shop, transitions = shop or SimulatedShop(SECRET), Transitions()
     pm = create_plugin_manager()
     pm.register(transitions, name="transitions")
     async with adapter_loop(_config(store_url, sections), sandbox=sandbox, shop=shop, pm=pm,

@@ -18,7 +18,17 @@ import pytest
 from refund_adapter.models import BatchState, RefundState
 from refund_adapter.web.problems import PROBLEM_TYPE_PREFIX
 from tests.faults.breakage import BackendKiller, SmallDisk, integrity
-from tests.faults.matrix import HOUR, HTTP_TIMEOUT, NOT_QUERYING, REFUNDS, SHOP, OpenCell, fault_loop
+from tests.faults.matrix import (
+    HOUR,
+    HTTP_TIMEOUT,
+    NOT_QUERYING,
+    REFUNDS,
+    SECRET,
+    SHOP,
+    GatedShop,
+    OpenCell,
+    fault_loop,
+)
 
 
 @pytest.fixture
@@ -254,6 +264,23 @@ async def test_postgres_backend_killed_mid_transaction(pg_url: str, request: pyt
         await loop.verify()
 
 
+async def test_postgres_backend_killed_recording_a_delivered_report(
+    pg_url: str, request: pytest.FixtureRequest
+) -> None:
+    """The shop has the results, but recording that fails (the backend terminated): the reporter records it again
+    instead of leaving the reports leased, to be delivered a second time when the lease runs out."""
+    shop, killer = GatedShop(SECRET), BackendKiller(pg_url)
+    async with fault_loop("backend killed recording a report", pg_url, request.config, shop=shop) as loop:
+        await loop.send()
+        await loop.wait("a result at the shop", shop.arrived.is_set)
+        async with killer.locked("refunds"):
+            shop.gate.set()
+            await killer.kill_waiting("report_state = 'delivered'")
+        await loop.settled()
+        loop.notes.append(f"{len(killer.killed)} backends terminated recording deliveries: none delivered twice")
+        await loop.verify()
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
     disk = SmallDisk(tmp_path / "disk")
@@ -295,6 +322,33 @@ async def test_sqlite_disk_full(small_disk: SmallDisk, request: pytest.FixtureRe
                           f"`fail` ({len(notification.attempts)} attempts); all accepted once space was back")
         await loop.verify()
     assert integrity(db) == "ok"
+
+
+async def test_sqlite_disk_full_recording_a_delivered_report(
+    small_disk: SmallDisk, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The shop has the results, but the disk is full when the adapter records that: it records it once space is
+    back, and delivers nothing twice."""
+    shop = GatedShop(SECRET)
+    db = small_disk.path / "refunds.db"
+    async with fault_loop("disk full recording a report", f"sqlite:///{db}", request.config, shop=shop) as loop:
+        await loop.send()
+        await loop.wait("a result at the shop", shop.arrived.is_set)
+        with small_disk.full():
+            shop.gate.set()
+            await loop.wait("the engine refused by the full disk", lambda: _engine_saw_a_full_disk(caplog))
+        await loop.settled()
+        loop.notes.append("deliveries recorded once space was back: none delivered twice")
+        await loop.verify()
+    assert integrity(db) == "ok"
+
+
+def _engine_saw_a_full_disk(caplog: pytest.LogCaptureFixture) -> bool:
+    return any(
+        "disk is full" in record.getMessage() or "disk is full" in str(record.exc_info and record.exc_info[1])
+        for record in caplog.records
+        if record.name.startswith("refund_adapter.engine")
+    )
 
 
 def assert_problem(refusal: tuple[str, str], slug: str) -> None:
