@@ -9,6 +9,7 @@ import errno
 import os
 import sqlite3
 import subprocess
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -65,6 +66,13 @@ class BackendKiller:
         killed = [" ".join(str(row["query"]).split())[:40] for row in rows if row["killed"]]
         self.killed += killed
         return len(killed)
+
+    def summary(self) -> str:
+        """How many backends were terminated, in which statements (their first words)."""
+        statements = Counter(" ".join(statement.split()[:4]) for statement in self.killed)
+        return f"{len(self.killed)} backends terminated mid-transaction in " + ", ".join(
+            f"{statement} x{count}" for statement, count in sorted(statements.items())
+        )
 
 
 class SmallDisk:

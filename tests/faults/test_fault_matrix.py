@@ -9,7 +9,6 @@ import asyncio
 import functools
 import json
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -259,8 +258,23 @@ async def test_postgres_backend_killed_mid_transaction(pg_url: str, request: pyt
                 await killer.kill_waiting("INSERT INTO batches")
             await killer.kill_waiting("INSERT INTO notifies")
         await loop.settled()
-        statements = Counter(statement.split("(")[0].strip() for statement in killer.killed)
-        loop.notes.append(f"{len(killer.killed)} backends terminated mid-transaction: {dict(statements)}")
+        loop.notes.append(killer.summary())
+        await loop.verify()
+
+
+async def test_postgres_backend_killed_recording_a_submit_answer(pg_url: str, request: pytest.FixtureRequest) -> None:
+    """Alipay accepted the batch, but recording its answer dies with the backend: the batch stays `sending`, and
+    the notify settles it; it is never sent under a new batch_no, never paid twice."""
+    killer = BackendKiller(pg_url)
+    faults = {"hang_seconds": {"value": HTTP_TIMEOUT / 2, "times": 1}}  # time to lock before the answer comes
+    async with fault_loop("backend killed recording a submit", pg_url, request.config, faults=faults,
+                          reconciler=NOT_QUERYING) as loop:
+        await loop.send()
+        await loop.wait("the first batch at the sandbox", lambda: bool(loop.sandbox.state.batches))
+        async with killer.locked("batches"):
+            await killer.kill_waiting("UPDATE batches SET state = $1")  # set_batch_state, after the submit
+        await loop.settled()
+        loop.notes.append(killer.summary())
         await loop.verify()
 
 
@@ -277,7 +291,7 @@ async def test_postgres_backend_killed_recording_a_delivered_report(
             shop.gate.set()
             await killer.kill_waiting("report_state = 'delivered'")
         await loop.settled()
-        loop.notes.append(f"{len(killer.killed)} backends terminated recording deliveries: none delivered twice")
+        loop.notes.append(f"{killer.summary()}; none delivered twice")
         await loop.verify()
 
 
