@@ -69,7 +69,7 @@ class BackendKiller:
 
     def summary(self) -> str:
         """How many backends were terminated, in which statements (their first words)."""
-        statements = Counter(" ".join(statement.split()[:4]) for statement in self.killed)
+        statements = Counter(" ".join(statement.split("(")[0].split()[:4]) for statement in self.killed)
         return f"{len(self.killed)} backends terminated mid-transaction in " + ", ".join(
             f"{statement} x{count}" for statement, count in sorted(statements.items())
         )
