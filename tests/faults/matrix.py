@@ -6,7 +6,7 @@ paid once (`GET /sandbox/trades`), final in the store, reported to the shop exac
 without a final state or outside a visible dead letter. Each cell prints one line for docs/reliability.md.
 
 Time is scaled by SCALE: the sandbox's notify retry schedule (4 minutes first) and the reporter's backoff,
-give-up window and cap are the real defaults divided by it, so an hour passes in two seconds.
+give-up window and cap are the real defaults divided by it, so an hour passes in a second.
 """
 
 from __future__ import annotations
@@ -50,13 +50,17 @@ MD5_KEY = "fault-matrix-md5-key-0123456789ab"
 SECRET = "whsec_" + base64.b64encode(b"fault-matrix-shop-secret-32byte!").decode()
 SHOP = "shop-1"
 REFUNDS = 6
-PER_BATCH = 3  # so every cell sends two batches
-SCALE = 1800.0  # one hour of the service's time is two seconds of the test's
+PER_BATCH = 3  # so every cell sends two batches: r0-r2 and r3-r5, formed when full (BATCH_WHEN_FULL)
+BATCH_WHEN_FULL = {"max_details": PER_BATCH, "max_wait_seconds": 60}
+BATCH_AT_ONCE = {"max_details": PER_BATCH, "max_wait_seconds": 0.05}  # for cells that send fewer at first
+SCALE = 3600.0  # one hour of the service's time is one second of the test's
 HOUR = 3600 / SCALE
 HTTP_TIMEOUT = 2.0  # the adapter's client timeout; the hang cells hang longer
 DEADLINE = 40.0  # for any awaited condition: generous, the machine is shared
 # Queries early and often, so a batch no notify resolves is queried within a second.
 QUERYING = {"first_query_after_seconds": 0.3, "schedule_seconds": [0.3, 0.6, 1.2], "interval_seconds": 0.1}
+# Three queries within about 0.3 s, for the cells about what comes after the whole schedule.
+QUICK_QUERIES = {"first_query_after_seconds": 0.1, "schedule_seconds": [0.1, 0.1], "interval_seconds": 0.05}
 # No query before a minute: the cell's notifies alone must resolve its batches.
 NOT_QUERYING = {"first_query_after_seconds": 60, "interval_seconds": 0.1}
 
@@ -213,7 +217,7 @@ def _config(store_url: str, sections: Mapping[str, Any]) -> Any:
     def build(port: int, gateway_url: str, shop_url: str) -> Config:
         shop = {"id": SHOP, "secret": SECRET, "callback_url": shop_url + "/callback", "alipay_account": "main"}
         defaults = {
-            "batching": {"max_details": PER_BATCH, "max_wait_seconds": 0.05},
+            "batching": BATCH_WHEN_FULL,
             "reporter": {
                 "base_delay_seconds": ReporterConfig.base_delay_seconds / SCALE,
                 "max_delay_seconds": ReporterConfig.max_delay_seconds / SCALE,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,11 @@ from refund_adapter.models import BatchState, RefundState
 from refund_adapter.web.problems import PROBLEM_TYPE_PREFIX
 from tests.faults.breakage import BackendKiller, SmallDisk, integrity
 from tests.faults.matrix import (
+    BATCH_AT_ONCE,
     HOUR,
     HTTP_TIMEOUT,
     NOT_QUERYING,
+    QUICK_QUERIES,
     REFUNDS,
     SECRET,
     SHOP,
@@ -108,8 +111,9 @@ async def test_notifies_dropped(cell: OpenCell) -> None:
 async def test_notifies_delayed_past_the_query_schedule(cell: OpenCell) -> None:
     """The query resolves every batch; the notifies, arriving after the last scheduled query, are acknowledged
     (`success`, or Alipay would resend them for a day) and change nothing."""
-    delay = 0.3 + 0.3 + 0.6 + 1.2 + 0.5  # past the first query and the whole schedule after it
-    async with cell("notifies delayed past queries", faults={"delay_notify_seconds": delay}) as loop:
+    delay = 1.0  # past the first query and the whole schedule after it (about 0.3 s)
+    async with cell("notifies delayed past queries", faults={"delay_notify_seconds": delay},
+                    reconciler=QUICK_QUERIES) as loop:
         await loop.send()
         await loop.settled()
 
@@ -124,9 +128,9 @@ async def test_notifies_delayed_past_the_query_schedule(cell: OpenCell) -> None:
 async def test_alipay_slower_than_the_whole_query_schedule(cell: OpenCell) -> None:
     """Alipay evaluates the batches only after every scheduled query was answered "nothing yet": the batches go to
     REVIEW (visible to the operator, their refunds untouched), and the notify that finally comes settles them."""
-    quick = {"first_query_after_seconds": 0.1, "schedule_seconds": [0.1, 0.1], "interval_seconds": 0.05}
-    # Three queries within ~0.3 s, the evaluation 2.5 s after the batch: review comes long before the notify.
-    async with cell("alipay slower than all queries", evaluation_delay_seconds=2.5, reconciler=quick) as loop:
+    # The evaluation 2.5 s after the batch, the last query after about 0.3 s: review comes long before the notify.
+    async with cell("alipay slower than all queries", evaluation_delay_seconds=2.5,
+                    reconciler=QUICK_QUERIES) as loop:
         await loop.send()
 
         async def in_review() -> bool:
@@ -205,8 +209,14 @@ async def test_platform_down_for_an_hour(cell: OpenCell) -> None:
     """The shop answers 503 for an hour (scaled): the reporter backs off, keeps trying (its give-up window is a
     day), and delivers each result once the shop is back."""
     async with cell("platform down for an hour") as loop:
-        loop.shop.down_until = time.monotonic() + HOUR
+        loop.shop.down_until = math.inf  # down from the start, and for an hour after the last result exists
+
+        async def all_final() -> bool:
+            return (await loop.store.counts())["refunds"] == {"succeeded": REFUNDS}
+
         await loop.send()
+        await loop.wait("every refund final", all_final)
+        loop.shop.down_until = time.monotonic() + HOUR
         await loop.settled()
         assert loop.shop.refused_while_down >= REFUNDS
         attempts = [refund.report_attempts for refund in await loop.store.list_refunds()]
@@ -221,7 +231,7 @@ async def test_platform_down_past_the_give_up_window(cell: OpenCell) -> None:
     give_up = HOUR / 4
     reporter = {"base_delay_seconds": 0.05, "max_delay_seconds": 0.2, "give_up_after_seconds": give_up}
     async with cell("platform down past give-up", reporter=reporter) as loop:
-        loop.shop.down_until = time.monotonic() + HOUR
+        loop.shop.down_until = math.inf
 
         async def all_dead() -> bool:
             return (await loop.store.counts())["reports"] == {"dead": REFUNDS}
@@ -229,7 +239,7 @@ async def test_platform_down_past_the_give_up_window(cell: OpenCell) -> None:
         await loop.send()
         await loop.wait("every report a dead letter", all_dead)
         assert loop.shop.results == {}
-        await loop.wait("the shop back", lambda: time.monotonic() >= loop.shop.down_until)
+        loop.shop.down_until = 0.0  # back
         async with loop.http.post(loop.adapter.url + "/-/dead-letters/retry") as resp:
             assert (resp.status, await resp.json()) == (200, {"requeued": REFUNDS})
         await loop.settled()
@@ -311,7 +321,7 @@ async def test_sqlite_disk_full(small_disk: SmallDisk, request: pytest.FixtureRe
     disk = small_disk
     db = disk.path / "refunds.db"
     async with fault_loop("sqlite disk full", f"sqlite:///{db}", request.config, reconciler=NOT_QUERYING,
-                          faults={"hold_notifies": 1}) as loop:
+                          faults={"hold_notifies": 1}, batching=BATCH_AT_ONCE) as loop:
         assert set((await loop.send(0, 1)).values()) == {200}
         await loop.wait("the first batch's notify held", lambda: len(loop.sandbox.state.held) == 1)
         (notification, _), = loop.sandbox.state.held
