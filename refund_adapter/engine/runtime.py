@@ -16,7 +16,7 @@ from ..metrics import Metrics
 from ..models import Refund
 from ..platform import PlatformAdapter
 from ..plugins import broadcast
-from ..store import RefundStore, StateChange
+from ..store import RefundStore, StateChange, StoreUnavailable
 from .channel import MapiChannel
 from .pressure import IngestPressure
 
@@ -92,6 +92,8 @@ async def run_loop(
                 pass
         except asyncio.CancelledError:
             raise
+        except StoreUnavailable as exc:  # a full disk, a lost connection: one line per tick, not a traceback
+            log.warning("%s step: %s; retrying in %.1fs", name, exc, interval)
         except Exception:
             log.exception("%s step failed; retrying in %.1fs", name, interval)
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that arrives as its
