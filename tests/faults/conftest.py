@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from _pytest.terminal import TerminalReporter
 
 from tests.faults.matrix import LINES
 
 
-def pytest_terminal_summary(terminalreporter: TerminalReporter, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     lines = config.stash.get(LINES, [])
     if lines:
         terminalreporter.section("fault matrix")

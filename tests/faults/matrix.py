@@ -213,7 +213,9 @@ def backend_of(store_url: str) -> str:
     return "sqlite" if store_url.startswith("sqlite") else "postgres"
 
 
-def _config(store_url: str, sections: Mapping[str, Any]) -> Any:
+def _config(store_url: str, sections: Mapping[str, Any]) -> Callable[[int, str, str], Config]:
+    """The adapter's config for `adapter_loop`: the matrix's defaults, then the cell's `sections`."""
+
     def build(port: int, gateway_url: str, shop_url: str) -> Config:
         shop = {"id": SHOP, "secret": SECRET, "callback_url": shop_url + "/callback", "alipay_account": "main"}
         defaults = {
@@ -226,6 +228,7 @@ def _config(store_url: str, sections: Mapping[str, Any]) -> Any:
             "reconciler": QUERYING,
             "http": {"connect_timeout_seconds": 1, "total_timeout_seconds": HTTP_TIMEOUT},
         }
+        # local_config's SQLite path is replaced by `store_url` (either backend).
         raw = local_config(Path("unused.db"), port, partner=PARTNER, md5_key=MD5_KEY, gateway_url=gateway_url,
                            platforms={"generic": {"shops": [shop]}},
                            **{**defaults, **sections, "store": {"url": store_url}})
