@@ -93,7 +93,7 @@ class SmallDisk:
         try:
             yield self
         finally:
-            subprocess.run(["umount", str(self.path)], check=True)
+            subprocess.run(["umount", "--lazy", str(self.path)], check=True)  # even if a file is still open
 
     @contextlib.contextmanager
     def full(self) -> Iterator[int]:
