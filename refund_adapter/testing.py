@@ -9,6 +9,7 @@ import contextlib
 import json
 import socket
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,17 +92,31 @@ def signed_generic_webhook(secret: str, payload: dict[str, Any], msg_id: str) ->
 
 @dataclass
 class SimulatedShop:
-    """A shop on the `generic` platform: receives signed result callbacks and remembers the last per refund.
+    """A shop on the `generic` platform: receives signed result callbacks, idempotent on `webhook-id`.
+
+    Results are delivered at least once: a sender that dies after a delivery but before recording it sends it
+    again. The shop does what Standard Webhooks asks of a receiver: it acts on the first message of each
+    `webhook-id` and acknowledges repeats without acting again, so each result is *reported* exactly once.
+    `deliveries_per_refund` counts every signed delivery; a repeat whose body differs from the first is a sender
+    defect and is kept in `changed_repeats`.
 
     Until `down_until` (a `time.monotonic()` reading) it is down, as a platform's API is during an outage: every
     callback is answered 503 and counted in `refused_while_down`."""
 
     secret: str
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # the result acted on, per refund
     deliveries: int = 0
     rejected_signatures: int = 0
     down_until: float = 0.0
     refused_while_down: int = 0
+    deliveries_per_refund: Counter[str] = field(default_factory=Counter)
+    changed_repeats: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    _first_by_message: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def repeats(self) -> int:
+        """Deliveries of a message already acted on."""
+        return self.deliveries - len(self._first_by_message)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -120,7 +135,12 @@ class SimulatedShop:
             return web.Response(status=401)
         self.deliveries += 1
         result = json.loads(body)
-        self.results[result["refund_id"]] = result
+        self.deliveries_per_refund[result["refund_id"]] += 1
+        first = self._first_by_message.setdefault(request.headers["webhook-id"], result)
+        if first is result:
+            self.results[result["refund_id"]] = result
+        elif first != result:
+            self.changed_repeats.append((first, result))
         return web.Response(text="ok")
 
     async def send_refund(

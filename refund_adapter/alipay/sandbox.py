@@ -23,6 +23,13 @@ Decisions where the reference leaves room (all (I) in the reference):
   made-up order numbers and status and code `SUCCESS` (the real alphabets are unknown).
 * `time_scale` divides the notify retry schedule only; `notify_verify_ttl_seconds`, `delay_notify_seconds`,
   `hang_seconds` and `evaluation_delay_seconds` are real seconds.
+* "Today" and "now" (the `batch_no` date, `refund_date`, the 90-day refund window, notify times) come from
+  `SandboxConfig.clock`, so a test can stand at Beijing midnight whatever the hour it runs.
+* `refund_date` is "the current time of the request" (§1.3): more than `REFUND_DATE_TOLERANCE` away from the
+  gateway's clock answers `REFUND_DATE_ERROR`. Alipay's tolerance is unknown; an hour catches a time written in
+  another zone (UTC is 8 hours off).
+* A `batch_no` sent again is answered `DUPLICATE_BATCH_NO` and noted in the batch's `resends`, with whether
+  its `detail_data` was the same, so a client that reuses a batch_no for other refunds is seen.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import json
 import logging
 import secrets
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -89,6 +97,7 @@ GATEWAY_PATH = "/gateway.do"
 DEFAULT_CHARSET = "gbk"  # what the gateway assumes when `_input_charset` is absent (§8)
 RETRY_SCHEDULE_SECONDS = (240, 600, 600, 3600, 7200, 21600, 54000)  # 4m,10m,10m,1h,2h,6h,15h (§4.1)
 REFUND_WINDOW = timedelta(days=90)
+REFUND_DATE_TOLERANCE = timedelta(hours=1)
 MAX_REFUNDS_PER_TRADE = 99
 TRADE_STATUSES = ("paid", "closed", "finished")
 DBACK_RESULTS = {"S": "S", "F": "F", "I": "P"}  # dback notify status -> result_details `dback_res`
@@ -296,6 +305,7 @@ class SandboxConfig:
     default_seller_balance: Decimal = Decimal("1000000.00")
     evaluation_delay_seconds: float = 0.0
     notify_timeout_seconds: float = 10.0
+    clock: Callable[[], float] = time.time  # "now" as Unix seconds; a test moves it to stand at any moment
 
     def __post_init__(self) -> None:
         if not self.md5_key and not (self.alipay_private_key and self.merchant_public_key):
@@ -418,8 +428,10 @@ class Batch:
     dback_notify_url: str | None
     use_freeze_amount: bool
     details: list[DetailRecord]
-    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    detail_data: str  # as received, to compare with a resend of the same batch_no
+    received_at: datetime
     notifications: list[Notification] = field(default_factory=list)
+    resends: list[dict[str, Any]] = field(default_factory=list)  # each later request with this batch_no
 
     @property
     def evaluated(self) -> bool:
@@ -437,6 +449,7 @@ class Batch:
             "evaluated": self.evaluated,
             "details": [record.to_json() for record in self.details],
             "notifications": [n.to_json() for n in self.notifications],
+            "resends": self.resends,
         }
 
 
@@ -464,7 +477,7 @@ class SandboxState:
             trade_no=seed.trade_no,
             amount=seed.amount,
             status=seed.status,
-            paid_at=seed.paid_at or datetime.now(UTC),
+            paid_at=seed.paid_at or self.now(),
             seller_id=seller,
             partner=seed.partner or self.config.partner,
             dback=seed.dback,
@@ -473,6 +486,10 @@ class SandboxState:
         if seed.seller_balance is not None:
             self.balances[seller] = seed.seller_balance
         return trade
+
+    def now(self) -> datetime:
+        """The gateway's clock (`SandboxConfig.clock`), as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.config.clock(), UTC)
 
     def balance(self, seller_id: str) -> Decimal:
         return self.balances.get(seller_id, self.config.default_seller_balance)
@@ -583,13 +600,17 @@ def _refund_batch(state: SandboxState, req: GatewayRequest, scheme: SignatureSch
         raise SyncError("ILLEGAL_ARGUMENT", f"missing {', '.join(missing)}")
     if params.get("use_freeze_amount", "") not in ("", "Y", "N") or params.get("return_type", "") not in ("", "xml"):
         raise SyncError("ILLEGAL_ARGUMENT", "use_freeze_amount or return_type")
-    batch_no = params["batch_no"]
+    batch_no, now = params["batch_no"], state.now()
     with _codec_errors():
-        validate_batch_no(batch_no, today=beijing_now().date())
+        validate_batch_no(batch_no, today=beijing_now(now).date())
     if batch_no in state.batches:
+        first = state.batches[batch_no]
+        first.resends.append({"at": now.isoformat(), "same_details": params["detail_data"] == first.detail_data})
         raise SyncError("DUPLICATE_BATCH_NO")
     with _codec_errors():
-        parse_alipay_time(params["refund_date"])
+        refund_date = parse_alipay_time(params["refund_date"])
+    if abs(refund_date - now) > REFUND_DATE_TOLERANCE:
+        raise SyncError("REFUND_DATE_ERROR", f"{params['refund_date']} is not now ({format_alipay_time(now)})")
     count_text, detail_data = params["batch_num"], params["detail_data"]
     if not (count_text.isascii() and count_text.isdigit()) or int(count_text) == 0:
         raise SyncError("BATCH_NUM_ERROR")
@@ -611,6 +632,8 @@ def _refund_batch(state: SandboxState, req: GatewayRequest, scheme: SignatureSch
         dback_notify_url=params.get("dback_notify_url") or None,
         use_freeze_amount=params.get("use_freeze_amount") == "Y",
         details=[DetailRecord(detail) for detail in details],
+        detail_data=detail_data,
+        received_at=now,
     )
 
 
@@ -716,7 +739,7 @@ def _refusal(state: SandboxState, partner: str, trade: Trade | None, amount: Dec
         return "NOT_THIS_PARTNERS_TRADE"
     if trade.status == "closed":
         return "TRADE_HAS_CLOSED"
-    if trade.status == "finished" or datetime.now(UTC) - trade.paid_at > REFUND_WINDOW:
+    if trade.status == "finished" or state.now() - trade.paid_at > REFUND_WINDOW:
         return "TRADE_HAS_FINISHED"
     if trade.refund_count >= MAX_REFUNDS_PER_TRADE:
         return "TRADE_STATUS_ERROR"
@@ -764,7 +787,8 @@ async def _process_batch(state: SandboxState, batch: Batch) -> None:
         record.result = evaluate(state, batch.partner, record.detail)
     items = [record.result for record in batch.details if record.result]
     if batch.notify_url:
-        _notify(state, batch, "batch_refund_notify", batch.notify_url, _refund_notify_params(batch, items))
+        params = _refund_notify_params(batch, items, state.now())
+        _notify(state, batch, "batch_refund_notify", batch.notify_url, params)
     if batch.dback_notify_url:
         for index, item in enumerate(items):
             if item.trade.dback_result:
@@ -772,7 +796,7 @@ async def _process_batch(state: SandboxState, batch: Batch) -> None:
                 _notify(state, batch, "dback_notify", batch.dback_notify_url, params)
 
 
-def _refund_notify_params(batch: Batch, items: Sequence[ResultItem]) -> dict[str, str]:
+def _refund_notify_params(batch: Batch, items: Sequence[ResultItem], now: datetime) -> dict[str, str]:
     params = {
         "notify_type": NOTIFY_TYPE_REFUND,
         "batch_no": batch.batch_no,
@@ -785,7 +809,7 @@ def _refund_notify_params(batch: Batch, items: Sequence[ResultItem]) -> dict[str
             freeze_order_no=f"{batch.batch_no}F{index + 1:04d}",
             amount=item.trade.amount,
             trade_no=item.trade.trade_no,
-            processed_at=format_alipay_time(beijing_now()),
+            processed_at=format_alipay_time(now),
             status=SUCCESS,
             code=SUCCESS,
         )
@@ -853,11 +877,11 @@ async def _deliver(state: SandboxState, notification: Notification, scheme: Sign
 async def _post_notification(state: SandboxState, notification: Notification, scheme: SignatureScheme) -> bool:
     """One signed POST; True when the merchant answered 200 with exactly `success`."""
     assert state.session is not None, "notifications are sent only while the app runs"
-    now = format_alipay_time(beijing_now())
-    params = {"notify_time": now, "notify_id": notification.notify_id, **notification.params}
+    now = state.now()
+    params = {"notify_time": format_alipay_time(now), "notify_id": notification.notify_id, **notification.params}
     body = urlencode(signed(params, scheme), encoding=notification.charset).encode("ascii")
     headers = {"Content-Type": f"application/x-www-form-urlencoded; charset={notification.charset}"}
-    attempt: dict[str, Any] = {"at": datetime.now(UTC).isoformat()}
+    attempt: dict[str, Any] = {"at": now.isoformat()}
     notification.last_delivery = asyncio.get_running_loop().time()
     try:
         async with state.session.post(notification.url, data=body, headers=headers) as resp:
