@@ -150,6 +150,10 @@ class EngineConfig:
 
     yield_quiet_seconds: float = 0.05
     yield_max_seconds: float = 5.0
+    # Work an instance claims (a batch to send or query, reports to deliver) stays its own this long: an instance
+    # that dies holding work delays it by at most this, and one that outlives it may see the work done twice
+    # (the same batch_no resent, a result delivered again), so it must exceed http.total_timeout_seconds.
+    lease_seconds: float = 120.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -518,11 +522,15 @@ def _read_http(doc: _Section) -> HttpConfig:
     return HttpConfig(connect_timeout_seconds=connect, total_timeout_seconds=total)
 
 
-def _read_engine(doc: _Section) -> EngineConfig:
+def _read_engine(doc: _Section, http: HttpConfig) -> EngineConfig:
     engine = doc.section("engine", _keys(EngineConfig))
+    lease = engine.seconds("lease_seconds", EngineConfig.lease_seconds)
+    if lease <= http.total_timeout_seconds:
+        engine.problem("lease_seconds", "must be > http.total_timeout_seconds")
     return EngineConfig(
         yield_quiet_seconds=engine.seconds("yield_quiet_seconds", EngineConfig.yield_quiet_seconds, zero_ok=True),
         yield_max_seconds=engine.seconds("yield_max_seconds", EngineConfig.yield_max_seconds, zero_ok=True),
+        lease_seconds=lease,
     )
 
 
@@ -558,6 +566,7 @@ def parse_config(
     problems: list[str] = []
     document = _interpolate(data, "", os.environ if env is None else env, problems)
     doc = _Section(document, "", problems, _keys(Config))
+    http = _read_http(doc)
     config = Config(
         server=_read_server(doc),
         store=_read_store(doc),
@@ -565,8 +574,8 @@ def parse_config(
         batching=_read_batching(doc),
         reporter=_read_reporter(doc),
         reconciler=_read_reconciler(doc),
-        http=_read_http(doc),
-        engine=_read_engine(doc),
+        http=http,
+        engine=_read_engine(doc, http),
         plugins_dir=_read_plugins_dir(doc, base_dir),
         platforms=_read_platforms(doc),
     )

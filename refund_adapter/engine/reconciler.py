@@ -14,7 +14,6 @@ from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
 
-QUERY_LEASE_SECONDS = 120.0
 QUERIES_PER_STEP = 20
 QUERY_KIND = "query"
 NOT_FOUND_CODES = frozenset({"REFUND_NOT_EXIST", "BATCH_NO_NOT_EXIST", "TRADE_NOT_EXISTS"})
@@ -75,7 +74,7 @@ async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
 
 
 async def reconcile_once(ctx: EngineContext) -> bool:
-    batches = await ctx.store.claim_batches_to_query(ctx.clock(), QUERIES_PER_STEP, QUERY_LEASE_SECONDS)
+    batches = await ctx.store.claim_batches_to_query(ctx.clock(), QUERIES_PER_STEP, ctx.config.engine.lease_seconds)
     for batch in batches:
         await reconcile_batch(ctx, batch)
     return bool(batches)

@@ -14,7 +14,6 @@ from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
 
-REPORT_LEASE_SECONDS = 60.0  # a claimed report not settled by then (a crash) is picked up again
 REPORTS_PER_STEP = 50
 
 
@@ -81,7 +80,7 @@ async def record_delivered(ctx: EngineContext, refund_ids: list[int]) -> None:
 
 async def report_once(ctx: EngineContext) -> bool:
     """Deliver the reports that are due, concurrently; True when some were handled."""
-    refunds = await ctx.store.claim_reports(ctx.clock(), REPORTS_PER_STEP, REPORT_LEASE_SECONDS)
+    refunds = await ctx.store.claim_reports(ctx.clock(), REPORTS_PER_STEP, ctx.config.engine.lease_seconds)
 
     results = await asyncio.gather(*(_deliver(ctx, refund) for refund in refunds))
     delivered = [r.id for r, res in zip(refunds, results, strict=True) if res.status is DeliveryStatus.DELIVERED]

@@ -22,7 +22,6 @@ from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
 
-SUBMIT_LEASE_SECONDS = 120.0  # longer than any HTTP timeout: an expired lease means the sender died
 RETRY_DELAY_SECONDS = 30.0  # after a retryable rejection (SYSTEM_ERROR...), the same batch_no is sent again
 BATCH_NO_FORMAT_ERROR = "BATCH_NO_FORMAT_ERROR"
 INVALID_DETAIL = "INVALID_DETAIL"  # a refund's detail breaks the channel's protocol: it never left, alone
@@ -112,7 +111,7 @@ async def _send(ctx: EngineContext, batch: Batch, moment: datetime) -> tuple[str
 async def submit_once(ctx: EngineContext) -> bool:
     """Claim and send one batch; True when one was handled."""
     now = ctx.clock()
-    batch = await ctx.store.claim_batch_to_submit(now, SUBMIT_LEASE_SECONDS)
+    batch = await ctx.store.claim_batch_to_submit(now, ctx.config.engine.lease_seconds)
     if batch is None:
         return False
     if batch.account not in ctx.channels:
