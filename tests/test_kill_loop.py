@@ -8,28 +8,19 @@ The schedule of kills and webhooks comes from a seed, printed with the counts; s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from refund_adapter.chaos import KillLoopRun, run_kill_loop
+from refund_adapter.chaos import run_kill_loop
 
 SEED = int(os.environ.get("KILL_LOOP_SEED", "13"))
 
 
-def show(config: pytest.Config, what: str, run: KillLoopRun) -> None:
-    """The run's counts in the test output, beside the dots."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.ensure_newline()
-        reporter.write_line(f"{what}: {run.counts.line()}")
-
-
 async def test_twenty_kills_during_a_thousand_refunds_pay_and_report_each_acknowledged_refund_once(
-    tmp_path: Path, pytestconfig: pytest.Config
+    tmp_path: Path, figures: Callable[[str], None]
 ) -> None:
     run = await run_kill_loop(tmp_path, refunds=1000, kills=20, seed=SEED)
-    show(pytestconfig, "kill loop", run)
+    figures(f"kill loop: {run.counts.line()}")
     counts = run.counts
     assert run.problems() == []
     assert counts.kills == 20
@@ -38,10 +29,10 @@ async def test_twenty_kills_during_a_thousand_refunds_pay_and_report_each_acknow
 
 
 async def test_two_instances_on_one_postgresql_database_one_killed_meanwhile_submit_and_report_once(
-    tmp_path: Path, pg_url: str, pytestconfig: pytest.Config
+    tmp_path: Path, pg_url: str, figures: Callable[[str], None]
 ) -> None:
     run = await run_kill_loop(tmp_path, refunds=400, kills=5, seed=SEED, store_url=pg_url, instances=2, victims=1)
-    show(pytestconfig, "two instances", run)
+    figures(f"two instances: {run.counts.line()}")
     counts = run.counts
     # Among the problems: a trade in two batches, a batch_no sent again with other details or more often than an
     # instance died holding one, a report repeated more often than a kill explains.

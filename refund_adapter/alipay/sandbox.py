@@ -429,6 +429,7 @@ class Batch:
     use_freeze_amount: bool
     details: list[DetailRecord]
     detail_data: str  # as received, to compare with a resend of the same batch_no
+    refund_date: str  # as received
     received_at: datetime
     notifications: list[Notification] = field(default_factory=list)
     resends: list[dict[str, Any]] = field(default_factory=list)  # each later request with this batch_no
@@ -441,6 +442,7 @@ class Batch:
         return {
             "batch_no": self.batch_no,
             "received_at": self.received_at.isoformat(),
+            "refund_date": self.refund_date,
             "charset": self.charset,
             "sign_type": self.scheme.sign_type,
             "notify_url": self.notify_url,
@@ -633,6 +635,7 @@ def _refund_batch(state: SandboxState, req: GatewayRequest, scheme: SignatureSch
         use_freeze_amount=params.get("use_freeze_amount") == "Y",
         details=[DetailRecord(detail) for detail in details],
         detail_data=detail_data,
+        refund_date=params["refund_date"],
         received_at=now,
     )
 
