@@ -524,14 +524,12 @@ def _read_http(doc: _Section) -> HttpConfig:
 
 def _read_engine(doc: _Section, http: HttpConfig) -> EngineConfig:
     engine = doc.section("engine", _keys(EngineConfig))
+    quiet = engine.seconds("yield_quiet_seconds", EngineConfig.yield_quiet_seconds, zero_ok=True)
+    longest = engine.seconds("yield_max_seconds", EngineConfig.yield_max_seconds, zero_ok=True)
     lease = engine.seconds("lease_seconds", EngineConfig.lease_seconds)
     if lease <= http.total_timeout_seconds:
         engine.problem("lease_seconds", "must be > http.total_timeout_seconds")
-    return EngineConfig(
-        yield_quiet_seconds=engine.seconds("yield_quiet_seconds", EngineConfig.yield_quiet_seconds, zero_ok=True),
-        yield_max_seconds=engine.seconds("yield_max_seconds", EngineConfig.yield_max_seconds, zero_ok=True),
-        lease_seconds=lease,
-    )
+    return EngineConfig(yield_quiet_seconds=quiet, yield_max_seconds=longest, lease_seconds=lease)
 
 
 def _read_plugins_dir(doc: _Section, base_dir: Path | None) -> Path | None:
@@ -566,7 +564,6 @@ def parse_config(
     problems: list[str] = []
     document = _interpolate(data, "", os.environ if env is None else env, problems)
     doc = _Section(document, "", problems, _keys(Config))
-    http = _read_http(doc)
     config = Config(
         server=_read_server(doc),
         store=_read_store(doc),
@@ -574,7 +571,7 @@ def parse_config(
         batching=_read_batching(doc),
         reporter=_read_reporter(doc),
         reconciler=_read_reconciler(doc),
-        http=http,
+        http=(http := _read_http(doc)),  # problems are listed in the order of the file's sections
         engine=_read_engine(doc, http),
         plugins_dir=_read_plugins_dir(doc, base_dir),
         platforms=_read_platforms(doc),

@@ -76,7 +76,7 @@ def test_defaults_fill_every_optional_setting() -> None:
     assert config.reconciler.schedule_seconds == (300, 900, 3600, 10800, 21600, 43200, 86400)
     assert config.reconciler.interval_seconds == 30
     assert dataclasses.astuple(config.http) == (5, 15)
-    assert dataclasses.astuple(config.engine) == (0.05, 5)
+    assert dataclasses.astuple(config.engine) == (0.05, 5, 120)
     assert config.plugins_dir is None
     assert dict(config.platforms) == {}
     account = config.alipay.accounts["main"]
@@ -258,7 +258,7 @@ def test_engine_yield_settings_accept_zero_and_environment_values() -> None:
     config = parse_config(minimal(engine={"yield_quiet_seconds": 0, "yield_max_seconds": "${MAX}"}), env={"MAX": "0"})
     assert config.engine == EngineConfig(yield_quiet_seconds=0, yield_max_seconds=0)
     config = parse_config(minimal(engine={"yield_quiet_seconds": 0.2, "yield_max_seconds": 1.5}), env={})
-    assert dataclasses.astuple(config.engine) == (0.2, 1.5)
+    assert dataclasses.astuple(config.engine) == (0.2, 1.5, 120)
 
 
 def test_engine_section_problems_are_reported_with_their_path() -> None:
@@ -269,6 +269,16 @@ def test_engine_section_problems_are_reported_with_their_path() -> None:
         "engine.yield_max_seconds: must be a number of seconds >= 0",
     ]
     assert problems(minimal(engine=[1])) == ["engine: must be a mapping"]
+
+
+def test_engine_lease_must_outlast_any_http_request() -> None:
+    http = {"connect_timeout_seconds": 1, "total_timeout_seconds": 4.5}
+    assert parse_config(minimal(engine={"lease_seconds": 5}, http=http), env={}).engine.lease_seconds == 5
+    # A lease that ends while its request may still be answered lets another instance do the same work again.
+    assert problems(minimal(engine={"lease_seconds": 15})) == [
+        "engine.lease_seconds: must be > http.total_timeout_seconds"
+    ]
+    assert problems(minimal(engine={"lease_seconds": 0})) == ["engine.lease_seconds: must be a number of seconds > 0"]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ import fcntl
 import functools
 import re
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -141,10 +140,8 @@ class SqliteStore(SqlStore):
             await self.migrate(tx)
             # One process owns the file (see _lock_file): what an earlier process had leased died with it.
             await tx.execute("UPDATE batches SET lease_until = 0 WHERE state = 'sending'")
-            await tx.execute(
-                "UPDATE refunds SET report_next_at = $1 WHERE report_state = 'pending' AND report_next_at > $1",
-                time.time(),
-            )
+            # Reports it had claimed (or was waiting to retry) are due now, on whatever clock the engine keeps.
+            await tx.execute("UPDATE refunds SET report_next_at = 0 WHERE report_state = 'pending'")
         self._reader = self._writer if self.path == ":memory:" else self._connect()
 
     def _lock_file(self) -> None:
