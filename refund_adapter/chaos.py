@@ -3,7 +3,9 @@ keep arriving, and restarted. The Alipay sandbox and a shop run in this process 
 real ones would; the shop re-sends each webhook the adapter did not acknowledge, as a platform does.
 
 Random moments are drawn from `random.Random(seed)`, so a run that found a defect can be repeated with its seed
-(the timing of the processes themselves is not reproducible, the schedule of kills and webhooks is). After the
+(the timing of the processes themselves is not reproducible, the schedule of kills and webhooks is). A kill at a
+random time mostly lands where the process waits; so half of the restarts also arm one of the named crash points
+(`refund_adapter.failpoints`), drawn at random, where the process SIGKILLs itself if it gets there first. After the
 last kill the run waits until every result is recorded as delivered, stops the instances with SIGTERM, and
 checks the ledgers on both sides (`KillLoopRun.problems`). Used by tests/test_kill_loop.py and bench/kill_loop.py.
 """
@@ -27,9 +29,9 @@ from typing import Any
 import aiohttp
 import yaml
 
+from . import failpoints
 from .alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from .engine.reporter import REPORTS_PER_STEP
-from .failpoints import ENV as CRASH_ENV
 from .testing import SimulatedShop, free_port, local_config, serve, wait_until
 
 PARTNER = "2088101122136241"
@@ -69,9 +71,12 @@ class ServeProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
-    async def start(self) -> None:
-        """Start it and wait until it answers /healthz; a process that exits first fails with its stderr."""
-        env = {key: value for key, value in os.environ.items() if key != CRASH_ENV}
+    async def start(self, crash_at: str | None = None) -> None:
+        """Start it (to SIGKILL itself at the crash point `crash_at`, if given) and wait until it answers /healthz
+        or died at that point; a process that exits otherwise fails with its stderr."""
+        env = {key: value for key, value in os.environ.items() if key != failpoints.ENV}
+        if crash_at:
+            env[failpoints.ENV] = crash_at
         process = self.process = await asyncio.create_subprocess_exec(
             *SERVE, "--config", str(self.config), "--log-level", "warning",
             env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
@@ -79,6 +84,8 @@ class ServeProcess:
         stderr = asyncio.ensure_future(process.stderr.read()) if process.stderr else None
 
         async def healthy() -> bool:
+            if crash_at and process.returncode == -signal.SIGKILL:
+                return True  # it reached its crash point already
             if process.returncode is not None:
                 raise RuntimeError(f"serve exited with {process.returncode}: {await stderr if stderr else b''!r}")
             try:
@@ -90,10 +97,20 @@ class ServeProcess:
         await wait_until(healthy, within=STARTUP_SECONDS, what=f"serve on port {self.port} healthy")
 
     async def kill(self) -> None:
-        """SIGKILL: no handler runs, nothing is flushed, as in a power cut."""
+        """SIGKILL (unless it died already): no handler runs, nothing is flushed, as in a power cut."""
         assert self.process is not None
-        self.process.kill()
+        if self.process.returncode is None:
+            self.process.kill()
         await self.process.wait()
+
+    async def died_within(self, seconds: float) -> bool:
+        """Whether it exits (at its crash point) within `seconds`."""
+        assert self.process is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self.process.wait()), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     async def stop(self) -> int:
         """SIGTERM; the exit status (0 when it drained and stopped cleanly)."""
@@ -110,6 +127,7 @@ class KillLoopCounts:
     refunds: int
     instances: int
     kills: int = 0
+    at_crash_points: int = 0  # kills where the process reached the crash point it was armed with
     webhooks_sent: int = 0  # every POST, first sends and re-sends
     unanswered: int = 0  # POSTs without a 2xx (the instance died or was down): each was sent again
     acknowledged: int = 0  # distinct refunds answered 2xx
@@ -236,13 +254,22 @@ class _Platform:
 
 async def _kill_and_restart(victims: list[ServeProcess], kills: int, counts: KillLoopCounts,
                             rng: random.Random, on_kill: Callable[[str], None]) -> None:
-    for _ in range(kills):
-        await asyncio.sleep(rng.uniform(*LIFE_SECONDS))
+    armed: dict[int, str | None] = {}
+    for kill in range(1, kills + 1):
         victim = victims[rng.randrange(len(victims))]
+        life = rng.uniform(*LIFE_SECONDS)
+        crash_at = armed.get(victim.port)
+        by_itself = await victim.died_within(life)
+        if by_itself and not crash_at:
+            raise RuntimeError(f"serve on port {victim.port} exited by itself, unarmed")
         await victim.kill()
         counts.kills += 1
-        on_kill(f"kill {counts.kills}/{kills}: port {victim.port}, {counts.acknowledged} acknowledged so far")
-        await victim.start()
+        counts.at_crash_points += by_itself
+        how = f"at {crash_at}" if by_itself else f"after {life:.2f}s"
+        on_kill(f"kill {kill}/{kills} {how}: port {victim.port}, {counts.acknowledged} acknowledged so far")
+        # The last restart is left unarmed, so that the run can settle.
+        crash_at = armed[victim.port] = rng.choice(failpoints.ALL) if kill < kills and rng.random() < 0.5 else None
+        await victim.start(crash_at)
 
 
 async def _get_json(session: aiohttp.ClientSession, url: str) -> Any:
