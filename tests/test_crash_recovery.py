@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import signal
 import sqlite3
-import sys
 from asyncio.subprocess import Process
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,13 +21,13 @@ import yaml
 
 from refund_adapter import failpoints
 from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
+from refund_adapter.chaos import SERVE, ServeProcess
 from refund_adapter.testing import SimulatedShop, free_port, serve, wait_until
 
 PARTNER = "2088101122136241"
 MD5_KEY = "crashtestkey0123456789abcdefghij"
 SECRET = "whsec_" + base64.b64encode(b"crash-test-secret-bytes!").decode()
 REFUNDS = 4
-SERVE = (sys.executable, "-c", "from refund_adapter.cli import main; main()", "serve")
 
 
 @dataclass
@@ -65,25 +63,10 @@ class Harness:
         return path
 
     async def start(self, crash_at: str | None) -> Process:
-        env = {k: v for k, v in os.environ.items() if k != failpoints.ENV}
-        if crash_at:
-            env[failpoints.ENV] = crash_at
-        process = await asyncio.create_subprocess_exec(
-            *SERVE, "--config", str(self.write_config()), "--log-level", "warning",
-            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )
-
-        async def healthy() -> bool:
-            if process.returncode is not None:
-                raise AssertionError(f"serve exited early: {await process.stderr.read() if process.stderr else ''!r}")
-            try:
-                async with aiohttp.ClientSession() as session, session.get(self.url + "/healthz") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_until(healthy, within=20, what="serve healthy")
-        return process
+        instance = ServeProcess(self.write_config(), self.port)
+        await instance.start(crash_at)
+        assert instance.process is not None
+        return instance.process
 
 
 def payload(i: int) -> dict[str, str]:
