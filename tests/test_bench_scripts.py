@@ -43,3 +43,9 @@ def test_ab_bench_runs_two_builds_side_by_side_and_stores_every_acknowledged_ref
         assert row["errors"] == 0 and row["acknowledged_on_disk"] == row["acknowledged"] == 500 + 100
     assert summary["A"]["revision"] == "HEAD"
     assert len(summary["b_over_a_requests_per_s"]) == 1
+
+
+def test_kill_loop_bench_prints_its_seed_and_counts_and_finds_no_problem() -> None:
+    summary = run_script("kill_loop.py", "--loops", "2", "--refunds", "30", "--seed", "7")
+    assert summary["seed"] == 7 and summary["kills"] == 2 and summary["problems"] == []
+    assert summary["acknowledged"] == summary["paid"] == summary["reported"] == 30
