@@ -41,6 +41,7 @@ SHOP = "s1"
 SERVE = (sys.executable, "-c", "from refund_adapter.cli import main; main()", "serve")
 LIFE_SECONDS = (0.2, 1.6)  # how long an instance runs before its next kill, drawn uniformly
 RESEND_SECONDS = 0.2  # a webhook not acknowledged is sent again this much later
+REPLAY_SHARE = 0.05  # of the acknowledged webhooks, sent once more (a platform's duplicate delivery)
 IN_FLIGHT = 16  # webhooks sent at once
 STARTUP_SECONDS = 60.0  # an instance not healthy by then fails the run (a shared machine can be slow)
 
@@ -129,7 +130,8 @@ class KillLoopCounts:
     kills: int = 0
     at_crash_points: int = 0  # kills where the process reached the crash point it was armed with
     webhooks_sent: int = 0  # every POST, first sends and re-sends
-    unanswered: int = 0  # POSTs without a 2xx (the instance died or was down): each was sent again
+    unanswered: int = 0  # POSTs without an answer (the instance died or was down): each was sent again
+    replays: int = 0  # acknowledged webhooks sent once more
     acknowledged: int = 0  # distinct refunds answered 2xx
     paid: int = 0  # details with SUCCESS in the sandbox's ledger
     batches: int = 0  # batches in the sandbox's ledger
@@ -152,11 +154,12 @@ class KillLoopRun:
     stats: dict[str, dict[str, int]]  # the adapter's GET /-/stats at the end
     shop: SimulatedShop
     acknowledged: set[str] = field(default_factory=set)  # refund ids
+    refusals: Counter[int] = field(default_factory=Counter)  # webhooks answered, but not 2xx, by status
 
     def problems(self) -> list[str]:
         """Every broken promise, in words; empty when each refund was paid at most once (exactly once when
         acknowledged), reported once, and the counts agree."""
-        found = []
+        found = [f"{n} webhooks answered {status}" for status, n in sorted(self.refusals.items())]
         counts = self.counts
         paid = Counter(detail["trade_no"] for batch in self.ledger for detail in batch["details"])
         found += [f"trade {trade} is in {n} batches" for trade, n in sorted(paid.items()) if n > 1]
@@ -225,21 +228,30 @@ class _Platform:
                  pace: float, rng: random.Random) -> None:
         self.shop, self.instances, self.counts, self.pace, self.rng = shop, instances, counts, pace, rng
         self.acknowledged: set[str] = set()
+        self.refusals: Counter[int] = Counter()  # non-2xx answers by status
+
+    async def _send(self, session: aiohttp.ClientSession, index: int) -> bool:
+        """One POST to an instance drawn at random; whether it was acknowledged."""
+        target = self.instances[self.rng.randrange(len(self.instances))]
+        self.counts.webhooks_sent += 1
+        try:
+            status = await self.shop.send_refund(session, target.url, SHOP, payload(index))
+        except (aiohttp.ClientError, TimeoutError):
+            self.counts.unanswered += 1
+            return False
+        if not 200 <= status < 300:
+            self.refusals[status] += 1  # an answer, but not an acknowledgement: never expected here
+        return 200 <= status < 300
 
     async def _deliver(self, session: aiohttp.ClientSession, index: int) -> None:
-        while True:
-            target = self.instances[self.rng.randrange(len(self.instances))]
-            self.counts.webhooks_sent += 1
-            try:
-                status = await self.shop.send_refund(session, target.url, SHOP, payload(index))
-            except (aiohttp.ClientError, TimeoutError):
-                status = None
-            if status is not None and 200 <= status < 300:
-                self.acknowledged.add(payload(index)["refund_id"])
-                self.counts.acknowledged = len(self.acknowledged)
-                return
-            self.counts.unanswered += 1
+        while not await self._send(session, index):  # noqa: ASYNC110 - re-sent until acknowledged, as platforms do
             await asyncio.sleep(RESEND_SECONDS)
+        self.acknowledged.add(payload(index)["refund_id"])
+        self.counts.acknowledged = len(self.acknowledged)
+        if self.rng.random() < REPLAY_SHARE:  # platforms deliver some webhooks twice: it must change nothing
+            await asyncio.sleep(RESEND_SECONDS)
+            self.counts.replays += 1
+            await self._send(session, index)
 
     async def run(self) -> None:
         slots = asyncio.Semaphore(IN_FLIGHT)
@@ -329,4 +341,4 @@ async def run_kill_loop(
     counts.deliveries = shop.deliveries
     counts.repeats = shop.repeats
     counts.seconds = time.monotonic() - started
-    return KillLoopRun(counts, ledger, trades, stats, shop, platform.acknowledged)
+    return KillLoopRun(counts, ledger, trades, stats, shop, platform.acknowledged, platform.refusals)
