@@ -21,14 +21,13 @@ import pytest
 from refund_adapter.alipay import gateway
 from refund_adapter.alipay.codec import beijing_now
 from refund_adapter.alipay.sandbox import SandboxConfig, TradeSeed, run_sandbox
-from refund_adapter.config import Config, parse_config
+from refund_adapter.config import Config, EngineConfig, parse_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.submitter import (
     INVALID_DETAIL,
     MAX_SUBMIT_ATTEMPTS_ON_ERROR,
     RETRY_DELAY_SECONDS,
     SUBMIT_ERROR,
-    SUBMIT_LEASE_SECONDS,
     submit_once,
 )
 from refund_adapter.models import BatchState, RefundRequest, RefundState, ReportState
@@ -148,7 +147,7 @@ async def test_a_batch_the_old_code_left_jammed_in_sending_is_freed(store_url: s
         jammed = await store.create_batch("main", 1000, day, long_ago)
         assert jammed is not None
         for attempt in range(3):  # each attempt raised in the codec; the lease ran out; claimed again
-            assert await store.claim_batch_to_submit(long_ago + attempt * 600, SUBMIT_LEASE_SECONDS) is not None
+            assert await store.claim_batch_to_submit(long_ago + attempt * 600, EngineConfig.lease_seconds) is not None
     finally:
         await store.close()
     async with start() as run:
