@@ -2,8 +2,10 @@
 keep arriving, and restarted. The Alipay sandbox and a shop run in this process and outlive every kill, as the
 real ones would; the shop re-sends each webhook the adapter did not acknowledge, as a platform does.
 
-Random moments are drawn from `random.Random(seed)`, so a run that found a defect can be repeated with its seed
-(the timing of the processes themselves is not reproducible, the schedule of kills and webhooks is). A kill at a
+Everything random comes from the seed, so a run that found a defect can be repeated with it: the kills (which
+instance, after how long, which crash point) from `random.Random(seed)`, and each refund's webhook (the instance
+each send goes to, whether it is replayed) from a generator of its own, `random.Random(f"{seed}/{index}")`. The
+processes' own timing is not reproducible, so neither is where exactly a kill lands. A kill at a
 random time mostly lands where the process waits; so half of the restarts also arm one of the named crash points
 (`refund_adapter.failpoints`), drawn at random, where the process SIGKILLs itself if it gets there first. After the
 last kill the run waits until every result is recorded as delivered, stops the instances with SIGTERM, and
@@ -221,18 +223,18 @@ async def _world(refunds: int) -> AsyncIterator[tuple[RunningSandbox, SimulatedS
 
 
 class _Platform:
-    """Sends each refund's webhook, paced over the run, to the instances in turn; re-sends what is not
-    acknowledged until it is."""
+    """Sends each refund's webhook, paced over the run, each time to an instance drawn at random; re-sends what
+    is not acknowledged until it is, and replays a few that were."""
 
     def __init__(self, shop: SimulatedShop, instances: list[ServeProcess], counts: KillLoopCounts,
-                 pace: float, rng: random.Random) -> None:
-        self.shop, self.instances, self.counts, self.pace, self.rng = shop, instances, counts, pace, rng
+                 pace: float, seed: int) -> None:
+        self.shop, self.instances, self.counts, self.pace, self.seed = shop, instances, counts, pace, seed
         self.acknowledged: set[str] = set()
         self.refusals: Counter[int] = Counter()  # non-2xx answers by status
 
-    async def _send(self, session: aiohttp.ClientSession, index: int) -> bool:
+    async def _send(self, session: aiohttp.ClientSession, index: int, rng: random.Random) -> bool:
         """One POST to an instance drawn at random; whether it was acknowledged."""
-        target = self.instances[self.rng.randrange(len(self.instances))]
+        target = self.instances[rng.randrange(len(self.instances))]
         self.counts.webhooks_sent += 1
         try:
             status = await self.shop.send_refund(session, target.url, SHOP, payload(index))
@@ -244,14 +246,16 @@ class _Platform:
         return 200 <= status < 300
 
     async def _deliver(self, session: aiohttp.ClientSession, index: int) -> None:
-        while not await self._send(session, index):  # noqa: ASYNC110 - re-sent until acknowledged, as platforms do
+        rng = random.Random(f"{self.seed}/{index}")
+        replay = rng.random() < REPLAY_SHARE  # drawn first: it must not depend on how often the send failed
+        while not await self._send(session, index, rng):  # noqa: ASYNC110 - re-sent until acknowledged, as platforms do
             await asyncio.sleep(RESEND_SECONDS)
         self.acknowledged.add(payload(index)["refund_id"])
         self.counts.acknowledged = len(self.acknowledged)
-        if self.rng.random() < REPLAY_SHARE:  # platforms deliver some webhooks twice: it must change nothing
+        if replay:  # platforms deliver some webhooks twice: it must change nothing
             await asyncio.sleep(RESEND_SECONDS)
             self.counts.replays += 1
-            await self._send(session, index)
+            await self._send(session, index, rng)
 
     async def run(self) -> None:
         slots = asyncio.Semaphore(IN_FLIGHT)
@@ -317,7 +321,7 @@ async def run_kill_loop(
             for process in processes:
                 await process.start()
             mean_life = sum(LIFE_SECONDS) / 2
-            platform = _Platform(shop, processes, counts, pace=max(kills, 1) * mean_life / refunds, rng=rng)
+            platform = _Platform(shop, processes, counts, pace=max(kills, 1) * mean_life / refunds, seed=seed)
             await asyncio.gather(platform.run(),
                                  _kill_and_restart(processes[:victims], kills, counts, rng, on_kill))
 
