@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
+from tests import figures as printed
 
 PG_ADMIN_DSN = os.environ.get("REFUND_ADAPTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -55,18 +58,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-FIGURES = pytest.StashKey[list[str]]()
-
-
 @pytest.fixture
 def figures(pytestconfig: pytest.Config) -> Callable[[str], None]:
     """Record a line of figures (counts a run printed) for a `figures` section at the end of the test output."""
-    return pytestconfig.stash.setdefault(FIGURES, []).append
+    return functools.partial(printed.record, pytestconfig, "figures")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    lines = config.stash.get(FIGURES, [])
-    if lines:
-        terminalreporter.section("figures")
-        for line in lines:
-            terminalreporter.write_line(line)
+    printed.print_all(terminalreporter, config)

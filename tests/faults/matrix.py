@@ -42,8 +42,7 @@ from refund_adapter.testing import (
     signed_generic_webhook,
     wait_until,
 )
-
-LINES = pytest.StashKey[list[str]]()
+from tests import figures
 
 PARTNER = "2088101122136241"
 MD5_KEY = "fault-matrix-md5-key-0123456789ab"
@@ -206,7 +205,7 @@ class FaultLoop:
         line = (f"{self.cell:<34} {self.backend:<8} paid once {len(paid)}/{count}, reported once "
                 f"{self.shop.deliveries}/{count}, {len(ledger)} batch_nos at the sandbox"
                 + "".join(f"; {note}" for note in self.notes) + f"; {time.monotonic() - self.started:.1f} s")
-        self.config.stash.setdefault(LINES, []).append(line)
+        figures.record(self.config, "fault matrix", line)
 
 
 def backend_of(store_url: str) -> str:
