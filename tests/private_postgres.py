@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from refund_adapter.testing import free_port
 
@@ -93,7 +94,7 @@ class _Tools:
         self.env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
 
     def run(self, tool: str, *args: str | Path) -> None:
-        as_account = {}
+        as_account: dict[str, Any] = {}
         if self.account is not None:
             uid, gid = self.account
             as_account = {"user": uid, "group": gid, "extra_groups": []}
