@@ -19,6 +19,7 @@ from refund_adapter.money import CURRENCY, is_trade_no, to_amount
 from .settings import WooShop
 
 NAME = "woocommerce"
+MAX_ID = 2**63  # WordPress ids are 64-bit: a larger one names nothing, and our store could not hold it
 # WooCommerce writes amounts with the shop's decimals ("10.500"); whether they are whole fen is `to_amount`'s rule.
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]+)?")
 
@@ -139,8 +140,8 @@ def _money(text: str) -> Decimal | None:
 
 
 def _id(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise MalformedResource(f"{name} must be a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < MAX_ID:
+        raise MalformedResource(f"{name} must be a positive 64-bit integer")
     return value
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..alipay.codec import AlipayFormatError, ResultItem, parse_dback_notify, parse_refund_notify
 from ..failpoints import AFTER_NOTIFY_VERIFIED, crash_point
 from ..models import Batch, DetailResult
+from ..untrusted import bounded, quote
 from .channel import decode_form
 from .results import record_verdicts
 from .runtime import EngineContext
@@ -34,6 +35,7 @@ class NotifyAnswer:
 
 
 def _refuse(reason: str) -> NotifyAnswer:
+    reason = bounded(reason)  # anyone can post a notify: its fields are quoted into `reason`
     log.warning("alipay notify refused: %s", reason)
     return NotifyAnswer(FAIL, reason)
 
@@ -98,7 +100,7 @@ async def _authentic(ctx: EngineContext, body: bytes, kind: NotifyKind) -> tuple
     batch_no = rough.get(kind.batch_field, "")
     batch = await ctx.store.find_batch(batch_no) if batch_no else None
     if batch is None:
-        return f"unknown batch_no {batch_no!r}"
+        return f"unknown batch_no {quote(batch_no)}"
     channel = ctx.channels.get(batch.account)
     if channel is None:
         return f"batch {batch_no}: account {batch.account!r} is not configured"
@@ -111,7 +113,7 @@ async def _authentic(ctx: EngineContext, body: bytes, kind: NotifyKind) -> tuple
     if await ctx.store.notify_seen(batch_no, notify_id, kind.name):
         return batch, params  # a redelivery of what is already recorded: acknowledge without asking again
     if not await channel.notify_id_ok(notify_id):
-        return f"batch {batch_no}: notify_verify did not confirm notify_id {notify_id}"
+        return f"batch {batch_no}: notify_verify did not confirm notify_id {quote(notify_id)}"
     return batch, params
 
 

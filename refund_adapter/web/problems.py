@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ..untrusted import bounded
+
 PROBLEM_TYPE_PREFIX = "urn:refund-adapter:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -21,8 +23,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _problem_json(status: int, slug: str, detail: str) -> str:
+    """The document; `detail` may quote what a request sent, so it is bounded here, for every problem."""
     title = slug.replace("-", " ").capitalize()
-    return json.dumps({"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail})
+    return json.dumps({"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status, "detail": bounded(detail)})
 
 
 def problem(status: int, slug: str, detail: str, *, headers: dict[str, str] | None = None) -> web.Response:
@@ -69,7 +72,8 @@ def admin_only(handler: Handler, token: str | None) -> Handler:
 
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+        # surrogateescape: a header that is not UTF-8 is compared as the bytes sent (and does not match)
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, expected):
             return problem(401, "admin-token-required", "this endpoint needs Authorization: Bearer <token>")
         return await handler(request)

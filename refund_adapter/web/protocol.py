@@ -1,0 +1,29 @@
+"""What aiohttp's HTTP layer logs about requests it could not even parse (a byte that is not ASCII in the path,
+an invalid header name, a Content-Length past 64 bits): one bounded INFO line, not an ERROR with a traceback.
+
+Such a request reaches no route: aiohttp answers it 400 itself (plain text, before any handler) and logs it through
+the logger its server is given, `SERVER_LOGGER` here. Anything else it logs, a handler's crash above all, is
+passed on unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from aiohttp.http_exceptions import HttpProcessingError
+
+from ..untrusted import quote
+
+
+class _ProtocolLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(error, HttpProcessingError):  # the request is malformed, not the server
+            self.logger.info("refused a malformed HTTP request: %s", quote(str(error)))
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+SERVER_LOGGER = _ProtocolLogger(logging.getLogger("aiohttp.server"))

@@ -1,0 +1,209 @@
+"""The fuzzers' kit: the whole app served on a real port from a thread of its own, a raw HTTP client, the store's
+state before and after a request, and the checks every answer must pass.
+
+The app runs in a background event loop so that hypothesis drives plain (synchronous) tests: each example is one
+request over a socket, its raw bytes exactly as generated (aiohttp's client would normalise headers and paths).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import logging
+import socket
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
+from refund_adapter.config import parse_config
+from refund_adapter.store import RefundStore
+from refund_adapter.testing import free_port, local_config, serve
+from refund_adapter.untrusted import LOG_LINE_LIMIT
+from refund_adapter.web.app import create_app
+from refund_adapter.web.keys import ENGINE
+from refund_adapter.web.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX
+
+from ..shopify.fake_shopify import DOMAIN as SHOPIFY_DOMAIN
+from ..shopify.fake_shopify import FakeShopify
+from ..woocommerce.fake_woocommerce import CONSUMER_KEY, CONSUMER_SECRET, WEBHOOK_SECRET, FakeWooCommerce
+
+T = TypeVar("T")
+
+PARTNER = "2088101122136241"
+MD5_KEY = "fuzzing-md5-key-0123456789abcdef"
+GENERIC_SHOP = "shop-1"
+GENERIC_SECRET = "whsec_ZnV6emluZy1zaG9wLXNlY3JldC0wMTIzNDU2Nzg5YWI="
+SESSION_SHOP = "payments-app.myshopify.com"  # a Shopify shop in payments-app mode: refund sessions
+CLIENT_CERT_HEADER = "X-Client-Verify"
+PAID_TRADE = "2026112522000000000000000009"
+ADMIN_TOKEN = "fuzzing-admin-token"
+MAX_BODY = 65536  # small, so bodies past it are cheap to send
+TIMEOUT = 30.0  # seconds any one request or store call may take before the test fails
+
+tried: Counter[str] = Counter()  # inputs sent per endpoint family, reported at the end of the session
+
+
+def raw_config(tmp_path: Path, port: int, gateway_url: str, shopify_url: str, woo_url: str) -> dict[str, Any]:
+    """Every platform at once, an admin token, and background loops that keep still while the fuzzers run."""
+    generic = {"shops": [{"id": GENERIC_SHOP, "secret": GENERIC_SECRET, "callback_url": "http://127.0.0.1:9/",
+                          "alipay_account": "main"}]}
+    shop = {"client_secrets": ["shopify-client-secret"], "access_token": "shpat_test_token", "api_version": "2025-07",
+            "alipay_account": "main", "api_base_url": shopify_url}
+    shopify = {"client_cert_header": CLIENT_CERT_HEADER, "shops": [
+        {**shop, "domain": SHOPIFY_DOMAIN}, {**shop, "domain": SESSION_SHOP, "mode": "payments_app"}]}
+    woocommerce = {"shops": [{"url": woo_url, "webhook_secret": WEBHOOK_SECRET, "consumer_key": CONSUMER_KEY,
+                              "consumer_secret": CONSUMER_SECRET, "alipay_gateway_ids": ["alipay"],
+                              "alipay_account": "main", "refunds_since": "2020-01-01T00:00:00+00:00",
+                              "poll_interval_seconds": 3600}]}
+    return local_config(
+        tmp_path / "refunds.db", port, partner=PARTNER, md5_key=MD5_KEY, gateway_url=gateway_url,
+        platforms={"generic": generic, "shopify": shopify, "woocommerce": woocommerce},
+        server={"max_body_bytes": MAX_BODY, "admin_token": ADMIN_TOKEN},
+        reconciler={"first_query_after_seconds": 3600, "interval_seconds": 3600},
+    )
+
+
+@dataclass
+class World:
+    """What the fuzzers talk to: the adapter's address, its store, and the fakes around it."""
+
+    host: str
+    port: int
+    store: RefundStore
+    sandbox: RunningSandbox
+    shopify: FakeShopify
+    woocommerce: FakeWooCommerce
+
+
+@contextlib.asynccontextmanager
+async def world(tmp_path: Path, *, run_engine: bool) -> AsyncIterator[World]:
+    """The sandbox (keeping its notifies to itself), both fake platforms and the adapter, on free ports."""
+    sandbox_config = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=1000.0,
+                                   trades=[TradeSeed(PAID_TRADE, Decimal("100.00"))], faults={"drop_notifies": True})
+    shopify, woocommerce = FakeShopify(), FakeWooCommerce()
+    async with run_sandbox(sandbox_config) as sandbox, serve(shopify.app()) as shopify_url, \
+            serve(woocommerce.app()) as woo_url:
+        shopify.url, woocommerce.url = shopify_url, woo_url
+        port = free_port()
+        config = parse_config(raw_config(tmp_path, port, sandbox.url, shopify_url, woo_url), env={})
+        app = create_app(config, run_engine=run_engine)
+        async with serve(app, port=port):
+            yield World("127.0.0.1", port, app[ENGINE].store, sandbox, shopify, woocommerce)
+
+
+class Background:
+    """`world` running in an event loop on a thread of its own, until `close`."""
+
+    def __init__(self, make: Callable[[], contextlib.AbstractAsyncContextManager[World]]) -> None:
+        self._make = make
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.world: World | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="fuzzed-app", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(TIMEOUT) or self._failure is not None:
+            raise RuntimeError("the fuzzed app did not start") from self._failure
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            async with self._make() as world_:
+                self.world = world_
+                self._ready.set()
+                await self._stop.wait()
+        except BaseException as exc:
+            self._failure = exc
+            self._ready.set()
+            raise
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Await `coroutine` in the app's loop (the store is bound to it) and return its result."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(TIMEOUT)
+
+    def close(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(TIMEOUT)
+
+
+# --- requests ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return (self.headers.get("Content-Type") or "").split(";")[0].strip()
+
+    def problem(self) -> dict[str, Any]:
+        assert self.content_type == PROBLEM_CONTENT_TYPE, (self.status, self.content_type, self.body[:300])
+        document = json.loads(self.body)
+        assert isinstance(document, dict) and document["status"] == self.status, document
+        assert document["type"].startswith(PROBLEM_TYPE_PREFIX), document
+        assert len(self.body) <= LOG_LINE_LIMIT + 512, f"a problem of {len(self.body)} bytes"
+        return document
+
+
+def request_bytes(method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> bytes:
+    """One HTTP/1.1 request, byte for byte: no encoding, no normalisation; Content-Length added unless given."""
+    lines = [method + b" " + target + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close"]
+    given = list(headers)
+    lines += [name + b": " + value for name, value in given]
+    if not any(name.lower() == b"content-length" for name, _ in given) and (body or method == b"POST"):
+        lines.append(b"Content-Length: " + str(len(body)).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def send(world_: World, family: str, raw: bytes) -> Answer:
+    """Send `raw` on a fresh connection and read the whole answer; counted under `family`."""
+    tried[family] += 1
+    with socket.create_connection((world_.host, world_.port), timeout=TIMEOUT) as sock:
+        sock.sendall(raw)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = response.read()
+        return Answer(response.status, response.headers, body)
+
+
+def as_headers(headers: Mapping[str, str | bytes]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode(), value if isinstance(value, bytes) else value.encode()) for name, value in headers.items()]
+
+
+# --- state and logs ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a request could write: refund and batch rows by state, recorded notifies, plugin data."""
+
+    counts: dict[str, dict[str, int]]
+    plugin_data: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+async def snapshot(store: RefundStore) -> Snapshot:
+    data = {plugin: await store.plugin_data_items(plugin, "") for plugin in ("generic", "shopify", "woocommerce")}
+    return Snapshot(await store.counts(), data)
+
+
+def check_logs(records: list[logging.LogRecord], *, refused: bool) -> None:
+    """No traceback, no error for a refused request, and every line bounded."""
+    for record in records:
+        text = record.getMessage()
+        assert len(text) <= LOG_LINE_LIMIT, f"a log line of {len(text)} characters: {text[:200]!r}..."
+        assert record.exc_info is None, f"traceback logged: {text[:500]}"
+        if refused:
+            assert record.levelno < logging.ERROR, f"an error logged for a refused request: {text[:500]}"
