@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import json
 import logging
+import os
 import socket
 import threading
 from collections import Counter
@@ -20,6 +21,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
+from hypothesis import HealthCheck, settings
 
 from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.config import parse_config
@@ -48,6 +52,19 @@ MAX_BODY = 65536  # small, so bodies past it are cheap to send
 TIMEOUT = 30.0  # seconds any one request or store call may take before the test fails
 
 tried: Counter[str] = Counter()  # inputs sent per endpoint family, reported at the end of the session
+
+# Each fuzzer tries EXAMPLES inputs (`bench/fuzz.py --examples N` for long runs); derandomized so that CI runs
+# are repeatable, unless REFUND_ADAPTER_FUZZ_SEED asks for a run of its own (hypothesis then prints its seed).
+EXAMPLES = int(os.environ.get("REFUND_ADAPTER_FUZZ_EXAMPLES", "50"))
+SEED = os.environ.get("REFUND_ADAPTER_FUZZ_SEED")
+fuzz = settings(
+    max_examples=EXAMPLES,
+    derandomize=SEED is None,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.large_base_example],
+)
 
 
 def raw_config(tmp_path: Path, port: int, gateway_url: str, shopify_url: str, woo_url: str) -> dict[str, Any]:
@@ -197,6 +214,38 @@ class Snapshot:
 async def snapshot(store: RefundStore) -> Snapshot:
     data = {plugin: await store.plugin_data_items(plugin, "") for plugin in ("generic", "shopify", "woocommerce")}
     return Snapshot(await store.counts(), data)
+
+
+PARSE_REFUSAL = "refused a malformed HTTP request"  # what refund_adapter.web.protocol logs for aiohttp's own 400
+
+
+def exchange(
+    app: Background, logs: pytest.LogCaptureFixture, family: str, raw: bytes, *, notify: bool = False,
+    replay: bool = False,
+) -> Answer:
+    """Send one request and check what every answer must be: no 5xx; a problem document for a refusal (or
+    `fail`/`success` from a notify endpoint, by Alipay's protocol); nothing written for a refusal (nor for the
+    `replay` of a request already accepted); every log line bounded, none with a traceback, none at ERROR for a
+    refusal."""
+    world_ = app.world
+    assert world_ is not None
+    before = app.run(snapshot(world_.store))
+    logs.clear()
+    answer = send(world_, family, raw)
+    records = list(logs.records)
+    assert answer.status < 500, (answer.status, answer.body[:500])
+    unparsed = any(record.getMessage().startswith(PARSE_REFUSAL) for record in records)
+    if unparsed:  # aiohttp's parser answered before any route: plain text, by aiohttp
+        assert answer.status == 400, answer
+    elif answer.status >= 400:
+        answer.problem()
+    elif notify:
+        assert answer.body in (b"success", b"fail"), answer.body[:200]
+    refused = answer.status >= 400 or (notify and answer.body != b"success")
+    check_logs(records, refused=refused)
+    if refused or replay:
+        assert app.run(snapshot(world_.store)) == before, "a refused or replayed request changed the store"
+    return answer
 
 
 def check_logs(records: list[logging.LogRecord], *, refused: bool) -> None:
