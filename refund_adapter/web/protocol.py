@@ -16,14 +16,17 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ..untrusted import quote
 
+MALFORMED = "refused a malformed HTTP request"
+
 
 class _ProtocolLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
-        error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+    def log(self, level: int, msg: object, *args: object, exc_info: Any = None, **kwargs: Any) -> None:
+        error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1] if exc_info else None
         if isinstance(error, HttpProcessingError):  # the request is malformed, not the server
-            self.logger.info("refused a malformed HTTP request: %s", quote(str(error)))
+            # At most INFO: aiohttp logs a bad method (a port scanner, TLS on a plain port) at DEBUG, and keeps it.
+            self.logger.log(min(level, logging.INFO), "%s: %s", MALFORMED, quote(str(error)))
             return
-        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
+        self.logger.log(level, msg, *args, exc_info=exc_info, **kwargs)
 
 
 SERVER_LOGGER = _ProtocolLogger(logging.getLogger("aiohttp.server"))

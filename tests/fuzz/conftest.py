@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
+from refund_adapter_shopify.payments import Payment, PaymentBook
 
-from .harness import Background, tried, world
+from .harness import PAID_TRADE, PAYMENT, SESSION_SHOP, Background, tried, world
 
 
 @pytest.fixture(scope="session")
-def web_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
-    """The app with its engine stopped: nothing moves in the store but what a request writes."""
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
+    """The app with its engine stopped (nothing moves in the store but what a request writes), and one Shopify
+    payment recorded, so that refund sessions naming it reach the core's checks."""
     background = Background(lambda: world(tmp_path_factory.mktemp("fuzz-web"), run_engine=False))
     try:
+        assert background.world is not None
+        payment = Payment(SESSION_SHOP, PAYMENT, PAID_TRADE, Decimal("100.00"), "order-1")
+        background.run(PaymentBook.in_store(background.world.store).record([payment]))
         yield background
     finally:
         background.close()
@@ -31,5 +37,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if tried:
         terminalreporter.section("fuzzing: inputs tried per endpoint")
         for family, count in sorted(tried.items()):
-            terminalreporter.write_line(f"{family:40} {count:7d}")
-        terminalreporter.write_line(f"{'total':40} {sum(tried.values()):7d}")
+            terminalreporter.write_line(f"{family:46} {count:7d}")
+        terminalreporter.write_line(f"{'total':46} {sum(tried.values()):7d}")

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import time
-from decimal import Decimal
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from refund_adapter_generic import standard_webhooks
-from refund_adapter_shopify.payments import Payment, PaymentBook
 from refund_adapter_woocommerce import webhook as wire
 
 from ..shopify.fake_shopify import DOMAIN, session_body, webhook_headers
@@ -21,6 +19,7 @@ from .harness import (
     GENERIC_SECRET,
     GENERIC_SHOP,
     PAID_TRADE,
+    PAYMENT,
     SESSION_SHOP,
     Background,
     World,
@@ -42,20 +41,10 @@ from .strategies import (
     raw_value,
 )
 
-PAYMENT = "pay-1"  # a Shopify payment whose Alipay trade is recorded: refund sessions naming it reach the core
 header_pairs = st.lists(st.tuples(st.sampled_from([b"X-Any", b"User-Agent", b"Accept", b"Content-Encoding",
                                                    b"X-Forwarded-For", b"Authorization"]), raw_value), max_size=3)
 query = st.one_of(st.just(b""), st.lists(st.tuples(path_piece, path_piece), max_size=3).map(
     lambda pairs: b"?" + b"&".join(k + b"=" + v for k, v in pairs)))
-
-
-@pytest.fixture(scope="module")
-def app(web_app: Background) -> Background:
-    world = web_app.world
-    assert world is not None
-    payment = Payment(SESSION_SHOP, PAYMENT, PAID_TRADE, Decimal("100.00"), "order-1")
-    web_app.run(PaymentBook.in_store(world.store).record([payment]))
-    return web_app
 
 
 def post(path: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
