@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..alipay.codec import AlipayFormatError, ResultItem, parse_dback_notify, parse_refund_notify
+from ..alipay.codec import AlipayFormatError, ResultItem, parse_dback_notify, parse_refund_notify, read_notify_id
 from ..failpoints import AFTER_NOTIFY_VERIFIED, crash_point
 from ..models import Batch, DetailResult
 from ..untrusted import bounded, quote
@@ -107,9 +107,10 @@ async def _authentic(ctx: EngineContext, body: bytes, kind: NotifyKind) -> tuple
     params = channel.decode_notify(body)
     if not channel.signature_ok(params):
         return f"batch {batch_no}: bad signature"
-    notify_id = params.get("notify_id", "")
-    if not notify_id:
-        return f"batch {batch_no}: no notify_id"
+    try:  # checked before it travels to notify_verify: a signed notify may still carry 8 KB of anything there
+        notify_id = read_notify_id(params)
+    except AlipayFormatError as exc:
+        return f"batch {batch_no}: {exc}"
     if await ctx.store.notify_seen(batch_no, notify_id, kind.name):
         return batch, params  # a redelivery of what is already recorded: acknowledge without asking again
     if not await channel.notify_id_ok(notify_id):

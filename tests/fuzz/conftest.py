@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from refund_adapter_shopify.payments import Payment, PaymentBook
 
-from .harness import PAID_TRADE, PAYMENT, SESSION_SHOP, Background, tried, world
+from .harness import PAID_TRADE, PAYMENT, SESSION_SHOP, Background, Submitted, submit_one, tried, world
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +23,17 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
         payment = Payment(SESSION_SHOP, PAYMENT, PAID_TRADE, Decimal("100.00"), "order-1")
         background.run(PaymentBook.in_store(background.world.store).record([payment]))
         yield background
+    finally:
+        background.close()
+
+
+@pytest.fixture(scope="session")
+def notify_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Submitted]:
+    """The whole loop with one refund submitted to the sandbox, whose notifies a gate holds: their notify_ids
+    stay delivered but unacknowledged, so `notify_verify` confirms them to whoever sends them."""
+    background = Background(lambda: world(tmp_path_factory.mktemp("fuzz-notify"), run_engine=True))
+    try:
+        yield submit_one(background)
     finally:
         background.close()
 

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,12 +24,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from aiohttp import web
 from hypothesis import HealthCheck, settings
+from refund_adapter_generic import standard_webhooks
 
 from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.config import parse_config
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import free_port, local_config, serve
+from refund_adapter.testing import free_port, local_config, serve, wait_until
 from refund_adapter.untrusted import LOG_LINE_LIMIT
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
@@ -103,17 +106,33 @@ class World:
 @contextlib.asynccontextmanager
 async def world(tmp_path: Path, *, run_engine: bool) -> AsyncIterator[World]:
     """The sandbox (keeping its notifies to itself), both fake platforms and the adapter, on free ports."""
-    sandbox_config = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=1000.0,
-                                   trades=[TradeSeed(PAID_TRADE, Decimal("100.00"))], faults={"drop_notifies": True})
+    trades = [TradeSeed(PAID_TRADE, Decimal("100.00"), dback="S")]  # a 充退 too: its dback notify
+    sandbox_config = SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=1000.0, trades=trades)
     shopify, woocommerce = FakeShopify(), FakeWooCommerce()
     async with run_sandbox(sandbox_config) as sandbox, serve(shopify.app()) as shopify_url, \
-            serve(woocommerce.app()) as woo_url:
+            serve(woocommerce.app()) as woo_url, serve(_holding_gate()) as gate_url:
         shopify.url, woocommerce.url = shopify_url, woo_url
         port = free_port()
-        config = parse_config(raw_config(tmp_path, port, sandbox.url, shopify_url, woo_url), env={})
+        raw = raw_config(tmp_path, port, sandbox.url, shopify_url, woo_url)
+        raw["server"]["public_url"] = gate_url  # where the sandbox sends its notifies
+        config = parse_config(raw, env={})
         app = create_app(config, run_engine=run_engine)
         async with serve(app, port=port):
             yield World("127.0.0.1", port, app[ENGINE].store, sandbox, shopify, woocommerce)
+
+
+def _holding_gate() -> web.Application:
+    """The adapter's public URL as Alipay sees it: answers every notify `fail`, so the sandbox keeps its
+    notify_ids valid for `notify_verify` (delivered, never acknowledged) and the fuzzers decide what reaches
+    the adapter."""
+
+    async def hold(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="fail")
+
+    app = web.Application()
+    app.router.add_post("/{path:.*}", hold)
+    return app
 
 
 class Background:
@@ -199,6 +218,39 @@ def send(world_: World, family: str, raw: bytes) -> Answer:
 
 def as_headers(headers: Mapping[str, str | bytes]) -> list[tuple[bytes, bytes]]:
     return [(name.encode(), value if isinstance(value, bytes) else value.encode()) for name, value in headers.items()]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """`app` with one refund of PAID_TRADE in `batch_no`, and the notify_ids of the notifies Alipay kept."""
+
+    app: Background
+    batch_no: str
+    amount: str
+    notify_ids: dict[str, str]  # by kind: "batch_refund_notify", "dback_notify"
+
+
+def submit_one(app: Background, amount: str = "10.00") -> Submitted:
+    world_ = app.world
+    assert world_ is not None
+    body = json.dumps({"refund_id": "submitted-1", "order_id": "o-1", "trade_no": PAID_TRADE, "amount": amount,
+                       "currency": "CNY", "reason": "", "paid_amount": "100.00"}).encode()
+    headers = standard_webhooks.signed_headers(GENERIC_SECRET, "submitted-1", int(time.time()), body)
+    answer = send(world_, "setup", request_bytes(b"POST", f"/webhooks/generic/{GENERIC_SHOP}".encode(),
+                                                 as_headers(headers), body))
+    assert answer.status == 200, answer
+
+    async def notified() -> bool:  # the sandbox has delivered both notifies (to the gate, which held them)
+        refund = await world_.store.find_refund("generic", GENERIC_SHOP, "submitted-1")
+        batch = world_.sandbox.state.batches.get(refund.batch_no or "") if refund is not None else None
+        delivered = {n.kind for n in batch.notifications if n.attempts} if batch is not None else set()
+        return delivered >= {"batch_refund_notify", "dback_notify"}
+
+    app.run(wait_until(notified, within=TIMEOUT, what="the refund submitted and its notifies made"))
+    refund = app.run(world_.store.find_refund("generic", GENERIC_SHOP, "submitted-1"))
+    assert refund is not None and refund.batch_no is not None
+    notifications = world_.sandbox.state.batches[refund.batch_no].notifications
+    return Submitted(app, refund.batch_no, amount, {n.kind: n.notify_id for n in notifications})
 
 
 # --- state and logs ------------------------------------------------------------------------------------------
