@@ -104,9 +104,13 @@ class WooCommercePlatform:
             if topic == wire.ORDER_UPDATED:
                 order = _order_from_payload(document)
             else:  # the action topic names the order only
-                order = await _named_order(client, _action_order_id(document))
+                order = await client.order(_action_order_id(document))
             requests = await self._requests(shop, client, order, context, new_only=True)
         except ShopApiError as exc:
+            if exc.status == HTTPStatus.NOT_FOUND:  # the store's own webhook names what its API does not have
+                raise WebhookRejected(
+                    422, "not-found-in-store", f"{exc}; the store's refunds will be found by the next poll"
+                ) from exc
             raise WebhookRejected(
                 502, "shop-api-error", f"{exc}; the store's refunds will be found by the next poll"
             ) from exc
@@ -304,17 +308,6 @@ def _order_from_payload(document: dict[str, Any]) -> WooOrder:
         return parse_order(document)
     except MalformedResource as exc:
         raise WebhookRejected(400, "malformed-body", f"not an order: {exc}") from exc
-
-
-async def _named_order(client: WooClient, order_id: int) -> WooOrder:
-    """The order an action webhook names; 422 when the store itself says it has no such order (a signed webhook
-    of the store's own making, which retrying cannot fix), not the 502 of a store that did not answer."""
-    try:
-        return await client.order(order_id)
-    except ShopApiError as exc:
-        if exc.status == HTTPStatus.NOT_FOUND:
-            raise WebhookRejected(422, "unknown-order", f"{exc}: the store has no order {order_id}") from exc
-        raise
 
 
 def _action_order_id(document: dict[str, Any]) -> int:

@@ -208,7 +208,10 @@ def test_woocommerce_signed(app: Background, logs: pytest.LogCaptureFixture, dat
         base, fields = order, {"id": json_integer, "total": json_amount, "currency": any_text,
                                "transaction_id": any_text, "refunds": json_value}
     raw = woocommerce_delivery(world, topic, data.draw(hostile_document(base, fields), label="body"))
-    if exchange(app, logs, "woocommerce (signed)", raw).status == 200:
+    # The plugin remembers which refunds of an order it fetched before the core decides on them (by design: the
+    # poll ignores that memo, so a refund refused now is found and judged again); nothing else may change.
+    memo = ("woocommerce", "refund:")
+    if exchange(app, logs, "woocommerce (signed)", raw, memo=memo).status == 200:
         assert exchange(app, logs, "woocommerce (signed, replayed)", raw, replay=True).status == 200
 
 
@@ -216,9 +219,18 @@ def test_woocommerce_signed(app: Background, logs: pytest.LogCaptureFixture, dat
 def test_woocommerce_action_naming_an_order_past_64_bits(app: Background, logs: pytest.LogCaptureFixture,
                                                          arg: bytes) -> None:
     """Found by the fuzzer: int() of 5000 digits raised ValueError (a 500), and 2**70 was asked of the store's
-    API, whose 404 became a 502."""
+    API, whose 404 became a 502 (a 404 is now `not-found-in-store`, a 422)."""
     world = app.world
     assert world is not None
     answer = exchange(app, logs, "woocommerce (signed)", woocommerce_delivery(world, wire.ORDER_REFUNDED,
                                                                                 b'{"arg": ' + arg + b"}"))
     assert answer.problem()["type"].endswith(":malformed-body")
+
+
+@pytest.mark.parametrize("refund_id", [2**63, 2**70])
+def test_shopify_refund_id_past_64_bits_is_refused(app: Background, logs: pytest.LogCaptureFixture,
+                                                   refund_id: int) -> None:
+    """Found by the fuzzer: a signed refunds/create with an id past 64 bits was queued for the Admin API."""
+    body = json.dumps({**SHOPIFY_REFUND, "id": refund_id}).encode()
+    raw = post(b"/webhooks/shopify", as_headers(webhook_headers(body)), body)
+    assert exchange(app, logs, "shopify refunds/create (signed)", raw).problem()["type"].endswith(":malformed-body")
