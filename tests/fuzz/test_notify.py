@@ -42,12 +42,13 @@ def _keep_logs(logs: pytest.LogCaptureFixture) -> None:
     _logs.append(logs)
 
 
+@pytest.mark.parametrize("kind", sorted(PATHS))
+@pytest.mark.parametrize("method", [b"POST", b"GET"])
 @fuzz
-@given(kind=st.sampled_from(sorted(PATHS)), method=st.sampled_from([b"POST", b"GET"]),
-       pairs=st.lists(st.tuples(st.sampled_from(NAMES), st.one_of(raw_value, percent_encoded)), max_size=8),
+@given(pairs=st.lists(st.tuples(st.sampled_from(NAMES), st.one_of(raw_value, percent_encoded)), max_size=8),
        real_batch=st.booleans(), content_type=st.sampled_from([FORM, (b"Content-Type", b"application/json"),
                                                                (b"Content-Type", b"\xff"), (b"X-None", b"")]))
-@example(kind="refund", method=b"POST", pairs=[(b"batch_no", b"9" * 60_000)], real_batch=False,
+@example(pairs=[(b"batch_no", b"9" * 60_000)], real_batch=False,
          content_type=FORM)  # a 60 KB batch_no quoted whole in the log line
 def test_forged(notify_app: Submitted, kind: str, method: bytes, pairs: list[tuple[bytes, bytes]], real_batch: bool,
                 content_type: tuple[bytes, bytes]) -> None:
