@@ -55,6 +55,10 @@ ADMIN_TOKEN = "fuzzing-admin-token"
 MAX_BODY = 65536  # small, so bodies past it are cheap to send
 TIMEOUT = 30.0  # seconds any one request or store call may take before the test fails
 
+# The app runs beside the test in another thread, and its loops (and the fakes') may use `random` while a test
+# draws an input: hypothesis sees the global random state move and warns. Nothing of ours is at fault.
+server_randomness = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+
 tried: Counter[str] = Counter()  # inputs sent per endpoint family, reported at the end of the session
 
 # Each fuzzer tries EXAMPLES inputs (`bench/fuzz.py --examples N` for long runs); derandomized so that CI runs

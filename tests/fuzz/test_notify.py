@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from refund_adapter.alipay.codec import NOTIFY_TYPE_REFUND, beijing_now, format_alipay_time
 from refund_adapter.alipay.signing import MD5Scheme, signed
 
-from .harness import MD5_KEY, PAID_TRADE, Submitted, exchange, fuzz, request_bytes
+from .harness import MD5_KEY, PAID_TRADE, Submitted, exchange, fuzz, request_bytes, server_randomness
 from .strategies import amount_text, any_text, integer_text, percent_encoded, raw_value
+
+pytestmark = server_randomness
 
 PATHS = {"refund": b"/alipay/notify", "dback": b"/alipay/dback-notify"}
 FORM = (b"Content-Type", b"application/x-www-form-urlencoded; charset=utf-8")

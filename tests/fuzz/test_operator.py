@@ -8,8 +8,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from .harness import ADMIN_TOKEN, Background, exchange, fuzz, request_bytes
+from .harness import ADMIN_TOKEN, Background, exchange, fuzz, request_bytes, server_randomness
 from .strategies import DIGIT_LOOKALIKES, integer_text, json_value, path_piece, percent_encoded, raw_value
+
+pytestmark = server_randomness
 
 TOKEN = (b"Authorization", f"Bearer {ADMIN_TOKEN}".encode())
 authorization = st.one_of(st.just([TOKEN]), st.just([TOKEN]), st.just([]),

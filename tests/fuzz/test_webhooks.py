@@ -27,6 +27,7 @@ from .harness import (
     exchange,
     fuzz,
     request_bytes,
+    server_randomness,
 )
 from .strategies import (
     amount_text,
@@ -40,6 +41,8 @@ from .strategies import (
     path_piece,
     raw_value,
 )
+
+pytestmark = server_randomness
 
 header_pairs = st.lists(st.tuples(st.sampled_from([b"X-Any", b"User-Agent", b"Accept", b"Content-Encoding",
                                                    b"X-Forwarded-For", b"Authorization"]), raw_value), max_size=3)
