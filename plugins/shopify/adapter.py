@@ -114,7 +114,8 @@ class ShopifyPlatform:
         log.info(
             "shopify %s: refund %d %s (webhook %s, event %s)", shop.domain, notice.refund_id,
             "queued" if notice.pays else "moves no money, ignored",
-            webhook.headers.get("X-Shopify-Webhook-Id"), webhook.headers.get("X-Shopify-Event-Id"),
+            # The HMAC covers the body only: these headers are whatever the sender (or a replayer) wrote.
+            quote(webhook.headers.get("X-Shopify-Webhook-Id")), quote(webhook.headers.get("X-Shopify-Event-Id")),
         )
         return WebhookAccepted(reconcile_soon=notice.pays)
 

@@ -98,7 +98,7 @@ class WooCommercePlatform:
                      wire.ORDER_UPDATED)
             return WebhookAccepted()
         document = json_object(webhook.body, allow_nan=True)
-        context = {"via": "webhook", "delivery_id": webhook.headers.get(wire.DELIVERY_ID, "")}
+        context = {"via": "webhook", "delivery_id": wire.delivery_id(webhook.headers)}
         client = WooClient(shop, self._http)
         try:
             if topic == wire.ORDER_UPDATED:

@@ -140,12 +140,18 @@ def test_shopify_forged(app: Background, logs: pytest.LogCaptureFixture, domain:
 @fuzz
 @given(topic=st.one_of(st.just("refunds/create"), st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E)),
                        st.integers(3000, 7000).map(lambda n: "t" * n)),
-       domain=st.sampled_from([DOMAIN, DOMAIN.upper(), f" {DOMAIN} ", SESSION_SHOP]), body=shopify_bodies)
-@example(topic="refunds/create", domain=DOMAIN, body=b"[" * 100_000)
-@example(topic="t" * 7000, domain=DOMAIN, body=b"{}")  # a 7 KB log line, once
-def test_shopify_signed(app: Background, logs: pytest.LogCaptureFixture, topic: str, domain: str, body: bytes) -> None:
-    headers = as_headers(webhook_headers(body, topic=topic, domain=domain))
-    raw = post(b"/webhooks/shopify", headers, body)
+       domain=st.sampled_from([DOMAIN, DOMAIN.upper(), f" {DOMAIN} ", SESSION_SHOP]), body=shopify_bodies,
+       unsigned=st.lists(st.tuples(st.sampled_from([b"X-Shopify-Webhook-Id", b"X-Shopify-Event-Id"]), raw_value),
+                         max_size=2))
+@example(topic="refunds/create", domain=DOMAIN, body=b"[" * 100_000, unsigned=[])
+@example(topic="t" * 7000, domain=DOMAIN, body=b"{}", unsigned=[])  # a 7 KB log line, once
+@example(topic="refunds/create", domain=DOMAIN, body=json.dumps(SHOPIFY_REFUND).encode(),
+         unsigned=[(b"X-Shopify-Webhook-Id", b"w" * 7000)])  # HMAC covers the body only: logged whole, once
+def test_shopify_signed(app: Background, logs: pytest.LogCaptureFixture, topic: str, domain: str, body: bytes,
+                        unsigned: list[tuple[bytes, bytes]]) -> None:
+    """Signed with the shop's client secret; the headers the HMAC does not cover may be anything."""
+    headers = {name: value for name, value in as_headers(webhook_headers(body, topic=topic, domain=domain))}
+    raw = post(b"/webhooks/shopify", list({**headers, **dict(unsigned)}.items()), body)
     if exchange(app, logs, "shopify refunds/create (signed)", raw).status == 200:
         assert exchange(app, logs, "shopify refunds/create (signed, replayed)", raw, replay=True).status == 200
 
@@ -186,9 +192,11 @@ def test_woocommerce_forged(app: Background, logs: pytest.LogCaptureFixture, sou
     exchange(app, logs, "woocommerce (forged)", post(b"/webhooks/woocommerce", headers + extra, body))
 
 
-def woocommerce_delivery(world: World, topic: str, body: bytes) -> bytes:
+def woocommerce_delivery(world: World, topic: str, body: bytes, delivery_id: bytes = b"delivery-1") -> bytes:
+    """A delivery signed as WooCommerce signs it: the body only, so the delivery id header may be anything."""
     headers = as_headers({"Content-Type": "application/json", wire.SOURCE: world.woocommerce.url + "/",
-                          wire.TOPIC: topic, wire.SIGNATURE: wire.sign(WEBHOOK_SECRET, "sha256", body)})
+                          wire.TOPIC: topic, wire.SIGNATURE: wire.sign(WEBHOOK_SECRET, "sha256", body),
+                          wire.DELIVERY_ID: delivery_id})
     return post(b"/webhooks/woocommerce", headers, body)
 
 
@@ -210,7 +218,8 @@ def test_woocommerce_signed(app: Background, logs: pytest.LogCaptureFixture, dat
     else:
         base, fields = order, {"id": json_integer, "total": json_amount, "currency": any_text,
                                "transaction_id": any_text, "refunds": json_value}
-    raw = woocommerce_delivery(world, topic, data.draw(hostile_document(base, fields), label="body"))
+    body = data.draw(hostile_document(base, fields), label="body")
+    raw = woocommerce_delivery(world, topic, body, data.draw(st.one_of(st.just(b"delivery-1"), raw_value), "id"))
     # The plugin remembers which refunds of an order it fetched before the core decides on them (by design: the
     # poll ignores that memo, so a refund refused now is found and judged again); nothing else may change.
     memo = ("woocommerce", "refund:")
@@ -237,3 +246,23 @@ def test_shopify_refund_id_past_64_bits_is_refused(app: Background, logs: pytest
     body = json.dumps({**SHOPIFY_REFUND, "id": refund_id}).encode()
     raw = post(b"/webhooks/shopify", as_headers(webhook_headers(body)), body)
     assert exchange(app, logs, "shopify refunds/create (signed)", raw).problem()["type"].endswith(":malformed-body")
+
+
+WOO_DELIVERY = "1f0e3dad99908345f7439f8ffabdffc4"  # what WooCommerce sends: a hash
+
+
+@pytest.mark.parametrize(("delivery_id", "kept"), [(b"d" * 7000, ""), (b"\xff\xfe", ""),
+                                                   (WOO_DELIVERY.encode(), WOO_DELIVERY)])
+def test_woocommerce_delivery_id_is_kept_only_when_it_is_an_id(app: Background, logs: pytest.LogCaptureFixture,
+                                                               delivery_id: bytes, kept: str) -> None:
+    """The signature covers the body only: a replayer could make every refund carry 7 KB of its own header."""
+    world = app.world
+    assert world is not None
+    order_id = 700 + len(world.woocommerce.orders)
+    order = world.woocommerce.add_order(order_id, trade_no=PAID_TRADE)
+    refund_id = world.woocommerce.add_refund(order_id, "1.00")
+    raw = woocommerce_delivery(world, wire.ORDER_UPDATED, json.dumps(order).encode(), delivery_id)
+    assert exchange(app, logs, "woocommerce (signed)", raw).status == 200
+    (refund,) = [r for r in app.run(world.store.list_refunds(limit=1000))
+                 if r.request.platform_refund_id == f"{order_id}:{refund_id}"]
+    assert refund.request.context["delivery_id"] == kept
