@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..untrusted import bounded
+from ..untrusted import bounded, quote
 
 PROBLEM_TYPE_PREFIX = "urn:refund-adapter:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -39,9 +39,12 @@ def bad_request(slug: str, detail: str) -> web.HTTPBadRequest:
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The whole body; over the app's `client_max_size` a 413 problem is raised (aiohttp's own is plain text)."""
+    """The whole body; over the app's `client_max_size` a 413 problem is raised (aiohttp's own is plain text),
+    and a body that is not in its `Content-Encoding` (a gzip header over plain bytes) is a 400 problem."""
     try:
         return await request.read()
+    except web.RequestPayloadError as exc:
+        raise bad_request("malformed-body", f"the body could not be read: {quote(str(exc))}") from None
     except web.HTTPRequestEntityTooLarge as exc:
         raise web.HTTPRequestEntityTooLarge(
             max_size=request.client_max_size, actual_size=request.content_length or 0,

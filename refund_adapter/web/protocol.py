@@ -1,5 +1,6 @@
 """What aiohttp's HTTP layer logs about requests it could not even parse (a byte that is not ASCII in the path,
-an invalid header name, a Content-Length past 64 bits): one bounded INFO line, not an ERROR with a traceback.
+an invalid header name, a Content-Length past 64 bits, a body that is not in its Content-Encoding, found while
+draining a body no handler read): one bounded line, not an ERROR with a traceback.
 
 Such a request reaches no route: aiohttp answers it 400 itself (plain text, before any handler) and logs it through
 the logger its server is given, `SERVER_LOGGER` here. Anything else it logs, a handler's crash above all, is
@@ -13,6 +14,7 @@ import sys
 from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web import RequestPayloadError
 
 from ..untrusted import quote
 
@@ -22,7 +24,7 @@ MALFORMED = "refused a malformed HTTP request"
 class _ProtocolLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     def log(self, level: int, msg: object, *args: object, exc_info: Any = None, **kwargs: Any) -> None:
         error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1] if exc_info else None
-        if isinstance(error, HttpProcessingError):  # the request is malformed, not the server
+        if isinstance(error, HttpProcessingError | RequestPayloadError):  # the request is malformed, not the server
             # At most INFO: aiohttp logs a bad method (a port scanner, TLS on a plain port) at DEBUG, and keeps it.
             self.logger.log(min(level, logging.INFO), "%s: %s", MALFORMED, quote(str(error)))
             return

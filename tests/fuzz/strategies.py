@@ -110,3 +110,13 @@ def hostile_document(base: dict[str, Any], fields: dict[str, st.SearchStrategy[A
 content_type = st.sampled_from([b"application/json", b"application/x-www-form-urlencoded", b"text/plain",
                                 b"multipart/form-data; boundary=x", b"application/json; charset=gbk", b"\xff\xfe",
                                 b"", b"application/json; charset=utf-16"])
+
+
+# Headers any request may carry, hostile: any bytes, or values that make aiohttp treat the body differently.
+ENCODINGS = [b"gzip", b"x-gzip", b"deflate", b"br", b"zstd", b"identity", b"gzip, deflate", b"compress", b"chunked"]
+hostile_headers = st.lists(st.one_of(
+    st.tuples(st.sampled_from([b"X-Any", b"User-Agent", b"Accept", b"Accept-Charset", b"Cookie", b"X-Forwarded-For",
+                               b"Content-Language", b"Content-Encoding", b"Expect"]), raw_value),
+    st.tuples(st.just(b"Content-Encoding"), st.sampled_from(ENCODINGS)),
+    st.tuples(st.just(b"Expect"), st.sampled_from([b"100-continue", b"200-ok"])),
+), max_size=3)
