@@ -13,7 +13,7 @@ from ..models import BatchState, RefundState, ReportState
 from ..plugins import plugins_info
 from ..untrusted import quote
 from .keys import ENGINE, PLUGIN_MANAGER
-from .problems import admin_only, bad_request, problem, read_body
+from .problems import admin_only, bad_request, expect_continue, problem, read_body
 from .views import batch_json, refund_json
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, admin_token: str | None) -> None:
     """Health for anyone; the operator's endpoints (`/-/...`, `/metrics`) behind `admin_token` when it is set."""
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", healthz, expect_handler=expect_continue)
     get, post = app.router.add_get, app.router.add_post
     for add, path, handler in (
         (get, "/-/plugins", plugins),
@@ -170,4 +170,4 @@ def add_routes(app: web.Application, admin_token: str | None) -> None:
         (post, "/-/dead-letters/retry", retry_dead_letters),
         (get, "/metrics", metrics),
     ):
-        add(path, admin_only(handler, admin_token))
+        add(path, admin_only(handler, admin_token), expect_handler=expect_continue)

@@ -12,7 +12,7 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 
 from ..untrusted import bounded, quote
 
@@ -51,6 +51,17 @@ async def read_body(request: web.Request) -> bytes:
             text=_problem_json(413, "body-too-large", exc.text or "the body is too large"),
             content_type=PROBLEM_CONTENT_TYPE,
         ) from None
+
+
+async def expect_continue(request: web.Request) -> None:
+    """Every route's `expect_handler`. aiohttp's default answers `Expect: 100-continue` as this does, but echoes
+    any other value into a plain-text 417, and crashes into a 500 on a value that is not UTF-8."""
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text=_problem_json(417, "expectation-failed", "only 100-continue is expected"),
+                                        content_type=PROBLEM_CONTENT_TYPE)
+    if request.version == HttpVersion11:  # what aiohttp's default does: HTTP/1.0 has no interim answers
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper has not started
 
 
 async def unrouted(request: web.Request) -> web.Response:

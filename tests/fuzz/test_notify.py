@@ -29,7 +29,7 @@ def notify(submitted: Submitted, path: bytes, method: bytes, raw: bytes, headers
     target, body = (path + b"?" + raw, b"") if method == b"GET" else (path, raw)
     answer = exchange(submitted.app, logs_fixture(), family, request_bytes(method, target, headers, body),
                       notify=True)
-    assert answer.status in (200, 400, 413, 417), answer
+    assert answer.status in (200, 400, 413, 417), answer  # 417: an Expect other than 100-continue
 
 
 _logs: list[pytest.LogCaptureFixture] = []
