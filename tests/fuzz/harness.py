@@ -185,6 +185,7 @@ class Answer:
     status: int
     headers: http.client.HTTPMessage
     body: bytes
+    method: str = "GET"
 
     @property
     def content_type(self) -> str:
@@ -192,6 +193,8 @@ class Answer:
 
     def problem(self) -> dict[str, Any]:
         assert self.content_type == PROBLEM_CONTENT_TYPE, (self.status, self.content_type, self.body[:300])
+        if self.method == "HEAD":  # the same headers as GET, no body
+            return {}
         document = json.loads(self.body)
         assert isinstance(document, dict) and document["status"] == self.status, document
         assert document["type"].startswith(PROBLEM_TYPE_PREFIX), document
@@ -215,13 +218,14 @@ def send(world_: World, family: str, raw: bytes) -> Answer:
         tried[family] += 1
     with socket.create_connection((world_.host, world_.port), timeout=TIMEOUT) as sock:
         sock.sendall(raw)
-        response = http.client.HTTPResponse(sock)
+        method = raw.split(b" ", 1)[0].decode("latin-1")
+        response = http.client.HTTPResponse(sock, method=method)  # told, so that a HEAD answer is read without body
         response.begin()
         body = response.read()
         with contextlib.suppress(ConnectionResetError):  # a server that closes with our bytes unread resets
             while sock.recv(65536):  # until the server closes: what it logs after answering is logged by then
                 pass
-        return Answer(response.status, response.headers, body)
+        return Answer(response.status, response.headers, body, method)
 
 
 def as_headers(headers: Mapping[str, str | bytes]) -> list[tuple[bytes, bytes]]:
