@@ -107,6 +107,7 @@ def serve(config_path: str, log_level: str) -> None:
     from refund_adapter.event_loop import new_event_loop
     from refund_adapter.heap import settle_heap
     from refund_adapter.web.app import create_app
+    from refund_adapter.web.protocol import SERVER_LOGGER
 
     _setup_logging(log_level)
     config = load_config_or_exit(config_path)
@@ -123,6 +124,7 @@ def serve(config_path: str, log_level: str) -> None:
         port=config.server.port,
         shutdown_timeout=10.0,
         access_log=None,
+        logger=SERVER_LOGGER,
         print=lambda _msg: click.echo(f"refund-adapter serving on http://{config.server.host}:{config.server.port}"),
     )
 

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -164,13 +165,39 @@ def json_object(body: bytes, *, allow_nan: bool = False) -> dict[str, Any]:
     NaN and ±Infinity (which are not JSON) are refused unless `allow_nan`.
     """
     try:
-        text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads(bytes) does
+        text = body.decode(json.detect_encoding(body))  # strict: UTF-8 bytes of a lone surrogate are not text
         document = (_LENIENT if allow_nan else _STRICT).decode(text)
     except ValueError as exc:  # also UnicodeDecodeError
         raise WebhookRejected(400, "malformed-body", f"the body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise WebhookRejected(400, "malformed-body", "the body's JSON is nested too deeply") from exc
     if not isinstance(document, dict):
         reject(400, "malformed-body", "the body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(document):
+        reject(400, "malformed-body", "a JSON string holds a lone surrogate (\\ud800-\\udfff), which is not text")
     return document
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a `\ud800`-style escape: a pair, or a lone surrogate
+
+
+def _has_lone_surrogate(document: Any) -> bool:
+    """Whether a string anywhere in `document` (keys included) cannot be encoded: it would fail in the store.
+    Iterative, so a document nested as deep as the decoder allows cannot exhaust the stack here."""
+    pending = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            pending += node.keys()
+            pending += node.values()
+        elif isinstance(node, list):
+            pending += node
+        elif isinstance(node, str):
+            try:
+                node.encode()
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
 def non_empty_string(document: Mapping[str, Any], name: str) -> str:

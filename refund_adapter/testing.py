@@ -20,6 +20,7 @@ from aiohttp import web
 from refund_adapter_generic import standard_webhooks
 
 from .alipay.sandbox import RunningSandbox, SandboxConfig, run_sandbox
+from .web.protocol import SERVER_LOGGER
 
 if TYPE_CHECKING:
     import pluggy
@@ -38,7 +39,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 @contextlib.asynccontextmanager
 async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve `app` for the duration of the block; yields its base URL."""
-    runner = web.AppRunner(app, shutdown_timeout=5.0, access_log=None)
+    runner = web.AppRunner(app, shutdown_timeout=5.0, access_log=None, logger=SERVER_LOGGER)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

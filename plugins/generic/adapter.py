@@ -22,6 +22,7 @@ from refund_adapter import (
     WebhookRejected,
 )
 from refund_adapter.platform import retry_after_seconds
+from refund_adapter.untrusted import quote
 
 from . import standard_webhooks
 from .payload import PLATFORM, parse_refund_request
@@ -45,7 +46,7 @@ class GenericPlatform:
         """Check the shop, then the signature and timestamp over the raw body, then the body itself."""
         shop = self._settings.shops.get(webhook.subpath)
         if shop is None:
-            raise WebhookRejected(404, "unknown-shop", f"no generic shop {webhook.subpath!r} is configured")
+            raise WebhookRejected(404, "unknown-shop", f"no generic shop {quote(webhook.subpath)} is configured")
         try:
             standard_webhooks.verify(
                 shop.secret,

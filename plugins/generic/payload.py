@@ -12,6 +12,7 @@ from typing import Any
 from refund_adapter import RefundRequest
 from refund_adapter.money import CURRENCY, parse_amount_text
 from refund_adapter.platform import json_object, non_empty_string, reject
+from refund_adapter.untrusted import quote
 
 from .settings import GenericShop
 
@@ -30,7 +31,7 @@ def parse_refund_request(body: bytes, shop: GenericShop, webhook_id: str) -> Ref
     amount = _amount(document, "amount")
     paid_amount = _amount(document, "paid_amount") if document.get("paid_amount") is not None else None
     if currency != CURRENCY:
-        reject(422, "unsupported-currency", f"currency must be {CURRENCY}, not {currency!r}")
+        reject(422, "unsupported-currency", f"currency must be {CURRENCY}, not {quote(currency)}")
     if paid_amount is not None and amount > paid_amount:
         reject(422, "amount-exceeds-paid", f"amount {amount} is more than the paid amount {paid_amount}")
     return RefundRequest(

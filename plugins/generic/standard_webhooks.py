@@ -19,6 +19,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE_SECONDS = 300
+_TIMESTAMP_DIGITS = 12  # unix seconds until the year 33658: a longer one is not a time, and int() of it is costly
 
 
 class WebhookVerificationError(Exception):
@@ -47,7 +48,8 @@ def decode_secret(secret: str) -> bytes:
 
 
 def _signature(key: bytes, msg_id: str, timestamp: str, body: bytes) -> bytes:
-    return hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    # surrogateescape: a header that is not UTF-8 arrives with its bytes escaped; sign exactly what was sent.
+    return hmac.new(key, f"{msg_id}.{timestamp}.".encode("utf-8", "surrogateescape") + body, hashlib.sha256).digest()
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -87,8 +89,10 @@ def verify(
     expected = _signature(decode_secret(secret), msg_id, timestamp, body)
     if not any(_matches(entry, expected) for entry in signatures.split(" ")):
         raise InvalidSignatureError("no v1 signature matches")
-    if not (timestamp.isascii() and timestamp.isdigit()):
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _TIMESTAMP_DIGITS):
         raise InvalidSignatureError("webhook-timestamp must be unix seconds")
+    if not msg_id.isascii():  # a header that was not even UTF-8: signed, but not an id to keep
+        raise InvalidSignatureError("webhook-id must be ASCII")
     if abs(now - int(timestamp)) > tolerance:
         raise StaleTimestampError(f"webhook-timestamp {timestamp} is more than {tolerance:g} s from now")
 

@@ -35,6 +35,7 @@ from refund_adapter import (
 )
 from refund_adapter.alipay.codec import ERROR_CODES
 from refund_adapter.platform import PluginData
+from refund_adapter.untrusted import quote
 
 from . import graphql, signature
 from .payload import parse_refund_notice, parse_refund_session
@@ -93,7 +94,7 @@ class ShopifyPlatform:
     def _shop(self, domain: str | None) -> ShopifyShop:
         shop = self._settings.shops.get((domain or "").strip().lower())
         if shop is None:
-            raise WebhookRejected(404, "unknown-shop", f"no Shopify shop {domain!r} is configured")
+            raise WebhookRejected(404, "unknown-shop", f"no Shopify shop {quote(domain)} is configured")
         return shop
 
     async def _refund_created(self, webhook: InboundWebhook) -> WebhookAccepted:
@@ -103,7 +104,7 @@ class ShopifyPlatform:
             raise WebhookRejected(401, "invalid-signature", f"{signature.HEADER} matches no client secret of the shop")
         topic = webhook.headers.get("X-Shopify-Topic")
         if topic != TOPIC:
-            raise WebhookRejected(400, "unsupported-topic", f"only {TOPIC} is handled here, not {topic!r}")
+            raise WebhookRejected(400, "unsupported-topic", f"only {TOPIC} is handled here, not {quote(topic)}")
         if shop.mode != WEBHOOK:
             log.info("shopify %s: refunds/create ignored, the shop's refunds come as refund sessions", shop.domain)
             return WebhookAccepted()
@@ -113,7 +114,8 @@ class ShopifyPlatform:
         log.info(
             "shopify %s: refund %d %s (webhook %s, event %s)", shop.domain, notice.refund_id,
             "queued" if notice.pays else "moves no money, ignored",
-            webhook.headers.get("X-Shopify-Webhook-Id"), webhook.headers.get("X-Shopify-Event-Id"),
+            # The HMAC covers the body only: these headers are whatever the sender (or a replayer) wrote.
+            quote(webhook.headers.get("X-Shopify-Webhook-Id")), quote(webhook.headers.get("X-Shopify-Event-Id")),
         )
         return WebhookAccepted(reconcile_soon=notice.pays)
 

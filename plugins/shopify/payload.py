@@ -12,6 +12,9 @@ from decimal import Decimal
 from refund_adapter.alipay.codec import AlipayFormatError, parse_amount
 from refund_adapter.money import CURRENCY
 from refund_adapter.platform import json_object, non_empty_string, reject
+from refund_adapter.untrusted import quote
+
+MAX_ID = 2**63  # Shopify's ids are 64-bit: a larger one names no refund
 
 # The status policy of a refunds/create transaction of kind "refund" (Shopify's REST names):
 #   success          -> the refund is fetched from the Admin API and paid back through Alipay;
@@ -47,7 +50,7 @@ def parse_refund_notice(body: bytes) -> RefundNotice:
     """The refund of a refunds/create body (the REST `Refund` resource)."""
     document = json_object(body)
     refund_id = document.get("id")
-    if type(refund_id) is not int or refund_id <= 0:
+    if type(refund_id) is not int or not 0 < refund_id < MAX_ID:
         reject(400, "malformed-body", "id must be the refund's numeric id")
     transactions = document.get("transactions", [])
     if not isinstance(transactions, list) or not all(isinstance(t, dict) for t in transactions):
@@ -58,7 +61,7 @@ def parse_refund_notice(body: bytes) -> RefundNotice:
             reject(
                 422,
                 "unsupported-currency",
-                f"refund transaction {transaction.get('id')} is in {transaction.get('currency')!r}: "
+                f"refund transaction {quote(transaction.get('id'))} is in {quote(transaction.get('currency'))}: "
                 f"Alipay refunds are in {CURRENCY}",
             )
     return RefundNotice(refund_id=refund_id, pays=bool(paying))
@@ -69,7 +72,7 @@ def parse_refund_session(body: bytes) -> RefundSession:
     document = json_object(body)
     text = {name: non_empty_string(document, name) for name in ("id", "gid", "payment_id", "amount", "currency")}
     if text["currency"] != CURRENCY:
-        reject(422, "unsupported-currency", f"currency must be {CURRENCY}, not {text['currency']!r}")
+        reject(422, "unsupported-currency", f"currency must be {CURRENCY}, not {quote(text['currency'])}")
     return RefundSession(
         id=text["id"],
         gid=text["gid"],
@@ -84,4 +87,4 @@ def amount(text: str) -> Decimal:
     try:
         return parse_amount(text)
     except AlipayFormatError:
-        reject(422, "invalid-amount", f"amount {text!r} must be a positive decimal string with at most 2 decimals")
+        reject(422, "invalid-amount", f"amount {quote(text)} must be a positive decimal string with at most 2 decimals")

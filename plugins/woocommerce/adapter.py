@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,10 +28,21 @@ from refund_adapter import (
     WebhookRejected,
 )
 from refund_adapter.platform import PluginData, json_object
+from refund_adapter.untrusted import quote
 
 from . import webhook as wire
 from .api import ShopApiError, WooClient
-from .mapping import NAME, MalformedResource, Skipped, WooOrder, WooRefund, map_refund, order_skipped, parse_order
+from .mapping import (
+    MAX_ID,
+    NAME,
+    MalformedResource,
+    Skipped,
+    WooOrder,
+    WooRefund,
+    map_refund,
+    order_skipped,
+    parse_order,
+)
 from .settings import WooSettings, WooShop, shop_id
 
 log = logging.getLogger(__name__)
@@ -76,16 +88,17 @@ class WooCommercePlatform:
         source = webhook.headers.get(wire.SOURCE, "")
         shop = self._settings.shops.get(shop_id(source) or "")
         if shop is None:
-            raise WebhookRejected(404, "unknown-shop", f"no WooCommerce store {source!r} is configured")
+            raise WebhookRejected(404, "unknown-shop", f"no WooCommerce store {quote(source)} is configured")
         signature = webhook.headers.get(wire.SIGNATURE)
         if not wire.signature_matches(shop.webhook_secret, shop.signature_algorithm, webhook.body, signature):
             raise WebhookRejected(401, "invalid-signature", f"{wire.SIGNATURE} does not match the body")
         topic = webhook.headers.get(wire.TOPIC, "")
         if topic not in wire.REFUND_TOPICS:
-            log.info("woocommerce %s: ignored a %r webhook (refunds come with %s)", shop.id, topic, wire.ORDER_UPDATED)
+            log.info("woocommerce %s: ignored a %s webhook (refunds come with %s)", shop.id, quote(topic),
+                     wire.ORDER_UPDATED)
             return WebhookAccepted()
         document = json_object(webhook.body, allow_nan=True)
-        context = {"via": "webhook", "delivery_id": webhook.headers.get(wire.DELIVERY_ID, "")}
+        context = {"via": "webhook", "delivery_id": wire.delivery_id(webhook.headers)}
         client = WooClient(shop, self._http)
         try:
             if topic == wire.ORDER_UPDATED:
@@ -94,6 +107,10 @@ class WooCommercePlatform:
                 order = await client.order(_action_order_id(document))
             requests = await self._requests(shop, client, order, context, new_only=True)
         except ShopApiError as exc:
+            if exc.status == HTTPStatus.NOT_FOUND:  # the store's own webhook names what its API does not have
+                raise WebhookRejected(
+                    422, "not-found-in-store", f"{exc}; the store's refunds will be found by the next poll"
+                ) from exc
             raise WebhookRejected(
                 502, "shop-api-error", f"{exc}; the store's refunds will be found by the next poll"
             ) from exc
@@ -295,8 +312,8 @@ def _order_from_payload(document: dict[str, Any]) -> WooOrder:
 
 def _action_order_id(document: dict[str, Any]) -> int:
     arg = document.get("arg")
-    if isinstance(arg, str) and arg.isascii() and arg.isdigit():
-        arg = int(arg)
-    if isinstance(arg, bool) or not isinstance(arg, int) or arg <= 0:
+    if isinstance(arg, str) and arg.isascii() and arg.isdigit() and len(arg) <= len(str(MAX_ID)):
+        arg = int(arg)  # bounded first: int() refuses (ValueError) past 4300 digits
+    if isinstance(arg, bool) or not isinstance(arg, int) or not 0 < arg < MAX_ID:
         raise WebhookRejected(400, "malformed-body", "arg must be the refunded order's id")
     return arg

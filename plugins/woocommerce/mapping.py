@@ -15,10 +15,12 @@ from typing import Any
 
 from refund_adapter import RefundRequest
 from refund_adapter.money import CURRENCY, is_trade_no, to_amount
+from refund_adapter.untrusted import quote
 
 from .settings import WooShop
 
 NAME = "woocommerce"
+MAX_ID = 2**63  # WordPress ids are 64-bit: a larger one names nothing, and our store could not hold it
 # WooCommerce writes amounts with the shop's decimals ("10.500"); whether they are whole fen is `to_amount`'s rule.
 _AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]+)?")
 
@@ -88,12 +90,15 @@ def parse_refund(document: Any) -> WooRefund:
 def order_skipped(shop: WooShop, order: WooOrder) -> Skipped | None:
     """Why none of this order's refunds is ours, or None; checked before fetching any refund."""
     if order.payment_method not in shop.alipay_gateway_ids:
-        return Skipped(f"paid with {order.payment_method or 'no gateway'!r}, not an Alipay gateway")
+        return Skipped(f"paid with {quote(order.payment_method or 'no gateway')}, not an Alipay gateway")
     if order.currency != CURRENCY:
-        return Skipped(f"an Alipay order in {order.currency!r}: Alipay batch refunds pay back {CURRENCY} only", True)
+        return Skipped(f"an Alipay order in {quote(order.currency)}: Alipay batch refunds pay back {CURRENCY} only",
+                       True)
     if not is_trade_no(order.transaction_id):
         # Refused here, not by the core: a refused delivery counts towards WooCommerce disabling the webhook.
-        return Skipped(f"an Alipay order whose transaction id {order.transaction_id!r} is no Alipay trade number", True)
+        return Skipped(
+            f"an Alipay order whose transaction id {quote(order.transaction_id)} is no Alipay trade number", True
+        )
     if order.total is None:
         return Skipped("an Alipay order whose total is not a positive amount of cents", True)
     return None
@@ -117,7 +122,7 @@ def map_refund(
         return Skipped("nothing to pay back (amount 0)")
     amount = _money(refund.amount)
     if amount is None:
-        return Skipped(f"amount {refund.amount!r} is not a positive amount of cents", True)
+        return Skipped(f"amount {quote(refund.amount)} is not a positive amount of cents", True)
     return RefundRequest(
         platform=NAME,
         shop=shop.id,
@@ -139,8 +144,8 @@ def _money(text: str) -> Decimal | None:
 
 
 def _id(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise MalformedResource(f"{name} must be a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < MAX_ID:
+        raise MalformedResource(f"{name} must be a positive 64-bit integer")
     return value
 
 

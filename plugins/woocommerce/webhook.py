@@ -25,11 +25,20 @@ REFUND_TOPICS = (ORDER_UPDATED, ORDER_REFUNDED)
 DELIVERY_PATH = "/webhooks/woocommerce"
 
 _PING = re.compile(rb"webhook_id=[0-9]+")
+_DELIVERY_ID = re.compile(r"[0-9A-Za-z._:-]{1,64}")  # WooCommerce sends a hash of the delivery (32 hex digits)
 
 
 def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
     """The delivery WooCommerce sends when a webhook is saved: it wants exactly 200 and nothing else."""
     return SIGNATURE not in headers and _PING.fullmatch(body.strip()) is not None
+
+
+def delivery_id(headers: Mapping[str, str]) -> str:
+    """The delivery's id, kept with its refunds for tracing; "" unless it looks like one. The signature covers
+    the body only, so the header is whatever the sender (or a replayer) wrote: never kilobytes stored per refund.
+    """
+    value = headers.get(DELIVERY_ID, "")
+    return value if _DELIVERY_ID.fullmatch(value) else ""
 
 
 def sign(secret: str, algorithm: str, body: bytes) -> str:

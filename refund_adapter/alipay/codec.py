@@ -1079,7 +1079,7 @@ def _descriptive(params: Mapping[str, str], name: str) -> str:
     return "" if value is None else _check(value, name, _FREE_TEXT, _RULE_TEXT)
 
 
-def _notify_id(params: Mapping[str, str]) -> str:
+def read_notify_id(params: Mapping[str, str]) -> str:
     """The id `notify_verify` is asked about; opaque, but it travels in a URL."""
     return _check(_required(params, "notify_id"), "notify_id", _NOTIFY_ID, "must be 1..128 visible ASCII")
 
@@ -1113,7 +1113,7 @@ def parse_refund_notify(params: Mapping[str, str]) -> RefundNotify:
     _batch_no_date(batch_no, "batch_no")
     return RefundNotify(
         notify_time=parse_alipay_time(_required(params, "notify_time"), "notify_time"),
-        notify_id=_notify_id(params),
+        notify_id=read_notify_id(params),
         batch_no=batch_no,
         success_num=success_num,
         results=results,
@@ -1148,7 +1148,7 @@ def parse_dback_notify(params: Mapping[str, str]) -> DbackNotify:
     _batch_no_date(batch_no, "refund_batch_no")
     notify_time = _param(params, "notify_time")
     return DbackNotify(
-        notify_id=_notify_id(params),
+        notify_id=read_notify_id(params),
         trade_no=_check(_required(params, "trade_no"), "trade_no", _TRADE_NO, _RULE_TRADE_NO),
         refund_id=_check(_required(params, "refund_id"), "refund_id", _TRADE_NO, _RULE_TRADE_NO),
         batch_no=batch_no,

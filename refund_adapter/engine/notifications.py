@@ -8,9 +8,10 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..alipay.codec import AlipayFormatError, ResultItem, parse_dback_notify, parse_refund_notify
+from ..alipay.codec import AlipayFormatError, ResultItem, parse_dback_notify, parse_refund_notify, read_notify_id
 from ..failpoints import AFTER_NOTIFY_VERIFIED, crash_point
 from ..models import Batch, DetailResult
+from ..untrusted import bounded, quote
 from .channel import decode_form
 from .results import record_verdicts
 from .runtime import EngineContext
@@ -34,6 +35,7 @@ class NotifyAnswer:
 
 
 def _refuse(reason: str) -> NotifyAnswer:
+    reason = bounded(reason)  # anyone can post a notify: its fields are quoted into `reason`
     log.warning("alipay notify refused: %s", reason)
     return NotifyAnswer(FAIL, reason)
 
@@ -98,20 +100,21 @@ async def _authentic(ctx: EngineContext, body: bytes, kind: NotifyKind) -> tuple
     batch_no = rough.get(kind.batch_field, "")
     batch = await ctx.store.find_batch(batch_no) if batch_no else None
     if batch is None:
-        return f"unknown batch_no {batch_no!r}"
+        return f"unknown batch_no {quote(batch_no)}"
     channel = ctx.channels.get(batch.account)
     if channel is None:
         return f"batch {batch_no}: account {batch.account!r} is not configured"
     params = channel.decode_notify(body)
     if not channel.signature_ok(params):
         return f"batch {batch_no}: bad signature"
-    notify_id = params.get("notify_id", "")
-    if not notify_id:
-        return f"batch {batch_no}: no notify_id"
+    try:  # checked before it travels to notify_verify: a signed notify may still carry 8 KB of anything there
+        notify_id = read_notify_id(params)
+    except AlipayFormatError as exc:
+        return f"batch {batch_no}: {exc}"
     if await ctx.store.notify_seen(batch_no, notify_id, kind.name):
         return batch, params  # a redelivery of what is already recorded: acknowledge without asking again
     if not await channel.notify_id_ok(notify_id):
-        return f"batch {batch_no}: notify_verify did not confirm notify_id {notify_id}"
+        return f"batch {batch_no}: notify_verify did not confirm notify_id {quote(notify_id)}"
     return batch, params
 
 

@@ -11,8 +11,9 @@ from prometheus_client.core import GaugeMetricFamily
 
 from ..models import BatchState, RefundState, ReportState
 from ..plugins import plugins_info
+from ..untrusted import quote
 from .keys import ENGINE, PLUGIN_MANAGER
-from .problems import admin_only, bad_request, problem, read_body
+from .problems import admin_only, bad_request, expect_continue, problem, read_body
 from .views import batch_json, refund_json
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,19 @@ def _int_param(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return None
-    if not raw.isdigit():
-        raise bad_request("invalid-parameter", f"{name} must be a positive integer")
-    return int(raw)
+    value = _id(raw)
+    if value is None:
+        raise bad_request("invalid-parameter", f"{name} must be a positive integer below 2**63")
+    return value
+
+
+def _id(raw: str) -> int | None:
+    """`raw` as a 64-bit id, or None: ASCII digits only (int() also takes "²" and full-width digits), and never
+    int() of thousands of digits (Python refuses more than 4300, and each costs)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_ID)):
+        return None
+    value = int(raw)
+    return value if value < MAX_ID else None
 
 
 async def platforms(request: web.Request) -> web.Response:
@@ -52,10 +63,10 @@ REVIEW_FILTERS = {"true": True, "false": False}  # ?review=true: the refunds an 
 async def list_refunds(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in RefundState.__members__.values():
-        return problem(400, "invalid-filter", f"unknown state {state!r}")
+        return problem(400, "invalid-filter", f"unknown state {quote(state)}")
     report_state = request.query.get("report_state")
     if report_state is not None and report_state not in ReportState.__members__.values():
-        return problem(400, "invalid-filter", f"unknown report_state {report_state!r}")
+        return problem(400, "invalid-filter", f"unknown report_state {quote(report_state)}")
     review = request.query.get("review")
     if review is not None and review not in REVIEW_FILTERS:
         return problem(400, "invalid-filter", "review must be true or false")
@@ -70,8 +81,8 @@ async def list_refunds(request: web.Request) -> web.Response:
 
 
 async def get_refund(request: web.Request) -> web.Response:
-    refund_id = int(request.match_info["id"])
-    refund = await request.app[ENGINE].store.get_refund(refund_id) if refund_id < MAX_ID else None
+    refund_id = _id(request.match_info["id"])
+    refund = await request.app[ENGINE].store.get_refund(refund_id) if refund_id is not None else None
     if refund is None:
         return problem(404, "unknown-refund", "no such refund")
     return web.json_response(refund_json(refund))
@@ -90,7 +101,7 @@ async def clear_review(request: web.Request) -> web.Response:
 async def list_batches(request: web.Request) -> web.Response:
     state = request.query.get("state")
     if state is not None and state not in BatchState.__members__.values():
-        return problem(400, "invalid-filter", f"unknown state {state!r}")
+        return problem(400, "invalid-filter", f"unknown state {quote(state)}")
     batches = await request.app[ENGINE].store.list_batches(
         state=BatchState(state) if state else None, limit=min(_int_param(request, "limit") or 100, 1000)
     )
@@ -107,13 +118,13 @@ async def retry_dead_letters(request: web.Request) -> web.Response:
     if request.can_read_body:
         try:
             payload = json.loads(await read_body(request))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
             return problem(400, "malformed-body", "the body must be JSON")
         if not isinstance(payload, dict):
             return problem(400, "malformed-body", 'the body must be an object: {"refund_ids": [...]}')
         ids = payload.get("refund_ids")
-        if ids is not None and not (isinstance(ids, list) and all(type(i) is int for i in ids)):
-            return problem(400, "malformed-body", "refund_ids must be a list of integers")
+        if ids is not None and not (isinstance(ids, list) and all(type(i) is int and 0 <= i < MAX_ID for i in ids)):
+            return problem(400, "malformed-body", "refund_ids must be a list of integers from 0 to 2**63 - 1")
     ctx = request.app[ENGINE]
     count = await ctx.store.retry_dead_letters(ctx.clock(), ids)
     ctx.signals.reporter.set()
@@ -146,17 +157,17 @@ async def metrics(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, admin_token: str | None) -> None:
     """Health for anyone; the operator's endpoints (`/-/...`, `/metrics`) behind `admin_token` when it is set."""
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/healthz", healthz, expect_handler=expect_continue)
     get, post = app.router.add_get, app.router.add_post
     for add, path, handler in (
         (get, "/-/plugins", plugins),
         (get, "/-/platforms", platforms),
         (get, "/-/refunds", list_refunds),
-        (get, r"/-/refunds/{id:\d+}", get_refund),
+        (get, r"/-/refunds/{id:[0-9]+}", get_refund),  # not \d: it matches every script's digits
         (post, r"/-/refunds/{id:[0-9]{1,19}}/review/clear", clear_review),  # at most 19 ASCII digits: int() is cheap
         (get, "/-/batches", list_batches),
         (get, "/-/stats", stats),
         (post, "/-/dead-letters/retry", retry_dead_letters),
         (get, "/metrics", metrics),
     ):
-        add(path, admin_only(handler, admin_token))
+        add(path, admin_only(handler, admin_token), expect_handler=expect_continue)

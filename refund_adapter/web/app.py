@@ -21,7 +21,7 @@ from ..store import store_from_url
 from . import admin
 from .alipay import dback_notify, refund_notify
 from .keys import CONFIG, ENGINE, HTTP, PLUGIN_MANAGER
-from .problems import unrouted
+from .problems import expect_continue, unrouted
 from .webhooks import receive_webhook
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,15 @@ def create_app(
     app[PLUGIN_MANAGER] = pm or create_plugin_manager(config.plugins_dir)
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_engine(clock, run_engine))
-    app.router.add_post("/webhooks/{platform}", receive_webhook)
-    app.router.add_post("/webhooks/{platform}/{tail:.+}", receive_webhook)
-    app.router.add_post("/alipay/notify", refund_notify)
-    app.router.add_get("/alipay/notify", refund_notify)
-    app.router.add_post("/alipay/dback-notify", dback_notify)
-    app.router.add_get("/alipay/dback-notify", dback_notify)
+    app.router.add_post("/webhooks/{platform}", receive_webhook, expect_handler=expect_continue)
+    app.router.add_post("/webhooks/{platform}/{tail:.+}", receive_webhook, expect_handler=expect_continue)
+    app.router.add_post("/alipay/notify", refund_notify, expect_handler=expect_continue)
+    app.router.add_get("/alipay/notify", refund_notify, expect_handler=expect_continue)
+    app.router.add_post("/alipay/dback-notify", dback_notify, expect_handler=expect_continue)
+    app.router.add_get("/alipay/dback-notify", dback_notify, expect_handler=expect_continue)
     admin.add_routes(app, config.server.admin_token.reveal() if config.server.admin_token else None)
-    app.router.add_route("*", "/{path:.*}", unrouted)  # last: answers what no route above takes, as a problem
+    # last: answers what no route above takes, as a problem
+    app.router.add_route("*", r"/{path:[\s\S]*}", unrouted, expect_handler=expect_continue)  # [\s\S]: . skips "\n"
     return app
 
 

@@ -12,7 +12,9 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
+
+from ..untrusted import bounded, quote
 
 PROBLEM_TYPE_PREFIX = "urn:refund-adapter:problem:"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -21,8 +23,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _problem_json(status: int, slug: str, detail: str) -> str:
+    """The document; `detail` may quote what a request sent, so it is bounded here, for every problem."""
     title = slug.replace("-", " ").capitalize()
-    return json.dumps({"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail})
+    return json.dumps({"type": PROBLEM_TYPE_PREFIX + slug, "title": title, "status": status, "detail": bounded(detail)})
 
 
 def problem(status: int, slug: str, detail: str, *, headers: dict[str, str] | None = None) -> web.Response:
@@ -36,15 +39,29 @@ def bad_request(slug: str, detail: str) -> web.HTTPBadRequest:
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The whole body; over the app's `client_max_size` a 413 problem is raised (aiohttp's own is plain text)."""
+    """The whole body; over the app's `client_max_size` a 413 problem is raised (aiohttp's own is plain text),
+    and a body that is not in its `Content-Encoding` (a gzip header over plain bytes) is a 400 problem."""
     try:
         return await request.read()
+    except web.RequestPayloadError as exc:
+        raise bad_request("malformed-body", f"the body could not be read: {quote(str(exc))}") from None
     except web.HTTPRequestEntityTooLarge as exc:
         raise web.HTTPRequestEntityTooLarge(
             max_size=request.client_max_size, actual_size=request.content_length or 0,
             text=_problem_json(413, "body-too-large", exc.text or "the body is too large"),
             content_type=PROBLEM_CONTENT_TYPE,
         ) from None
+
+
+async def expect_continue(request: web.Request) -> None:
+    """Every route's `expect_handler`. aiohttp's default answers `Expect: 100-continue` as this does, but echoes
+    any other value into a plain-text 417, and crashes into a 500 on a value that is not UTF-8."""
+    if request.headers.get(hdrs.EXPECT, "").lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text=_problem_json(417, "expectation-failed", "only 100-continue is expected"),
+                                        content_type=PROBLEM_CONTENT_TYPE)
+    if request.version == HttpVersion11:  # what aiohttp's default does: HTTP/1.0 has no interim answers
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper has not started
 
 
 async def unrouted(request: web.Request) -> web.Response:
@@ -69,7 +86,8 @@ def admin_only(handler: Handler, token: str | None) -> Handler:
 
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+        # surrogateescape: a header that is not UTF-8 is compared as the bytes sent (and does not match)
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, expected):
             return problem(401, "admin-token-required", "this endpoint needs Authorization: Bearer <token>")
         return await handler(request)

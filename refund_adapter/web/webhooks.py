@@ -10,6 +10,7 @@ from ..engine.intake import InvalidRequest, admit, conflicts
 from ..failpoints import AFTER_ACCEPT, crash_point
 from ..platform import InboundWebhook, WebhookRejected
 from ..store import AcceptResult, StoreUnavailable
+from ..untrusted import bounded, quote
 from .keys import ENGINE
 from .problems import problem, read_body
 
@@ -22,7 +23,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     platform = request.match_info["platform"]
     adapter = ctx.platforms.get(platform)
     if adapter is None:
-        return problem(404, "unknown-platform", f"no platform plugin named {platform!r} is loaded")
+        return problem(404, "unknown-platform", f"no platform plugin named {quote(platform)} is loaded")
     with ctx.pressure.webhook():  # engine loops wait for a pause in webhooks (engine/pressure.py)
         body = await read_body(request)
         inbound = InboundWebhook(
@@ -36,10 +37,10 @@ async def receive_webhook(request: web.Request) -> web.Response:
             accepted = await adapter.receive(inbound)
             admitted = [admit(req, ctx.config.alipay.accounts) for req in accepted.requests]
         except WebhookRejected as exc:
-            log.info("webhook %s refused: %s", platform, exc)
+            log.info("webhook %s refused: %s: %s", platform, exc.type, bounded(exc.detail))
             return problem(exc.status, exc.type, exc.detail)
         except InvalidRequest as exc:
-            log.info("webhook %s refused: %s", platform, exc.detail)
+            log.info("webhook %s refused: %s", platform, bounded(exc.detail))
             return problem(422, exc.type, exc.detail)
         if any(req.platform != platform for req in admitted):
             return problem(500, "plugin-error", f"plugin {platform!r} produced a request for another platform")
