@@ -216,7 +216,10 @@ class RefundStore(abc.ABC):
     async def find_batch(self, batch_no: str) -> Batch | None: ...
 
     @abc.abstractmethod
-    async def list_batches(self, *, limit: int = 100, state: BatchState | None = None) -> list[Batch]: ...
+    async def list_batches(self, *, limit: int = 100, state: BatchState | None = None, before_id: int | None = None,
+                           max_details: int | None = None) -> list[Batch]:
+        """Newest first (ids below `before_id` when given); with `max_details`, stops after the batch that brings
+        the details returned to that many, so one page stays small whatever the batches' sizes."""
 
     @abc.abstractmethod
     async def counts(self) -> dict[str, dict[str, int]]:

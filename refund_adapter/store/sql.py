@@ -7,6 +7,7 @@ supplies a `Dialect` and two context managers: a write transaction and a read co
 from __future__ import annotations
 
 import abc
+import asyncio
 import functools
 import itertools
 import json
@@ -125,6 +126,13 @@ _VERDICT_COLUMNS = {over: (state.value, code, report.value) for over, (state, co
 _UNRESOLVED = "state IN ('batched', 'submitted', 'unknown')"
 MAX_REVIEW_REASON = 500  # characters of a review reason kept: what Alipay sent is echoed into it
 _INSERT_CHUNK = 500  # rows per INSERT: 17 parameters each stays far below either backend's limit
+# Refunds changed per transaction by an operator's bulk action (retrying dead letters): SQLite runs statements in
+# line on the event loop, and a chunk of 1000 holds it for a few milliseconds (bench/stalls.py).
+BULK_CHUNK = 1000
+READ_CHUNK = 200  # rows turned into models per turn of the event loop when reading a long list
+MAX_ID = 2**63  # ids are 64-bit: a larger one names no refund
+# The next dead letters in id order, from the partial index refunds_dead_letters (0005).
+DEAD_LETTERS_AFTER = "SELECT id FROM refunds WHERE report_state = 'dead' AND id > $1 ORDER BY id LIMIT $2"
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,11 @@ def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
     return (items[i : i + size] for i in range(0, len(items), size))
 
 
+async def _let_the_loop_run() -> None:
+    """Between two chunks of a long job: SQLite's statements never yield the loop, so yield it here."""
+    await asyncio.sleep(0)
+
+
 class SqlStore(PluginDataSql, RefundStore):
     """Everything but connecting; see the backends for how transactions are made."""
 
@@ -181,6 +194,11 @@ class SqlStore(PluginDataSql, RefundStore):
     @abc.abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """A write transaction, committed when the block exits normally."""
+
+    def bulk_transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """A write transaction for work over many rows: the same as `transaction` where statements already leave
+        the event loop free while they run (PostgreSQL); a backend that runs them in line runs these elsewhere."""
+        return self.transaction()
 
     @abc.abstractmethod
     def reading(self) -> AbstractAsyncContextManager[Tx]:
@@ -309,7 +327,7 @@ class SqlStore(PluginDataSql, RefundStore):
         return [PendingWork(r["alipay_account"], int(r["n"]), float(r["oldest"])) for r in rows]
 
     async def create_batch(self, account: str, max_details: int, day: date, now: float) -> Batch | None:
-        async with self.transaction() as tx:
+        async with self.bulk_transaction() as tx:
             await self._lock(tx, [account])
             candidates = await tx.fetch(BATCH_CANDIDATES, account, max_details)
             if not candidates:
@@ -347,7 +365,7 @@ class SqlStore(PluginDataSql, RefundStore):
         return str(row["value"])
 
     async def claim_batch_to_submit(self, now: float, lease_seconds: float) -> Batch | None:
-        async with self.transaction() as tx:
+        async with self.bulk_transaction() as tx:
             row = await tx.fetchrow(
                 f"""SELECT id FROM batches
                     WHERE (state = 'pending' AND (lease_until IS NULL OR lease_until <= $1))
@@ -374,7 +392,7 @@ class SqlStore(PluginDataSql, RefundStore):
         next_query_at: float | None = None,
         retry_at: float | None = None,
     ) -> list[StateChange]:
-        async with self.transaction() as tx:
+        async with self.bulk_transaction() as tx:
             await tx.execute(
                 # A completed batch stays completed: a late submit answer must not reopen it.
                 """UPDATE batches SET state = $1, code = COALESCE($2, code), next_query_at = $3,
@@ -485,14 +503,16 @@ class SqlStore(PluginDataSql, RefundStore):
                     WHERE id IN ({_placeholders(ids, 5)}) RETURNING *""",
                 new_state.value, code, now, new_state.is_final, *ids,
             )
-            changes += [StateChange(_refund(row, batch_no), old_states[int(row["id"])]) for row in updated]
+            for chunk in _chunks(updated, READ_CHUNK):  # a batch of 1000 is tens of milliseconds of models
+                changes += [StateChange(_refund(row, batch_no), old_states[int(row["id"])]) for row in chunk]
+                await _let_the_loop_run()
         return sorted(changes, key=lambda change: change.refund.id)
 
     async def record_results(
         self, batch_id: int, results: Sequence[DetailResult], now: float, *, notify_id: str | None, kind: str
     ) -> RecordedResults:
         by_trade = {result.trade_no: result for result in results}
-        async with self.transaction() as tx:
+        async with self.bulk_transaction() as tx:
             # The batch row first, as set_batch_state does: one batch's outcomes apply one after the other.
             batch = await tx.fetchrow(f"SELECT batch_no FROM batches WHERE id = $1{self.dialect.for_update}", batch_id)
             assert batch is not None
@@ -571,7 +591,10 @@ class SqlStore(PluginDataSql, RefundStore):
                 f"UPDATE batches SET next_query_at = $1 WHERE id IN ({_placeholders(ids, 2)})",
                 now + lease_seconds, *ids,
             )
-            return [await self._batch_in(tx, batch_id) for batch_id in ids]
+        # Read after the commit, on the reading connection: up to `limit` batches of 1000 details each would hold
+        # the writer (and, on SQLite, the event loop) for as long as reading them takes.
+        async with self.reading() as conn:
+            return [await self._batch_in(conn, batch_id) for batch_id in ids]
 
     async def schedule_query(self, batch_id: int, next_query_at: float, now: float) -> None:
         async with self.transaction() as tx:
@@ -618,16 +641,35 @@ class SqlStore(PluginDataSql, RefundStore):
             )
 
     async def retry_dead_letters(self, now: float, refund_ids: Sequence[int] | None = None) -> int:
-        async with self.transaction() as tx:
-            if refund_ids is not None and not refund_ids:
-                return 0
-            only = f" AND id IN ({_placeholders(refund_ids, 2)})" if refund_ids else ""
-            rows = await tx.fetch(
-                f"""UPDATE refunds SET report_state = 'pending', report_next_at = $1, report_attempts = 0
-                    WHERE report_state = 'dead'{only} RETURNING id""",
-                now, *(refund_ids or ()),
-            )
-            return len(rows)
+        """In chunks of BULK_CHUNK refunds, each its own transaction, with the event loop let run in between:
+        a million dead letters, or a list of a hundred thousand ids, never hold the loop (nor the writer)."""
+        requeued = 0
+        if refund_ids is not None:  # an id repeated in a later chunk is no longer dead there: counted once
+            for chunk in _chunks(refund_ids, BULK_CHUNK):
+                async with self.bulk_transaction() as tx:
+                    requeued += await self._requeue_dead(tx, now, [i for i in chunk if 0 < i < MAX_ID])
+                await _let_the_loop_run()
+            return requeued
+        after = 0
+        while True:
+            async with self.bulk_transaction() as tx:
+                ids = [int(row["id"]) for row in await tx.fetch(DEAD_LETTERS_AFTER, after, BULK_CHUNK)]
+                requeued += await self._requeue_dead(tx, now, ids)
+            if len(ids) < BULK_CHUNK:
+                return requeued
+            after = ids[-1]
+            await _let_the_loop_run()
+
+    async def _requeue_dead(self, tx: Tx, now: float, ids: Sequence[int]) -> int:
+        """Put those of `ids` that are dead letters back in the outbox; returns how many."""
+        if not ids:
+            return 0
+        rows = await tx.fetch(
+            f"""UPDATE refunds SET report_state = 'pending', report_next_at = $1, report_attempts = 0
+                WHERE report_state = 'dead' AND id IN ({_placeholders(ids, 2)}) RETURNING id""",
+            now, *ids,
+        )
+        return len(rows)
 
     # -- review ---------------------------------------------------------------------------------------
     async def clear_review(self, refund_id: int) -> Refund | None:
@@ -670,7 +712,11 @@ class SqlStore(PluginDataSql, RefundStore):
                    AND (CAST($5 AS BIGINT) IS NULL OR batch_id = $5){flagged} ORDER BY id DESC LIMIT $4""",
                 state.value if state else None, report_state, before_id, limit, batch_id,
             )
-            return await self._hydrate(conn, rows)
+            refunds: list[Refund] = []
+            for chunk in _chunks(rows, READ_CHUNK):  # a page of 1000 is tens of milliseconds to turn into models
+                refunds += await self._hydrate(conn, chunk)
+                await _let_the_loop_run()
+            return refunds
 
     async def get_batch(self, batch_id: int) -> Batch | None:
         async with self.reading() as conn:
@@ -682,13 +728,22 @@ class SqlStore(PluginDataSql, RefundStore):
             row = await conn.fetchrow("SELECT id FROM batches WHERE batch_no = $1", batch_no)
             return None if row is None else await self._batch_in(conn, int(row["id"]))
 
-    async def list_batches(self, *, limit: int = 100, state: BatchState | None = None) -> list[Batch]:
+    async def list_batches(self, *, limit: int = 100, state: BatchState | None = None, before_id: int | None = None,
+                           max_details: int | None = None) -> list[Batch]:
         async with self.reading() as conn:
             rows = await conn.fetch(
-                "SELECT id FROM batches WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) ORDER BY id DESC LIMIT $2",
-                state.value if state else None, limit,
+                """SELECT id FROM batches WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
+                   AND (CAST($3 AS BIGINT) IS NULL OR id < $3) ORDER BY id DESC LIMIT $2""",
+                state.value if state else None, limit, before_id,
             )
-            return [await self._batch_in(conn, int(r["id"])) for r in rows]
+            batches: list[Batch] = []
+            details = 0
+            for row in rows:
+                batches.append(await self._batch_in(conn, int(row["id"])))
+                details += len(batches[-1].details)
+                if max_details is not None and details >= max_details:
+                    break
+            return batches
 
     async def counts(self) -> dict[str, dict[str, int]]:
         async with self.reading() as conn:

@@ -1,11 +1,14 @@
 """The embedded default backend: one SQLite file in WAL mode, `synchronous=FULL`, one writer.
 
 Every write runs in a transaction on the single writer connection, one at a time, in line on the event loop,
-COMMIT included: a transaction never holds the writer across event-loop turns. The COMMIT's fsync blocks the
-loop (0.1-0.3 ms on the development machine), but webhook intake commits in groups, so that cost is shared by
-every request of a group. Measured with `bench/ingest.py`: sending every statement to a thread (aiosqlite)
+COMMIT included: such a transaction never holds the writer across event-loop turns. The COMMIT's fsync blocks
+the loop (0.1-0.3 ms on the development machine), but webhook intake commits in groups, so that cost is shared
+by every request of a group. Measured with `bench/ingest.py`: sending every statement to a thread (aiosqlite)
 halved throughput, and sending only the COMMIT to a thread cost about 15% more CPU per request than running
 it in line, in thread hand-offs and GIL contention with the loop. Reads run on a second connection, on a thread.
+Work over many rows (a batch of a thousand refunds, a chunk of an operator's bulk action) is the exception: it
+runs in a `bulk_transaction`, whose statements run on a thread of the writer's own, so the loop is free while
+they do (in line they held it for tens of milliseconds, and seconds for a million dead letters: bench/stalls.py).
 
 Webhook intake uses group commit: the webhooks that reach `accept` within GROUP_COMMIT_WINDOW_SECONDS of the
 first are stored by one set-based transaction (`SqlStore.accept_in`) with one fsync.
@@ -19,7 +22,7 @@ import fcntl
 import functools
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -90,9 +93,10 @@ class _InlineTx:
 
 
 class _ThreadTx:
-    """The shared `Tx` calls on the reader connection, each run on the reader's own thread."""
+    """The shared `Tx` calls on a connection, each run on that connection's own thread (the reader's, or the
+    writer's for a bulk transaction)."""
 
-    def __init__(self, conn: sqlite3.Connection, run: Callable[[Callable[[], T]], asyncio.Future[T]]) -> None:
+    def __init__(self, conn: sqlite3.Connection, run: Callable[[Callable[[], T]], Awaitable[T]]) -> None:
         self._conn = conn
         self._run = run
 
@@ -115,6 +119,7 @@ class SqliteStore(SqlStore):
         self._reader: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._read_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
+        self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-bulk-write")
         self._queued: list[_Queued] = []
         self._flusher: asyncio.Task[None] | None = None
         self._file_lock: TextIO | None = None
@@ -169,6 +174,7 @@ class SqliteStore(SqlStore):
             async with self._write_lock:
                 writer.close()
         self._read_thread.shutdown()
+        self._write_thread.shutdown()
         if self._file_lock is not None:
             self._file_lock.close()
             self._file_lock = None
@@ -189,6 +195,39 @@ class SqliteStore(SqlStore):
                     writer.execute("COMMIT")
                 except sqlite3.Error:
                     _rollback(writer)  # the disk refused it: nothing of it stays
+                    raise
+
+    @asynccontextmanager
+    async def bulk_transaction(self) -> AsyncIterator[_ThreadTx]:
+        """A write transaction whose statements, COMMIT included, run on the writer's own thread: for work over
+        many rows (a batch of a thousand, a chunk of an operator's bulk action), which in line would hold the
+        event loop for tens of milliseconds. It holds the writer across loop turns; intake waits for it, but
+        the loop does not."""
+        writer = self._writer
+        assert writer is not None, "the store is not open"
+        loop = asyncio.get_running_loop()
+
+        async def run(work: Callable[[], T]) -> T:
+            future = loop.run_in_executor(self._write_thread, work)
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                # The statement still runs: the writer is released only once it is done with the connection.
+                await asyncio.wait([future])
+                raise
+
+        async with self._write_lock:
+            with _disk_errors_are_unavailable():
+                await run(lambda: writer.execute("BEGIN IMMEDIATE"))
+                try:
+                    yield _ThreadTx(writer, run)
+                except BaseException:
+                    await run(lambda: _rollback(writer))
+                    raise
+                try:
+                    await run(lambda: writer.execute("COMMIT"))
+                except sqlite3.Error:
+                    await run(lambda: _rollback(writer))  # the disk refused it: nothing of it stays
                     raise
 
     @asynccontextmanager

@@ -14,7 +14,7 @@ from ..plugins import plugins_info
 from ..untrusted import quote
 from .keys import ENGINE, PLUGIN_MANAGER
 from .problems import admin_only, bad_request, expect_continue, problem, read_body
-from .views import batch_json, refund_json
+from .views import batch_json, json_list_response, refund_json
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,10 @@ async def plugins(request: web.Request) -> web.Response:
 
 
 MAX_ID = 2**63  # ids are 64-bit: a larger one names no refund
+# Batch details in one page of /-/batches (whole batches: the page ends after the batch that reaches it). A
+# thousand full batches are a million details, seconds of the event loop to serialise; the next page is
+# `?before=<the last id>`.
+MAX_DETAILS_PER_PAGE = 10_000
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -77,7 +81,7 @@ async def list_refunds(request: web.Request) -> web.Response:
         limit=min(_int_param(request, "limit") or 100, 1000),
         before_id=_int_param(request, "before"),
     )
-    return web.json_response([refund_json(refund) for refund in refunds])
+    return await json_list_response(refunds, refund_json, per_turn=200)
 
 
 async def get_refund(request: web.Request) -> web.Response:
@@ -103,9 +107,10 @@ async def list_batches(request: web.Request) -> web.Response:
     if state is not None and state not in BatchState.__members__.values():
         return problem(400, "invalid-filter", f"unknown state {quote(state)}")
     batches = await request.app[ENGINE].store.list_batches(
-        state=BatchState(state) if state else None, limit=min(_int_param(request, "limit") or 100, 1000)
+        state=BatchState(state) if state else None, limit=min(_int_param(request, "limit") or 100, 1000),
+        before_id=_int_param(request, "before"), max_details=MAX_DETAILS_PER_PAGE,
     )
-    return web.json_response([batch_json(batch) for batch in batches])
+    return await json_list_response(batches, batch_json, per_turn=1)
 
 
 async def stats(request: web.Request) -> web.Response:
