@@ -32,6 +32,9 @@ MAX_ID = 2**63  # ids are 64-bit: a larger one names no refund
 # thousand full batches are a million details, seconds of the event loop to serialise; the next page is
 # `?before=<the last id>`.
 MAX_DETAILS_PER_PAGE = 10_000
+# The body of one dead-letter retry: parsing JSON runs in one go on the event loop, and a megabyte of small ids
+# takes tens of milliseconds (with the check of every id); 128 KiB is some 15,000 ids of seven digits.
+MAX_RETRY_BODY_BYTES = 128 * 1024
 
 
 def _int_param(request: web.Request, name: str) -> int | None:
@@ -121,8 +124,12 @@ async def retry_dead_letters(request: web.Request) -> web.Response:
     """Put dead letters back in the outbox: all, or `{"refund_ids": [...]}`."""
     ids = None
     if request.can_read_body:
+        body = await read_body(request)
+        if len(body) > MAX_RETRY_BODY_BYTES:
+            return problem(413, "body-too-large", f"at most {MAX_RETRY_BODY_BYTES} bytes of refund_ids a request; "
+                           "send several, or no body to retry every dead letter")
         try:
-            payload = json.loads(await read_body(request))
+            payload = json.loads(body)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
             return problem(400, "malformed-body", "the body must be JSON")
         if not isinstance(payload, dict):

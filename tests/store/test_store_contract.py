@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import date
 from decimal import Decimal
+from typing import TypeVar
 
 import pytest
 
 from refund_adapter.alipay.codec import validate_batch_no
 from refund_adapter.models import BatchState, DetailResult, RefundRequest, RefundState, ReportState
 from refund_adapter.platform import PluginData
-from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore, store_from_url
+from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore, store_from_url, synthetic
+from refund_adapter.store.sql import BULK_CHUNK, SqlStore
 
+T = TypeVar("T")
 DAY = date(2026, 11, 25)
 T0 = 1_780_000_000.0
 
@@ -553,3 +556,84 @@ async def test_an_operator_clears_a_review_flag_and_nothing_else(store: RefundSt
     assert await store.get_refund(flagged.id) == cleared
     assert await store.list_refunds(review=True) == [] and (await store.counts())["review"] == {"flagged": 0}
     assert await store.clear_review(flagged.id + 1000) is None
+# -- work over many rows: bounded per statement, the event loop let run in between -------------------------------
+async def _with_ticks(work: Awaitable[T]) -> tuple[T, int]:
+    """`work`'s result and how many times another task ran on the loop while it did."""
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            await asyncio.sleep(0)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    try:
+        return await work, ticks
+    finally:
+        done.set()
+        await task
+
+
+async def test_synthetic_refunds_and_batches_are_stored_as_asked(store: RefundStore) -> None:
+    assert isinstance(store, SqlStore)
+    batch_ids = await synthetic.add_batches(store, 3, now=T0)
+    await synthetic.add_refunds(store, 2500, state="failed", report_state="dead", now=T0, batch_ids=batch_ids)
+    await synthetic.add_refunds(store, 10, state="received", report_state="none", now=T0)
+    assert (await store.counts())["refunds"] == {"failed": 2500, "received": 10}
+    assert (await store.counts())["batches"] == {"completed": 3}
+    assert [len((await store.get_batch(i)).details) for i in batch_ids] == [834, 834, 832]  # type: ignore[union-attr]
+    batch = await store.create_batch("main", 1000, DAY, T0)  # the synthetic trades are distinct, valid numbers
+    assert batch is not None and len(batch.details) == 10
+
+
+async def test_retrying_every_dead_letter_goes_a_chunk_at_a_time_and_lets_the_loop_run(store: RefundStore) -> None:
+    """Found by bench/stalls.py: a million dead letters were one UPDATE, 13 s of SQLite in line on the loop."""
+    assert isinstance(store, SqlStore)
+    await synthetic.add_refunds(store, 2 * BULK_CHUNK + 500, state="failed", report_state="dead", now=T0)
+    await synthetic.add_refunds(store, 700, state="succeeded", report_state="delivered", now=T0)
+    requeued, ticks = await _with_ticks(store.retry_dead_letters(T0 + 1))
+    assert requeued == 2 * BULK_CHUNK + 500
+    assert ticks >= 2  # the loop ran between the three chunks (SQLite's statements never yield it by themselves)
+    assert (await store.counts())["reports"] == {"pending": 2 * BULK_CHUNK + 500, "delivered": 700}
+    assert await store.retry_dead_letters(T0 + 2) == 0
+
+
+async def test_retrying_a_list_longer_than_any_statement_takes(store: RefundStore) -> None:
+    """Found by bench/stalls.py: a 1 MiB list of ids was one statement with 145,000 parameters, past PostgreSQL's
+    32,767 (a 500) and 48 s of SQLite's parser in line on the loop."""
+    assert isinstance(store, SqlStore)
+    await synthetic.add_refunds(store, 3000, state="failed", report_state="dead", now=T0)
+    await synthetic.add_refunds(store, 100, state="succeeded", report_state="delivered", now=T0)
+    first = (await store.list_refunds(limit=1, before_id=None, report_state="dead"))[0].id - 2999  # newest first
+    ids = [*range(first, first + 40_000), first, first + 1, 0, -5, 2**63, 2**80]  # repeats; ids naming nothing
+    requeued, ticks = await _with_ticks(store.retry_dead_letters(T0 + 1, ids))
+    assert requeued == 3000 and ticks >= 2
+    assert (await store.counts())["reports"] == {"pending": 3000, "delivered": 100}
+
+
+async def test_batches_are_listed_in_pages_bounded_by_their_details(store: RefundStore) -> None:
+    assert isinstance(store, SqlStore)
+    batch_ids = await synthetic.add_batches(store, 5, now=T0)
+    await synthetic.add_refunds(store, 5000, now=T0, batch_ids=batch_ids)
+    page = await store.list_batches(limit=100, max_details=2500)
+    assert [b.id for b in page] == batch_ids[::-1][:3]  # whole batches: the page ends with the one reaching 2500
+    rest = await store.list_batches(limit=100, max_details=2500, before_id=page[-1].id)
+    assert [b.id for b in rest] == batch_ids[::-1][3:]
+    assert [b.id for b in await store.list_batches(limit=2)] == batch_ids[::-1][:2]
+
+
+async def test_a_bulk_transaction_commits_or_rolls_back_as_one(store: RefundStore) -> None:
+    assert isinstance(store, SqlStore)
+    await store.accept([req("r1")], T0)
+    with pytest.raises(RuntimeError):
+        async with store.bulk_transaction() as tx:
+            await tx.execute("UPDATE refunds SET state = 'failed'")
+            raise RuntimeError("undone")
+    assert (await store.counts())["refunds"] == {"received": 1}
+    changed, ticks = await _with_ticks(store.create_batch("main", 1000, DAY, T0))  # a bulk transaction
+    assert changed is not None and ticks >= 1  # its statements left the loop free (SQLite: on the writer's thread)
+    async with store.bulk_transaction() as tx:
+        await tx.execute("UPDATE refunds SET code = 'X'")
+    assert (await store.get_refund(changed.details[0].refund_id)).code == "X"  # type: ignore[union-attr]
