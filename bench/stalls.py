@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from refund_adapter.config import parse_config
 from refund_adapter.engine.batcher import batch_once
@@ -79,21 +80,41 @@ async def build_store(store: SqlStore, refunds: int, backlog: int, query_batches
     await synthetic.add_refunds(store, backlog, state="received", report_state="none", now=now - 3600)
 
 
+def shop_server(port: int) -> None:
+    """The shop the reports go to (`--shop-server PORT`): a `SimulatedShop`, in a process of its own."""
+    app = SimulatedShop(SECRET).app()
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, loop=new_event_loop())
+
+
 @contextlib.asynccontextmanager
-async def sandbox() -> AsyncIterator[str]:
-    """The Alipay sandbox in a process of its own; yields its gateway URL."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        *CLI, "sandbox", "--port", str(port), "--partner", PARTNER, "--md5-key", MD5_KEY, "--time-scale", "1000",
-        stdout=asyncio.subprocess.PIPE,
-    )
+async def peers(http: aiohttp.ClientSession) -> AsyncIterator[tuple[str, str]]:
+    """The Alipay sandbox and the shop, each in a process of its own (their work is not the adapter's); yields
+    the gateway URL and the shop's base URL."""
+    sandbox_port, shop_port = free_port(), free_port()
+    commands = [
+        (*CLI, "sandbox", "--port", str(sandbox_port), "--partner", PARTNER, "--md5-key", MD5_KEY,
+         "--time-scale", "1000"),
+        (sys.executable, __file__, "--shop-server", str(shop_port)),
+    ]
+    processes = [await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL)
+                 for command in commands]
     try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-        yield line.rsplit(" ", 1)[-1].strip()
+        shop_url = f"http://127.0.0.1:{shop_port}"
+        for url in (f"http://127.0.0.1:{sandbox_port}/", shop_url + "/"):
+            await wait_until(lambda url=url: _answers(http, url), within=60, what=f"{url} answering")
+        yield f"http://127.0.0.1:{sandbox_port}/gateway.do", shop_url
     finally:
-        process.terminate()
-        await process.wait()
+        for process in processes:
+            process.terminate()
+            await process.wait()
+
+
+async def _answers(http: aiohttp.ClientSession, url: str) -> bool:
+    try:
+        async with http.get(url) as resp:
+            return resp.status < 600
+    except aiohttp.ClientError:
+        return False
 
 
 def large_webhook(max_body: int) -> tuple[dict[str, str], bytes]:
@@ -127,9 +148,12 @@ def scenarios(bench: Bench, sizes: dict[str, int]) -> list[tuple[str, Callable[[
         status, _ = await bench.call("GET", path)
         return expect(status)
 
-    async def retry_ids() -> str | None:
-        status, body = await bench.call("POST", "/-/dead-letters/retry", data=many_ids_body(MAX_RETRY_BODY_BYTES),
+    async def retry_ids(size: int) -> str | None:
+        """A list of ids `size` bytes long: requeued, or refused as too large (413) without being parsed."""
+        status, body = await bench.call("POST", "/-/dead-letters/retry", data=many_ids_body(size),
                                         headers={"content-type": "application/json"})
+        if status == 413:
+            return None
         return expect(status) or (None if json.loads(body)["requeued"] > 0 else body.decode())
 
     async def retry_all() -> str | None:
@@ -191,7 +215,9 @@ def scenarios(bench: Bench, sizes: dict[str, int]) -> list[tuple[str, Callable[[
         ("GET /-/refunds?state=received&limit=1000", lambda: get("/-/refunds?state=received&limit=1000")),
         ("GET /-/refunds?report_state=pending", lambda: get("/-/refunds?report_state=pending")),
         ("GET /-/batches?limit=1000", lambda: get("/-/batches?limit=1000")),
-        (f"POST /-/dead-letters/retry (ids: a {MAX_RETRY_BODY_BYTES // 1024} KiB list)", retry_ids),
+        (f"POST /-/dead-letters/retry (ids: a {MAX_RETRY_BODY_BYTES // 1024} KiB list)",
+         lambda: retry_ids(MAX_RETRY_BODY_BYTES)),
+        ("POST /-/dead-letters/retry (ids: a 1 MiB list)", lambda: retry_ids(bench.max_body)),
         (f"POST /-/dead-letters/retry (all {sizes['refunds']:,} dead letters)", retry_all),
         ("reporter: 4 steps over the requeued outbox", reporter),
         (f"batcher: 3 batches from a {sizes['backlog']:,} backlog", batcher),
@@ -223,12 +249,10 @@ async def run(store_url: str | None, sizes: dict[str, int]) -> dict[str, Any]:
         await build_store(builder, sizes["refunds"], sizes["backlog"], sizes["query_batches"], time.time())
         built_s = time.perf_counter() - started
         await builder.close()
-        shop = SimulatedShop(SECRET)
         port = free_port()
         async with (
-            sandbox() as gateway_url,
-            serve(shop.app()) as shop_url,
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=DEADLINE_S)) as http,
+            peers(http) as (gateway_url, shop_url),
         ):
             config = app_config(folder, store_url, port, gateway_url, shop_url)
             app = create_app(config, run_engine=False)
@@ -251,9 +275,9 @@ async def run(store_url: str | None, sizes: dict[str, int]) -> dict[str, Any]:
 def print_table(summary: dict[str, Any]) -> None:
     print(f"{summary['backend']}: {summary['refunds']:,} dead letters, {summary['backlog']:,} waiting, "
           f"{summary['query_batches']} batches due for a query (built in {summary['build_s']} s)")
-    print(f"{'scenario':<58} {'loop stall':>11} {'healthz':>9} {'took':>9}")
+    print(f"{'scenario':<68} {'loop stall':>11} {'healthz':>9} {'took':>9}")
     for row in summary["scenarios"]:
-        print(f"{row['scenario']:<58} {row['loop_stall_ms']:>8.1f} ms {row['healthz_ms']:>6.1f} ms "
+        print(f"{row['scenario']:<68} {row['loop_stall_ms']:>8.1f} ms {row['healthz_ms']:>6.1f} ms "
               f"{row['took_ms']:>6.0f} ms")
     for problem in summary["wrong"]:
         print("WRONG:", problem)
@@ -266,7 +290,11 @@ def main() -> None:
     parser.add_argument("--query-batches", type=int, default=20, help="submitted batches of 1000 due for a query")
     parser.add_argument("--store-url", help="default: a temporary SQLite file")
     parser.add_argument("--json", action="store_true", help="also print the summary as one JSON object")
+    parser.add_argument("--shop-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.shop_server:
+        shop_server(args.shop_server)
+        return
     sizes = {"refunds": args.refunds, "backlog": args.backlog, "query_batches": args.query_batches}
     loop = new_event_loop()
     try:
