@@ -148,9 +148,11 @@ def scenarios(bench: Bench, sizes: dict[str, int]) -> list[tuple[str, Callable[[
         status, _ = await bench.call("GET", path)
         return expect(status)
 
+    ids_bodies = {size: many_ids_body(size) for size in (MAX_RETRY_BODY_BYTES, bench.max_body)}  # built unmeasured
+
     async def retry_ids(size: int) -> str | None:
         """A list of ids `size` bytes long: requeued, or refused as too large (413) without being parsed."""
-        status, body = await bench.call("POST", "/-/dead-letters/retry", data=many_ids_body(size),
+        status, body = await bench.call("POST", "/-/dead-letters/retry", data=ids_bodies[size],
                                         headers={"content-type": "application/json"})
         if status == 413:
             return None
@@ -202,13 +204,19 @@ def scenarios(bench: Bench, sizes: dict[str, int]) -> list[tuple[str, Callable[[
         (batch,) = await store.list_batches(limit=1, state=BatchState.COMPLETED)
         return await forge(batch.batch_no)
 
+    signed = large_webhook(bench.max_body)
+
     async def webhook() -> str | None:
-        headers, body = large_webhook(bench.max_body)
+        headers, body = signed
         status, text = await bench.call("POST", f"/webhooks/generic/{SHOP}", data=body, headers=headers)
         return None if status < 500 else f"HTTP {status} {text[:200]!r}"
 
+    async def idle() -> None:
+        await asyncio.sleep(sizes["idle_s"])
+
     return [
         ("GET /healthz (the first request: warm-up)", lambda: get("/healthz")),
+        (f"idle for {sizes['idle_s']} s: the machine's own noise", idle),
         ("GET /-/stats", lambda: get("/-/stats")),
         ("GET /metrics", lambda: get("/metrics")),
         ("GET /-/refunds?limit=1000", lambda: get("/-/refunds?limit=1000")),
@@ -288,6 +296,7 @@ def main() -> None:
     parser.add_argument("--refunds", type=int, default=1_000_000, help="dead letters in the store")
     parser.add_argument("--backlog", type=int, default=100_000, help="received refunds waiting for a batch")
     parser.add_argument("--query-batches", type=int, default=20, help="submitted batches of 1000 due for a query")
+    parser.add_argument("--idle-seconds", type=int, default=10, help="how long to sample the idle loop first")
     parser.add_argument("--store-url", help="default: a temporary SQLite file")
     parser.add_argument("--json", action="store_true", help="also print the summary as one JSON object")
     parser.add_argument("--shop-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -295,7 +304,8 @@ def main() -> None:
     if args.shop_server:
         shop_server(args.shop_server)
         return
-    sizes = {"refunds": args.refunds, "backlog": args.backlog, "query_batches": args.query_batches}
+    sizes = {"refunds": args.refunds, "backlog": args.backlog, "query_batches": args.query_batches,
+             "idle_s": args.idle_seconds}
     loop = new_event_loop()
     try:
         summary = loop.run_until_complete(run(args.store_url, sizes))

@@ -141,7 +141,8 @@ def test_the_longest_stall_per_scenario_at_50000_refunds(pytestconfig: pytest.Co
     """bench/stalls.py at 50,000 dead letters on SQLite (whose statements run in line): every scenario answers
     right; the figures go to the run's summary."""
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--refunds", "50000", "--backlog", "10000", "--query-batches", "5", "--json"],
+        [sys.executable, str(BENCH), "--refunds", "50000", "--backlog", "10000", "--query-batches", "5",
+         "--idle-seconds", "2", "--json"],
         capture_output=True, text=True, timeout=300, check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

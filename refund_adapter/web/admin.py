@@ -124,10 +124,13 @@ async def retry_dead_letters(request: web.Request) -> web.Response:
     """Put dead letters back in the outbox: all, or `{"refund_ids": [...]}`."""
     ids = None
     if request.can_read_body:
+        too_large = problem(413, "body-too-large", f"at most {MAX_RETRY_BODY_BYTES} bytes of refund_ids a request; "
+                            "send several, or no body to retry every dead letter")
+        if (request.content_length or 0) > MAX_RETRY_BODY_BYTES:
+            return too_large  # refused unread
         body = await read_body(request)
-        if len(body) > MAX_RETRY_BODY_BYTES:
-            return problem(413, "body-too-large", f"at most {MAX_RETRY_BODY_BYTES} bytes of refund_ids a request; "
-                           "send several, or no body to retry every dead letter")
+        if len(body) > MAX_RETRY_BODY_BYTES:  # sent without a Content-Length
+            return too_large
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
