@@ -273,6 +273,7 @@ async def run(store_url: str | None, sizes: dict[str, int]) -> dict[str, Any]:
                         problem = await scenario()
                         took = time.perf_counter() - started
                     rows.append({"scenario": name, "loop_stall_ms": round(lag.longest * 1000, 1),
+                                 "longest_gc_ms": round(lag.longest_gc * 1000, 1),
                                  "healthz_ms": round(probe.longest * 1000, 1), "took_ms": round(took * 1000, 1)})
                     if problem:
                         wrong.append(f"{name}: {problem}")
@@ -283,10 +284,10 @@ async def run(store_url: str | None, sizes: dict[str, int]) -> dict[str, Any]:
 def print_table(summary: dict[str, Any]) -> None:
     print(f"{summary['backend']}: {summary['refunds']:,} dead letters, {summary['backlog']:,} waiting, "
           f"{summary['query_batches']} batches due for a query (built in {summary['build_s']} s)")
-    print(f"{'scenario':<68} {'loop stall':>11} {'healthz':>9} {'took':>9}")
+    print(f"{'scenario':<68} {'loop stall':>11} {'healthz':>9} {'longest GC':>11} {'took':>9}")
     for row in summary["scenarios"]:
         print(f"{row['scenario']:<68} {row['loop_stall_ms']:>8.1f} ms {row['healthz_ms']:>6.1f} ms "
-              f"{row['took_ms']:>6.0f} ms")
+              f"{row['longest_gc_ms']:>8.1f} ms {row['took_ms']:>6.0f} ms")
     for problem in summary["wrong"]:
         print("WRONG:", problem)
 

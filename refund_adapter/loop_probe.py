@@ -10,6 +10,7 @@ the figures, never assert them) and by `bench/stalls.py`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable
 from types import TracebackType
@@ -54,11 +55,33 @@ class _Sampler:
 
 
 class LoopLag(_Sampler):
-    """The loop's longest stall while the block runs: a task sleeping `interval` records how late it wakes."""
+    """The loop's longest stall while the block runs: a task sleeping `interval` records how late it wakes.
+
+    `longest_gc` is the longest garbage collection meanwhile (any thread's): a stall no code of ours causes."""
 
     def __init__(self, interval: float = 0.005) -> None:
         super().__init__()
         self.interval = interval
+        self.longest_gc = 0.0
+        self._gc_started = 0.0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.longest_gc = max(self.longest_gc, time.perf_counter() - self._gc_started)
+
+    async def __aenter__(self) -> Self:
+        gc.callbacks.append(self._on_gc)
+        return await super().__aenter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await super().__aexit__(kind, exc, tb)
+        finally:
+            gc.callbacks.remove(self._on_gc)
 
     async def _sample(self) -> float:
         start = time.perf_counter()
