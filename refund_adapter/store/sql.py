@@ -131,7 +131,7 @@ _INSERT_CHUNK = 500  # rows per INSERT: 17 parameters each stays far below eithe
 BULK_CHUNK = 1000
 READ_CHUNK = 200  # rows turned into models per turn of the event loop when reading a long list
 MAX_ID = 2**63  # ids are 64-bit: a larger one names no refund
-# The next dead letters in id order, from the partial index refunds_dead_letters (0005).
+# The next dead letters in id order, from the partial index refunds_dead_letters (0006).
 DEAD_LETTERS_AFTER = "SELECT id FROM refunds WHERE report_state = 'dead' AND id > $1 ORDER BY id LIMIT $2"
 
 
