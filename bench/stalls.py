@@ -2,13 +2,15 @@
 
 Everything the adapter does shares one event loop, so a request or an engine step that holds it holds every
 webhook and notify too. This script builds a large store quickly (set-based inserts, `store/synthetic.py`, not
-the webhook path), serves the app in this process (on the loop `serve` uses) and times each scenario with two
-probes beside it (`refund_adapter/loop_probe.py`): the loop's lag (a task sleeping 5 ms records how late it
-wakes) and the slowest GET /healthz. The Alipay sandbox runs in a process of its own, so its work is not
-counted. The store holds `--refunds` dead letters (failed refunds, in completed batches of 1000), a backlog of
-`--backlog` received refunds and `--query-batches` submitted batches of 1000 due for a query.
+the webhook path), serves the app in this process (on the loop `serve` uses, its heap settled as `serve` settles
+it) and times each scenario with two probes beside it (`refund_adapter/loop_probe.py`): the loop's lag (a task
+sleeping 5 ms records how late it wakes, and the longest garbage collection meanwhile) and the slowest GET
+/healthz. The Alipay sandbox and the shop run in processes of their own, so their work is not counted. The store
+holds `--refunds` dead letters (failed refunds, in completed batches of 1000), a backlog of `--backlog` received
+refunds and `--query-batches` submitted batches of 1000 due for a query. First the loop is sampled idle for
+`--idle-seconds`: what the machine alone adds.
 
-    python bench/stalls.py [--refunds 1000000] [--backlog 100000] [--query-batches 20]
+    python bench/stalls.py [--refunds 1000000] [--backlog 100000] [--query-batches 20] [--idle-seconds 10]
                            [--store-url sqlite:///...|postgresql://...] [--json]
 
 Scenarios run in order, and the later ones see what the earlier ones did (the retries requeue dead letters that
@@ -40,6 +42,7 @@ from refund_adapter.engine.reporter import report_once
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
 from refund_adapter.event_loop import new_event_loop
+from refund_adapter.heap import settle_heap
 from refund_adapter.loop_probe import HealthProbe, LoopLag
 from refund_adapter.models import BatchState
 from refund_adapter.store import store_from_url, synthetic
@@ -265,6 +268,7 @@ async def run(store_url: str | None, sizes: dict[str, int]) -> dict[str, Any]:
             config = app_config(folder, store_url, port, gateway_url, shop_url)
             app = create_app(config, run_engine=False)
             async with serve(app, port=port) as url:
+                settle_heap()  # as `serve` does once started: the heap's start-up objects frozen
                 bench = Bench(url, http, app[ENGINE], config.server.max_body_bytes)
                 rows, wrong = [], []
                 for name, scenario in scenarios(bench, sizes):

@@ -414,7 +414,7 @@ class SqlStore(PluginDataSql, RefundStore):
     ) -> list[StateChange]:
         if not refund_ids:
             return []
-        async with self.transaction() as tx:
+        async with self.bulk_transaction() as tx:
             if await self._sending_account(tx, batch_id) is None:
                 return []
             old_states = {
@@ -450,7 +450,7 @@ class SqlStore(PluginDataSql, RefundStore):
             return sorted(changes, key=lambda change: change.refund.id)
 
     async def split_batch(self, batch_id: int, day: date, now: float, *, code: str) -> list[Batch]:
-        async with self.transaction() as tx:
+        async with self.bulk_transaction() as tx:
             account = await self._sending_account(tx, batch_id)
             if account is None:
                 return []
