@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import subprocess
 import sys
@@ -44,6 +45,9 @@ async def test_the_loop_lag_probe_sees_a_held_loop_and_the_health_probe_times_re
 
     _, stall = await longest_stall(hold(0.05))
     assert stall >= 0.045  # the probe woke no earlier than the loop was let go (a bound, not a speed)
+    async with LoopLag() as collected:
+        gc.collect()
+    assert collected.longest_gc > 0 and gc.callbacks.count(collected._on_gc) == 0  # timed, and unhooked after
     app = aiohttp.web.Application()
     async def healthz(_: aiohttp.web.Request) -> aiohttp.web.Response:
         return aiohttp.web.json_response({"status": "ok"})
