@@ -113,3 +113,15 @@ async def test_a_store_from_before_0003_upgrades_in_place(store_url: str, monkey
         assert r2 is not None and r2.state is RefundState.BATCHED and r2.batch_id == second.id
     finally:
         await new.close()
+
+
+async def test_the_dead_letters_are_listed_and_retried_from_their_partial_index(tmp_path: Path) -> None:
+    """A few dead letters among a million refunds: read from refunds_dead_letters (0006), never the table."""
+    store = SqliteStore(tmp_path / "refunds.db")
+    await store.open()
+    await store.close()
+    listing = plan(tmp_path / "refunds.db", sql.LIST_REFUNDS.format(flagged=sql.DEAD_ONLY),
+                   None, "dead", None, 100, None)
+    assert listing.startswith("SCAN refunds USING INDEX refunds_dead_letters"), listing
+    paging = plan(tmp_path / "refunds.db", sql.DEAD_LETTERS_AFTER, 0, 1000)
+    assert paging == "SEARCH refunds USING INDEX refunds_dead_letters (id>?)", paging
