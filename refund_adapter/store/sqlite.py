@@ -218,8 +218,8 @@ class SqliteStore(SqlStore):
 
         async with self._write_lock:
             with _disk_errors_are_unavailable():
-                await run(lambda: writer.execute("BEGIN IMMEDIATE"))
                 try:
+                    await run(lambda: writer.execute("BEGIN IMMEDIATE"))  # cancelled here, it has still begun
                     yield _ThreadTx(writer, run)
                 except BaseException:
                     await run(lambda: _rollback(writer))

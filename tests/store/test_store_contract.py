@@ -637,3 +637,21 @@ async def test_a_bulk_transaction_commits_or_rolls_back_as_one(store: RefundStor
     async with store.bulk_transaction() as tx:
         await tx.execute("UPDATE refunds SET code = 'X'")
     assert (await store.get_refund(changed.details[0].refund_id)).code == "X"  # type: ignore[union-attr]
+
+
+async def test_a_bulk_action_cancelled_midway_leaves_whole_chunks_and_the_writer_free(store: RefundStore) -> None:
+    """A cancelled caller (a client gone, a shutdown): each chunk is committed or rolled back whole, and the next
+    transaction finds the writer free (on SQLite the statement it was waiting for finishes first)."""
+    assert isinstance(store, SqlStore)
+    await synthetic.add_refunds(store, 3 * BULK_CHUNK, state="failed", report_state="dead", now=T0)
+    task = asyncio.create_task(store.retry_dead_letters(T0 + 1))
+    for _ in range(3):
+        await asyncio.sleep(0)  # into its first chunk
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    requeued = (await store.counts())["reports"].get("pending", 0)
+    assert requeued % BULK_CHUNK == 0  # whole chunks only
+    assert await store.retry_dead_letters(T0 + 2) == 3 * BULK_CHUNK - requeued
+    await store.accept([req("r1")], T0 + 3)  # the in-line writer is free too
+    assert (await store.counts())["reports"] == {"pending": 3 * BULK_CHUNK, "none": 1}
