@@ -40,7 +40,7 @@ import yaml
 from aiohttp import web
 
 from refund_adapter.event_loop import new_event_loop
-from refund_adapter.testing import free_port, signed_generic_webhook
+from refund_adapter.testing import ADMIN_HEADERS, TEST_ADMIN_TOKEN, free_port, signed_generic_webhook
 
 PARTNER = "2088101122136241"
 MD5_KEY = "ingest-bench-md5-key-0123456789ab"
@@ -184,7 +184,7 @@ async def settle(session: aiohttp.ClientSession, serve_url: str) -> float:
     started = time.monotonic()
     deadline = started + SETTLE_WITHIN_S
     while True:
-        async with session.get(f"{serve_url}/-/stats") as resp:
+        async with session.get(f"{serve_url}/-/stats", headers=ADMIN_HEADERS) as resp:
             counts = await resp.json()
         busy = sum(counts["refunds"].get(state, 0) for state in IN_FLIGHT_STATES) + counts["reports"].get("pending", 0)
         if not busy:
@@ -201,7 +201,8 @@ def write_files(
 ) -> Path:
     """The serve config (YAML) and the sandbox's trade ledger (JSON) in `folder`; returns the config's path."""
     config = {
-        "server": {"host": "127.0.0.1", "port": serve_port, "public_url": f"http://127.0.0.1:{serve_port}"},
+        "server": {"host": "127.0.0.1", "port": serve_port, "public_url": f"http://127.0.0.1:{serve_port}",
+                   "admin_token": TEST_ADMIN_TOKEN},
         "store": {"url": f"sqlite:///{folder / 'refunds.db'}"},
         "alipay": {"accounts": {"main": {"partner": PARTNER, "sign_type": "MD5", "md5_key": MD5_KEY,
                                           "gateway_url": f"http://127.0.0.1:{sandbox_port}/gateway.do"}}},

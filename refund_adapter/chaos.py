@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -34,7 +34,7 @@ import yaml
 from . import failpoints
 from .alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from .engine.reporter import REPORTS_PER_STEP
-from .testing import SimulatedShop, free_port, local_config, serve, wait_until
+from .testing import ADMIN_HEADERS, SimulatedShop, free_port, local_config, serve, wait_until
 
 PARTNER = "2088101122136241"
 MD5_KEY = "killloopkey0123456789abcdefghijk"
@@ -288,8 +288,8 @@ async def _kill_and_restart(victims: list[ServeProcess], kills: int, counts: Kil
         await victim.start(crash_at)
 
 
-async def _get_json(session: aiohttp.ClientSession, url: str) -> Any:
-    async with session.get(url) as resp:
+async def _get_json(session: aiohttp.ClientSession, url: str, headers: Mapping[str, str] | None = None) -> Any:
+    async with session.get(url, headers=headers) as resp:
         resp.raise_for_status()
         return await resp.json()
 
@@ -327,11 +327,11 @@ async def run_kill_loop(
 
             async with aiohttp.ClientSession() as session:
                 async def all_delivered() -> bool:
-                    stats = await _get_json(session, processes[0].url + "/-/stats")
+                    stats = await _get_json(session, processes[0].url + "/-/stats", ADMIN_HEADERS)
                     return stats["reports"].get("delivered", 0) >= refunds
 
                 await wait_until(all_delivered, within=settle_seconds, interval=0.2, what="every result delivered")
-                stats = await _get_json(session, processes[0].url + "/-/stats")
+                stats = await _get_json(session, processes[0].url + "/-/stats", ADMIN_HEADERS)
                 ledger = await _get_json(session, sandbox.base_url + "/sandbox/batches")
                 trades = await _get_json(session, sandbox.base_url + "/sandbox/trades")
         finally:

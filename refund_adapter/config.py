@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -71,7 +72,8 @@ class ServerConfig:
     port: int = 8080
     public_url: str
     max_body_bytes: int = 1_048_576
-    admin_token: Secret | None = None  # when set, /-/ and /metrics need `Authorization: Bearer <token>`
+    # Unset: the dashboard, /-/... and /metrics are not served. Set: they need it (a session or a Bearer header).
+    admin_token: Secret | None = None
     uvloop: bool = True  # run on uvloop where it is installed (refund_adapter/event_loop.py)
 
 
@@ -156,6 +158,30 @@ class EngineConfig:
     lease_seconds: float = 120.0
 
 
+@dataclass(frozen=True)
+class AdminConfig:
+    """How the dashboard shows things to the operator."""
+
+    timezone: str | None = None  # an IANA zone name (Asia/Shanghai); None: the machine's zone
+
+    @property
+    def zone(self) -> ZoneInfo | None:
+        """The operator's zone, or None for the machine's (`datetime.astimezone()` with no argument)."""
+        return ZoneInfo(self.timezone) if self.timezone else None
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """`listen` (host:port): /metrics is also served there, without the admin token, as exporters usually are."""
+
+    listen: str | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) of `listen`, already validated by the config reader."""
+        return _host_port(self.listen) if self.listen else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole service configuration. `platforms.<name>` is owned, and validated, by that platform's plugin."""
@@ -168,6 +194,8 @@ class Config:
     reconciler: ReconcilerConfig = field(default_factory=ReconcilerConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     plugins_dir: Path | None = None
     # Plugin settings often hold webhook secrets we cannot recognise, so they stay out of the repr.
     platforms: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -386,6 +414,18 @@ def _is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def _host_port(value: str) -> tuple[str, int] | None:
+    """`host:port` (`[::1]:9464` for IPv6) as (host, port), or None when it is not one."""
+    try:
+        parts = urlsplit("//" + value)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host or port is None or port < 1 or parts.path or parts.query or parts.username:
+        return None
+    return host, port
+
+
 def _resolve(name: str, base_dir: Path | None) -> Path:
     """Relative paths are relative to the config file's folder, not to wherever the service was started."""
     path = Path(name).expanduser()
@@ -532,6 +572,25 @@ def _read_engine(doc: _Section, http: HttpConfig) -> EngineConfig:
     return EngineConfig(yield_quiet_seconds=quiet, yield_max_seconds=longest, lease_seconds=lease)
 
 
+def _read_admin(doc: _Section) -> AdminConfig:
+    admin = doc.section("admin", _keys(AdminConfig))
+    timezone = admin.string("timezone") or None
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            admin.problem("timezone", f"unknown time zone {timezone!r} (use an IANA name such as Asia/Shanghai)")
+            timezone = None
+    return AdminConfig(timezone=timezone)
+
+
+def _read_metrics(doc: _Section) -> MetricsConfig:
+    metrics = doc.section("metrics", _keys(MetricsConfig))
+    listen = metrics.read("listen", None, False, lambda v: v if isinstance(v, str) and _host_port(v) else None,
+                          "must be host:port, such as 127.0.0.1:9464")
+    return MetricsConfig(listen=listen)
+
+
 def _read_plugins_dir(doc: _Section, base_dir: Path | None) -> Path | None:
     name = doc.string("plugins_dir")
     if not name:
@@ -573,6 +632,8 @@ def parse_config(
         reconciler=_read_reconciler(doc),
         http=(http := _read_http(doc)),  # problems are listed in the order of the file's sections
         engine=_read_engine(doc, http),
+        admin=_read_admin(doc),
+        metrics=_read_metrics(doc),
         plugins_dir=_read_plugins_dir(doc, base_dir),
         platforms=_read_platforms(doc),
     )

@@ -11,7 +11,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +67,7 @@ async def metric_samples(http: aiohttp.ClientSession, base_url: str) -> Samples:
     under its own name too, so a labelled counter never incremented (served without samples) is seen declared."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    async with http.get(base_url + "/metrics") as resp:
+    async with http.get(base_url + "/metrics", headers=ADMIN_HEADERS) as resp:
         assert resp.status == 200, await resp.text()
         text = await resp.text()
     samples: Samples = {}
@@ -154,6 +154,17 @@ class SimulatedShop:
             return resp.status
 
 
+TEST_ADMIN_TOKEN = "test-admin-token-0123456789"  # local_config's server.admin_token: the operator's routes exist
+ADMIN_HEADERS = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}  # what a test sends to /-/... and /metrics
+
+
+def with_admin_token(config: Config, token: str = TEST_ADMIN_TOKEN) -> Config:
+    """`config` with `server.admin_token` set, for a config built elsewhere (the demo's) that a test queries."""
+    from .config import Secret
+
+    return replace(config, server=replace(config.server, admin_token=Secret(token)))
+
+
 def local_config(
     db_path: Path,
     port: int,
@@ -166,10 +177,11 @@ def local_config(
     **sections: Any,
 ) -> dict[str, Any]:
     """The raw config of an adapter on 127.0.0.1:`port`: a SQLite store at `db_path`, one MD5 Alipay account
-    `main` at `gateway_url`, batches and reports retried quickly. `server` adds to (or overrides) the server
-    section; `sections` are further top-level sections (`reconciler`, ...)."""
+    `main` at `gateway_url`, batches and reports retried quickly, TEST_ADMIN_TOKEN as the admin token. `server`
+    adds to (or overrides) the server section; `sections` are further top-level sections (`reconciler`, ...)."""
     return {
-        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}", **(server or {})},
+        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
+                   "admin_token": TEST_ADMIN_TOKEN, **(server or {})},
         "store": {"url": f"sqlite:///{db_path}"},
         "alipay": {
             "accounts": {

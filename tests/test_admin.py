@@ -17,7 +17,14 @@ from refund_adapter.alipay.sandbox import SandboxConfig, TradeSeed
 from refund_adapter.config import Config, parse_config
 from refund_adapter.models import ReportState
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import SimulatedShop, adapter_loop, local_config, signed_generic_webhook, wait_until
+from refund_adapter.testing import (
+    ADMIN_HEADERS,
+    SimulatedShop,
+    adapter_loop,
+    local_config,
+    signed_generic_webhook,
+    wait_until,
+)
 
 PARTNER = "2088101122136241"
 MD5_KEY = "admin-endpoints-md5-key-0123456789"
@@ -45,7 +52,7 @@ class Admin:
     http: aiohttp.ClientSession
 
     async def get(self, path: str) -> tuple[int, Any]:
-        async with self.http.get(self.url + path) as resp:
+        async with self.http.get(self.url + path, headers=ADMIN_HEADERS) as resp:
             text = await resp.text()
             return resp.status, json.loads(text) if resp.content_type.endswith("json") else text
 
@@ -190,18 +197,18 @@ async def test_dead_letters_are_visible_and_delivered_after_retry_once_the_shop_
     assert admin.shop.results == {}
 
     retry = f"{admin.url}/-/dead-letters/retry"
-    async with admin.http.post(retry, json={"refund_ids": "all"}) as resp:
+    async with admin.http.post(retry, json={"refund_ids": "all"}, headers=ADMIN_HEADERS) as resp:
         assert resp.status == 400
         assert (await resp.json())["type"] == PROBLEM + "malformed-body"
     admin.shop.secret = SECRET  # fixed
-    async with admin.http.post(retry, json={"refund_ids": [letters["r-ok"]["id"]]}) as resp:
+    async with admin.http.post(retry, json={"refund_ids": [letters["r-ok"]["id"]]}, headers=ADMIN_HEADERS) as resp:
         assert (resp.status, await resp.json()) == (200, {"requeued": 1})
     await admin.until_reports(delivered=1, dead=1)
     assert admin.shop.results["r-ok"]["status"] == "succeeded"
     _, still_dead = await admin.get("/-/refunds?report_state=dead")
     assert [r["platform_refund_id"] for r in still_dead] == ["r-closed"]
 
-    async with admin.http.post(retry) as resp:  # no body: every dead letter
+    async with admin.http.post(retry, headers=ADMIN_HEADERS) as resp:  # no body: every dead letter
         assert (resp.status, await resp.json()) == (200, {"requeued": 1})
     await admin.until_reports(delivered=2)
     assert {rid: r["status"] for rid, r in admin.shop.results.items()} == {"r-ok": "succeeded", "r-closed": "failed"}
@@ -215,12 +222,13 @@ async def test_retry_of_an_empty_list_of_ids_requeues_nothing(admin: Admin) -> N
     admin.shop.secret = WRONG_SECRET
     await admin.refund("r-ok", PAID_TRADE)
     await admin.until_reports(dead=1)
-    async with admin.http.post(f"{admin.url}/-/dead-letters/retry", json={"refund_ids": []}) as resp:
+    async with admin.http.post(f"{admin.url}/-/dead-letters/retry", json={"refund_ids": []},
+                               headers=ADMIN_HEADERS) as resp:
         assert (resp.status, await resp.json()) == (200, {"requeued": 0})
 
 
 async def test_retry_with_a_body_that_is_not_json_is_a_problem(admin: Admin) -> None:
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **ADMIN_HEADERS}
     async with admin.http.post(f"{admin.url}/-/dead-letters/retry", data=b"all", headers=headers) as resp:
         assert resp.status == 400
         assert (await resp.json())["type"] == PROBLEM + "malformed-body"
@@ -232,7 +240,7 @@ async def test_retry_with_a_list_body_does_not_requeue_every_dead_letter(admin: 
     await admin.refund("r-closed", CLOSED_TRADE)
     await admin.until_reports(dead=2)
     dead = await admin.store.list_refunds(report_state="dead")
-    async with admin.http.post(f"{admin.url}/-/dead-letters/retry", json=[dead[0].id]) as resp:
+    async with admin.http.post(f"{admin.url}/-/dead-letters/retry", json=[dead[0].id], headers=ADMIN_HEADERS) as resp:
         assert resp.status == 400  # the ids belong in {"refund_ids": [...]}; a bare list is a mistake
 
 

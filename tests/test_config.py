@@ -15,12 +15,14 @@ from click.testing import CliRunner
 
 from refund_adapter.cli import main
 from refund_adapter.config import (
+    AdminConfig,
     AlipayAccount,
     BatchingConfig,
     Config,
     ConfigError,
     EngineConfig,
     HttpConfig,
+    MetricsConfig,
     ReconcilerConfig,
     ReporterConfig,
     Secret,
@@ -407,7 +409,7 @@ def test_example_loads_with_its_environment_and_documents_the_defaults(monkeypat
 def test_example_mentions_every_setting() -> None:
     text = EXAMPLE.read_text()
     sections = (Config, ServerConfig, StoreConfig, BatchingConfig, ReporterConfig, ReconcilerConfig, HttpConfig,
-                EngineConfig)
+                EngineConfig, AdminConfig, MetricsConfig)
     names = {field.name for cls in sections for field in dataclasses.fields(cls)}
     loaded_not_written = {"name", "private_key_pem", "alipay_public_key_pem"}
     names |= {field.name for field in dataclasses.fields(AlipayAccount)} - loaded_not_written
@@ -457,3 +459,20 @@ def test_installed_command_checks_the_example(tmp_path: Path) -> None:
     bad = subprocess.run([command, "check-config", str(EXAMPLE)], env=env, capture_output=True, text=True, check=False)
     assert bad.returncode == 2
     assert bad.stderr == "alipay.accounts.main.md5_key: environment variable ALIPAY_MD5_KEY is not set\n"
+
+
+def test_admin_timezone_and_metrics_listen_are_checked() -> None:
+    config = parse_config(minimal(admin={"timezone": "Asia/Shanghai"}, metrics={"listen": "127.0.0.1:9464"}), env={})
+    assert config.admin.zone is not None and config.admin.zone.key == "Asia/Shanghai"
+    assert config.metrics.address == ("127.0.0.1", 9464)
+    defaults = parse_config(minimal(), env={})
+    assert defaults.admin.zone is None and defaults.metrics.address is None  # the machine's zone; no second site
+    assert parse_config(minimal(metrics={"listen": "[::1]:9464"}), env={}).metrics.address == ("::1", 9464)
+    listen_problem = "metrics.listen: must be host:port, such as 127.0.0.1:9464"
+    for listen in ("9464", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "http://127.0.0.1:9464", "h:1/x", 9464):
+        assert problems(minimal(metrics={"listen": listen})) == [listen_problem], listen
+    assert problems(minimal(admin={"timezone": "Mars/Olympus", "tz": 1})) == [
+        "admin.tz: unknown key",
+        "admin.timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as Asia/Shanghai)",
+    ]
+    assert problems(minimal(admin={"timezone": "../../etc/passwd"}))[0].startswith("admin.timezone: unknown time zone")

@@ -33,7 +33,15 @@ from refund_adapter.config import Config, parse_config
 from refund_adapter.models import Refund, RefundState, ReportState
 from refund_adapter.plugins import create_plugin_manager
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import SimulatedShop, adapter_loop, local_config, metric_value, serve, wait_until
+from refund_adapter.testing import (
+    ADMIN_HEADERS,
+    SimulatedShop,
+    adapter_loop,
+    local_config,
+    metric_value,
+    serve,
+    wait_until,
+)
 
 PARTNER = "2088101122136241"
 MD5_KEY = "notify-security-md5-key-0123456789"
@@ -348,7 +356,7 @@ async def test_genuine_notify_delivered_three_times_is_recorded_once(loop: Loop)
 
 async def flagged(loop: Loop) -> list[dict[str, Any]]:
     """`GET /-/refunds?review=true`: what an operator finds."""
-    async with loop.http.get(loop.adapter_url + "/-/refunds?review=true") as resp:
+    async with loop.http.get(loop.adapter_url + "/-/refunds?review=true", headers=ADMIN_HEADERS) as resp:
         assert resp.status == 200
         return list(await resp.json())
 
@@ -388,11 +396,11 @@ async def test_a_signed_notify_contradicting_a_settled_result_changes_nothing_bu
     warnings = [r for r in caplog.records if "flagged for review" in r.getMessage()]
     assert [r.levelname for r in warnings] == ["WARNING"]
     # The operator has looked: the flag goes, the refund is otherwise as it was.
-    async with loop.http.post(f"{loop.adapter_url}/-/refunds/{refund.id}/review/clear") as resp:
+    async with loop.http.post(f"{loop.adapter_url}/-/refunds/{refund.id}/review/clear", headers=ADMIN_HEADERS) as resp:
         assert resp.status == 200
         assert await resp.json() == {**listed, "review": None}
     assert await loop.current(refund) == settled and await flagged(loop) == []
-    async with loop.http.post(f"{loop.adapter_url}/-/refunds/{'9' * 19}/review/clear") as resp:
+    async with loop.http.post(f"{loop.adapter_url}/-/refunds/{'9' * 19}/review/clear", headers=ADMIN_HEADERS) as resp:
         assert resp.status == 404
 
 

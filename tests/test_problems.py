@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from refund_adapter.config import parse_config
-from refund_adapter.testing import local_config
+from refund_adapter.testing import ADMIN_HEADERS, local_config
 from refund_adapter.web.app import create_app
 from refund_adapter.web.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX
 
@@ -41,6 +41,6 @@ async def test_no_route_a_wrong_method_and_a_large_body_are_problems(tmp_path: P
 
 async def test_a_bad_query_parameter_is_a_problem(tmp_path: Path, aiohttp_client: Any) -> None:
     client = await client_for(tmp_path, aiohttp_client)
-    resp = await client.get("/-/refunds?limit=-1")
+    resp = await client.get("/-/refunds?limit=-1", headers=ADMIN_HEADERS)
     assert resp.status == 400
     assert (await resp.json())["type"] == PROBLEM_TYPE_PREFIX + "invalid-parameter"

@@ -12,8 +12,9 @@ from prometheus_client.core import GaugeMetricFamily
 from ..models import BatchState, RefundState, ReportState
 from ..plugins import plugins_info
 from ..untrusted import quote
+from .access import admin_only
 from .keys import ENGINE, PLUGIN_MANAGER
-from .problems import admin_only, bad_request, expect_continue, problem, read_body
+from .problems import bad_request, expect_continue, problem, read_body
 from .views import batch_json, json_list_response, refund_json
 
 log = logging.getLogger(__name__)
@@ -171,8 +172,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application, admin_token: str | None) -> None:
-    """Health for anyone; the operator's endpoints (`/-/...`, `/metrics`) behind `admin_token` when it is set."""
+    """Health for anyone; the operator's endpoints (`/-/...`, `/metrics`) behind `admin_token`, and not served at
+    all without one (closed by default: a 404 like any unknown path)."""
     app.router.add_get("/healthz", healthz, expect_handler=expect_continue)
+    if admin_token is None:
+        return
     get, post = app.router.add_get, app.router.add_post
     for add, path, handler in (
         (get, "/-/plugins", plugins),

@@ -18,10 +18,12 @@ from ..engine.runtime import EngineContext
 from ..platform import PluginData
 from ..plugins import broadcast, collect_platforms, create_plugin_manager, unknown_accounts
 from ..store import store_from_url
-from . import admin
+from . import admin, dashboard
+from .access import Access
 from .alipay import dback_notify, refund_notify
-from .keys import CONFIG, ENGINE, HTTP, PLUGIN_MANAGER
+from .keys import ACCESS, CONFIG, ENGINE, HTTP, PLUGIN_MANAGER
 from .problems import expect_continue, unrouted
+from .templating import setup_templates
 from .webhooks import receive_webhook
 
 log = logging.getLogger(__name__)
@@ -46,10 +48,40 @@ def create_app(
     app.router.add_get("/alipay/notify", refund_notify, expect_handler=expect_continue)
     app.router.add_post("/alipay/dback-notify", dback_notify, expect_handler=expect_continue)
     app.router.add_get("/alipay/dback-notify", dback_notify, expect_handler=expect_continue)
-    admin.add_routes(app, config.server.admin_token.reveal() if config.server.admin_token else None)
+    token = config.server.admin_token.reveal() if config.server.admin_token else None
+    if token is None:
+        log.warning("the dashboard (/admin/), the admin API (/-/...) and /metrics are not served: set "
+                    "server.admin_token (e.g. admin_token: ${REFUND_ADAPTER_ADMIN_TOKEN}) to serve them%s",
+                    f"; /metrics is served on {config.metrics.listen}" if config.metrics.listen else "")
+    else:
+        app[ACCESS] = access = Access(token, clock=clock)
+        setup_templates(app, config.admin)
+        dashboard.add_routes(app, access)
+    admin.add_routes(app, token)
     # last: answers what no route above takes, as a problem
     app.router.add_route("*", r"/{path:[\s\S]*}", unrouted, expect_handler=expect_continue)  # [\s\S]: . skips "\n"
+    if config.metrics.listen:
+        app.cleanup_ctx.append(_metrics_listener)
     return app
+
+
+async def _metrics_listener(app: web.Application) -> AsyncIterator[None]:
+    """`metrics.listen`: a second site in this process serving only /metrics, without the admin token (an
+    address only the scraper reaches, as exporters conventionally use)."""
+    address = app[CONFIG].metrics.address
+    assert address is not None  # only installed when metrics.listen is set
+    metrics_app = web.Application()
+    metrics_app[ENGINE] = app[ENGINE]
+    metrics_app.router.add_get("/metrics", admin.metrics, expect_handler=expect_continue)
+    metrics_app.router.add_route("*", r"/{path:[\s\S]*}", unrouted, expect_handler=expect_continue)
+    runner = web.AppRunner(metrics_app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, *address).start()
+        log.info("/metrics served on http://%s:%d/metrics", *address)
+        yield
+    finally:
+        await runner.cleanup()
 
 
 async def _http_session(app: web.Application) -> AsyncIterator[None]:

@@ -8,8 +8,10 @@ from aiohttp import web
 
 from ..config import Config
 from ..engine.runtime import EngineContext
+from .access import Access
 
 CONFIG = web.AppKey("config", Config)
 PLUGIN_MANAGER = web.AppKey("plugin_manager", pluggy.PluginManager)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 ENGINE = web.AppKey("engine", EngineContext)
+ACCESS = web.AppKey("access", Access)  # only when server.admin_token is set

@@ -7,8 +7,6 @@ webhook in bench/ingest.py), so the last route takes what no other route does an
 
 from __future__ import annotations
 
-import functools
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 
@@ -76,20 +74,3 @@ async def unrouted(request: web.Request) -> web.Response:
         return problem(405, "method-not-allowed", f"{request.method} is not allowed here",
                        headers={"Allow": ", ".join(sorted(allowed))})
     return problem(404, "not-found", f"nothing is served at {request.path}")
-
-
-def admin_only(handler: Handler, token: str | None) -> Handler:
-    """`handler`, needing `Authorization: Bearer <token>` when a token is set (the operator's endpoints)."""
-    if token is None:
-        return handler
-    expected = token.encode()
-
-    @functools.wraps(handler)
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        # surrogateescape: a header that is not UTF-8 is compared as the bytes sent (and does not match)
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(given, expected):
-            return problem(401, "admin-token-required", "this endpoint needs Authorization: Bearer <token>")
-        return await handler(request)
-
-    return guarded

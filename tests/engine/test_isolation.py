@@ -32,7 +32,16 @@ from refund_adapter.engine.submitter import (
 )
 from refund_adapter.models import BatchState, RefundRequest, RefundState, ReportState
 from refund_adapter.store import store_from_url
-from refund_adapter.testing import AdapterLoop, SimulatedShop, adapter_loop, free_port, local_config, serve, wait_until
+from refund_adapter.testing import (
+    ADMIN_HEADERS,
+    AdapterLoop,
+    SimulatedShop,
+    adapter_loop,
+    free_port,
+    local_config,
+    serve,
+    wait_until,
+)
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
 
@@ -240,7 +249,7 @@ async def test_a_submit_that_keeps_raising_ends_in_review_after_bounded_attempts
                 assert not await submit_once(ctx)  # put back with a delay, not at once
                 now[0] += RETRY_DELAY_SECONDS + 1
             refunds = await ctx.store.list_refunds()
-            async with http.get(url + "/-/batches?state=review") as resp:  # what the operator sees
+            async with http.get(url + "/-/batches?state=review", headers=ADMIN_HEADERS) as resp:  # the operator sees
                 in_review = await resp.json()
     assert attempts == MAX_SUBMIT_ATTEMPTS_ON_ERROR
     assert [(b["code"], b["submit_attempts"], len(b["details"])) for b in in_review] == [(SUBMIT_ERROR, attempts, 2)]

@@ -24,7 +24,15 @@ from refund_adapter.engine.reconciler import reconcile_batch
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
 from refund_adapter.models import BatchState, DetailResult, Refund, RefundState, ReportState
-from refund_adapter.testing import SimulatedShop, free_port, metric_value, serve, wait_until
+from refund_adapter.testing import (
+    ADMIN_HEADERS,
+    SimulatedShop,
+    free_port,
+    metric_value,
+    serve,
+    wait_until,
+    with_admin_token,
+)
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
 
@@ -39,11 +47,11 @@ async def test_a_gateway_that_never_answers_leaves_the_refund_unknown_then_in_re
     shop = SimulatedShop(SECRET)
     async with run_sandbox(sandbox_config) as sandbox, serve(shop.app()) as shop_url:
         port = free_port()
-        config = demo_config(
+        config = with_admin_token(demo_config(
             port, sandbox.url, shop_url + "/callback", SECRET, MD5_KEY, f"sqlite:///{tmp_path / 'r.db'}", 0.1,
             batching={"max_wait_seconds": 0.1},
             reconciler={"first_query_after_seconds": 0.1, "schedule_seconds": [0.1, 0.1], "interval_seconds": 0.1},
-        )
+        ))
         app = create_app(config)
         async with serve(app, port=port) as url, aiohttp.ClientSession() as session:
             payload = {"refund_id": "r1", "order_id": "o1", "trade_no": TRADE, "amount": "20.00",
@@ -81,7 +89,7 @@ class Driven:
         return found
 
     async def in_review(self) -> list[tuple[int, str]]:
-        async with self.http.get(f"{self.url}/-/refunds?review=true") as resp:
+        async with self.http.get(f"{self.url}/-/refunds?review=true", headers=ADMIN_HEADERS) as resp:
             return [(r["id"], r["review"]) for r in await resp.json()]
 
     async def counted(self) -> tuple[float, float]:
@@ -98,8 +106,8 @@ async def driven(tmp_path: Path) -> AsyncIterator[Driven]:
     shop = SimulatedShop(SECRET)
     async with run_sandbox(sandbox_config) as sandbox, serve(shop.app()) as shop_url:
         port = free_port()
-        config = demo_config(port, sandbox.url, shop_url + "/callback", SECRET, MD5_KEY,
-                             f"sqlite:///{tmp_path / 'r.db'}", 600)
+        config = with_admin_token(demo_config(port, sandbox.url, shop_url + "/callback", SECRET, MD5_KEY,
+                                              f"sqlite:///{tmp_path / 'r.db'}", 600))
         skew = [0.0]  # moved on once both refunds are in, so their batch is due at once
         app = create_app(config, clock=lambda: time.time() + skew[0], run_engine=False)
         async with serve(app, port=port) as url, aiohttp.ClientSession() as http:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from refund_adapter.models import BatchState, RefundState
+from refund_adapter.testing import ADMIN_HEADERS
 from refund_adapter.web.problems import PROBLEM_TYPE_PREFIX
 from tests.faults.breakage import BackendKiller, SmallDisk, integrity
 from tests.faults.matrix import (
@@ -240,7 +241,7 @@ async def test_platform_down_past_the_give_up_window(cell: OpenCell) -> None:
         await loop.wait("every report a dead letter", all_dead)
         assert loop.shop.results == {}
         loop.shop.down_until = 0.0  # back
-        async with loop.http.post(loop.adapter.url + "/-/dead-letters/retry") as resp:
+        async with loop.http.post(loop.adapter.url + "/-/dead-letters/retry", headers=ADMIN_HEADERS) as resp:
             assert (resp.status, await resp.json()) == (200, {"requeued": REFUNDS})
         await loop.settled()
         loop.notes.append(f"{REFUNDS} dead letters after {loop.shop.refused_while_down} refusals, "
