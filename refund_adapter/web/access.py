@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from yarl import URL
 
-from .problems import Handler, problem
+from .problems import Handler, problem, read_form
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +163,8 @@ class Access:
             session = self.session(request)
             if session is None:
                 return problem(403, "session-required", "log in at /admin/login first")
-            form = await request.post()
-            given = form.get(CSRF_FIELD)
-            if not isinstance(given, str) or not constant_time_equal(given, self.csrf_token(session)):
+            given = (await read_form(request)).get(CSRF_FIELD)
+            if given is None or not constant_time_equal(given, self.csrf_token(session)):
                 return csrf_refused()
             return await handler(request)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from pathlib import Path
 
 from aiohttp import web
 
@@ -22,8 +23,8 @@ from .access import (
 )
 from .i18n import LANGUAGE_COOKIE, LOCALES
 from .keys import ACCESS
-from .problems import expect_continue
-from .templating import STATIC_DIR, render
+from .problems import Handler, expect_continue, read_form
+from .templating import STATIC_PREFIX, render, static_files
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +51,18 @@ def _login_page(request: web.Request, *, status: int, refused: bool) -> web.Resp
 
 async def login(request: web.Request) -> web.StreamResponse:
     access = request.app[ACCESS]
-    form = await request.post()
+    form = await read_form(request)
     given_csrf, expected_csrf = form.get(CSRF_FIELD), request.cookies.get(LOGIN_CSRF_COOKIE)
-    if not (isinstance(given_csrf, str) and expected_csrf and constant_time_equal(given_csrf, expected_csrf)):
+    if not (given_csrf is not None and expected_csrf and constant_time_equal(given_csrf, expected_csrf)):
         return csrf_refused()
     token = form.get("token")
     client = request.remote or "unknown"
-    if not (isinstance(token, str) and access.token_matches(token)):
+    if not (token is not None and access.token_matches(token)):
         await access.refuse_login(request)
         return _login_page(request, status=401, refused=True)
     access.throttle.succeed(client)
     log.info("admin login from %s", client)
-    response = web.HTTPSeeOther(safe_next(str(form.get("next", HOME))))
+    response = web.HTTPSeeOther(safe_next(form.get("next")))
     access.set_session(response)
     response.del_cookie(LOGIN_CSRF_COOKIE, path=LOGIN)
     raise response
@@ -82,10 +83,19 @@ async def switch_language(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+def _static_file(path: Path) -> Handler:
+    async def send(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable",
+                                               "X-Content-Type-Options": "nosniff"})
+
+    return send
+
+
 def add_routes(app: web.Application, access: Access) -> None:
     """Login, logout and the language switch are open (the login page needs them); every page needs a session."""
     router, options = app.router, {"expect_handler": expect_continue}
-    router.add_static("/admin/static/", STATIC_DIR, name="admin.static", append_version=True, **options)
+    for name, path in static_files().items():
+        router.add_get(STATIC_PREFIX + name, _static_file(path), **options)
     router.add_get(LOGIN, login_form, **options)
     router.add_post(LOGIN, login, **options)
     router.add_post("/admin/logout", access.action(logout), **options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
 
 from aiohttp import HttpVersion11, hdrs, web
 
@@ -49,6 +50,27 @@ async def read_body(request: web.Request) -> bytes:
             text=_problem_json(413, "body-too-large", exc.text or "the body is too large"),
             content_type=PROBLEM_CONTENT_TYPE,
         ) from None
+
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM_FIELDS = 20
+
+
+async def read_form(request: web.Request) -> dict[str, str]:
+    """The fields of an HTML form (the dashboard's forms are all urlencoded), first value of each. Anything else
+    (multipart, a body that is not a form, too many fields) is a 400 problem: aiohttp's own `post()` raises a
+    ValueError, a 500, on a multipart part without a name."""
+    if request.content_type != FORM_CONTENT_TYPE:
+        raise bad_request("malformed-body", f"a form must be sent as {FORM_CONTENT_TYPE}")
+    try:
+        pairs = parse_qsl((await read_body(request)).decode("utf-8", "replace"), keep_blank_values=True,
+                          max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        raise bad_request("malformed-body", f"a form has at most {MAX_FORM_FIELDS} fields") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        fields.setdefault(name, value)
+    return fields
 
 
 async def expect_continue(request: web.Request) -> None:

@@ -5,6 +5,7 @@ nothing loaded from elsewhere)."""
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -49,9 +50,24 @@ def local_time(moment: datetime, zone: ZoneInfo | None) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %z")
 
 
+STATIC_PREFIX: Final = "/admin/static/"
+
+
+def static_files() -> dict[str, Path]:
+    """The files under static/ by name: the only ones served (a route each), so what no route takes is our 404."""
+    return {path.name: path for path in sorted(STATIC_DIR.iterdir()) if path.is_file()}
+
+
+def static_url(name: str) -> str:
+    """`/admin/static/NAME?v=<hash>`: the hash changes with the file, so a browser never keeps an old copy."""
+    digest = hashlib.sha256(static_files()[name].read_bytes()).hexdigest()[:12]
+    return f"{STATIC_PREFIX}{name}?v={digest}"
+
+
 def setup_templates(app: web.Application, admin: AdminConfig) -> None:
     """An environment per language, sharing one loader; each has its catalogue installed for `_()`/`{% trans %}`."""
     translations = load_translations()
+    static_urls = {name: static_url(name) for name in static_files()}
     loader = jinja2.FileSystemLoader(TEMPLATE_DIR)
     filters = {"money": money, "localtime": functools.partial(local_time, zone=admin.zone)}
     for locale, key in ENVIRONMENTS.items():
@@ -60,7 +76,8 @@ def setup_templates(app: web.Application, admin: AdminConfig) -> None:
             extensions=["jinja2.ext.i18n"], filters=filters,
         )
         env.install_gettext_translations(translations[locale], newstyle=True)  # type: ignore[attr-defined]
-        env.globals.update(locale=locale, html_lang=locale.replace("_", "-"), languages=LANGUAGE_NAMES)
+        env.globals.update(locale=locale, html_lang=locale.replace("_", "-"), languages=LANGUAGE_NAMES,
+                           static=static_urls.__getitem__)
 
 
 def render(template: str, request: web.Request, context: Mapping[str, Any], *, status: int = 200) -> web.Response:
