@@ -104,6 +104,8 @@ async def test_a_forged_or_expired_session_is_sent_to_the_login_page() -> None:
 
 
 async def test_pages_without_a_session_redirect_to_the_login_page_with_a_local_next(client: Any) -> None:
+    resp = await client.get("/admin", allow_redirects=False)
+    assert (resp.status, resp.headers["Location"]) == (308, "/admin/")
     resp = await client.get("/admin/?x=1", allow_redirects=False)
     assert (resp.status, resp.headers["Location"]) == (303, "/admin/login?next=/admin/?x%3D1")
     page = await client.get("/admin/login?next=https://evil.example/")

@@ -134,7 +134,8 @@ class Access:
         value = request.cookies.get(SESSION_COOKIE, "")
         body, _, mac = value.rpartition(".")
         expires, _, _nonce = body.partition(".")
-        if not (mac and expires.isdigit() and constant_time_equal(mac, self._mac("session", body))):
+        well_formed = mac and expires.isascii() and expires.isdigit()
+        if not (well_formed and constant_time_equal(mac, self._mac("session", body))):
             return None
         return value if int(expires) > self.clock() else None
 

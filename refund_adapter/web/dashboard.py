@@ -83,6 +83,10 @@ async def switch_language(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+async def _to_home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect(HOME)
+
+
 def _static_file(path: Path) -> Handler:
     async def send(request: web.Request) -> web.FileResponse:
         return web.FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable",
@@ -100,4 +104,5 @@ def add_routes(app: web.Application, access: Access) -> None:
     router.add_post(LOGIN, login, **options)
     router.add_post("/admin/logout", access.action(logout), **options)
     router.add_get(f"/admin/language/{{locale:{'|'.join(LOCALES)}}}", switch_language, **options)
-    router.add_get(HOME, access.page(home), name="admin.home", **options)
+    router.add_get(HOME, access.page(home), **options)
+    router.add_get("/admin", _to_home, **options)
