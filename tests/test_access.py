@@ -213,3 +213,18 @@ async def test_without_a_token_metrics_listen_is_the_only_way_to_metrics(
         async with http.get(url + "/metrics") as resp:
             assert resp.status == 404
     assert any(f"/metrics is served on 127.0.0.1:{metrics_port}" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("headers", "warned"), [
+    ({}, False),  # 127.0.0.1: browsers keep Secure cookies from a loopback origin
+    ({"Host": "localhost:8080"}, False),
+    ({"Host": "[::1]:8080"}, False),
+    ({"Host": "refunds.example.com"}, True),
+    ({"Host": "10.0.0.5:8080"}, True),
+    ({"Host": "refunds.example.com", "X-Forwarded-Proto": "https"}, False),  # TLS ends at a proxy
+])
+async def test_the_login_page_warns_when_the_browser_would_drop_the_session(
+    client: Any, headers: dict[str, str], warned: bool
+) -> None:
+    page = await (await client.get("/admin/login", headers=headers)).text()
+    assert ("will not keep the login" in page) is warned

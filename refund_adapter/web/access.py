@@ -12,6 +12,7 @@ import asyncio
 import functools
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 import time
@@ -72,6 +73,25 @@ def admin_only(handler: Handler, token: str) -> Handler:
         return await handler(request)
 
     return guarded
+
+
+def keeps_secure_cookies(request: web.Request) -> bool:
+    """Whether a browser will keep our `Secure` session cookie from this page: over HTTPS (here, or at a proxy
+    that says so), or from a loopback host, which browsers count as a secure origin even over plain http."""
+    if request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https":
+        return True
+    try:
+        host = request.url.host or ""
+    except ValueError:  # a Host header that is no host
+        return False
+    return host == "localhost" or host.endswith(".localhost") or _is_loopback(host)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def csrf_refused() -> web.Response:

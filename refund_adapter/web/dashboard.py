@@ -19,6 +19,7 @@ from .access import (
     Access,
     constant_time_equal,
     csrf_refused,
+    keeps_secure_cookies,
     safe_next,
 )
 from .i18n import LANGUAGE_COOKIE, LOCALES
@@ -43,7 +44,8 @@ def _login_page(request: web.Request, *, status: int, refused: bool) -> web.Resp
     """The form, with a fresh double-submit token in a cookie and in the form (the login's CSRF check)."""
     token = secrets.token_urlsafe(24)
     response = render("admin/login.html", request,
-                      {"login_csrf": token, "next": safe_next(request.query.get("next")), "refused": refused},
+                      {"login_csrf": token, "next": safe_next(request.query.get("next")), "refused": refused,
+                       "cookie_dropped": not keeps_secure_cookies(request)},
                       status=status)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, path=LOGIN, secure=True, httponly=True, samesite="Strict")
     return response
