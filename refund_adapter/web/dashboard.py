@@ -1,5 +1,12 @@
 """The dashboard's routes under `/admin/`: login, logout, the language switch, its static files and its pages.
-Served only when `server.admin_token` is set (otherwise none of this exists and `/admin/` is a 404)."""
+Served only when `server.admin_token` is set (otherwise none of this exists and `/admin/` is a 404).
+
+A page is `router.add_get(path, access.page(handler))` whose handler returns `render("admin/x.html", request,
+{...})` (a template extending base.html); a form that changes something posts to `access.action(handler)` and
+carries `<input type="hidden" name="csrf_token" value="{{ csrf_token }}">`. Visible text goes through `_()`, then
+`pybabel extract -F babel.cfg` / `pybabel update` and a translation in zh_Hans (tests/test_translations.py fails
+otherwise); amounts through the `money` filter, times through `localtime`.
+"""
 
 from __future__ import annotations
 
