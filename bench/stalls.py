@@ -47,7 +47,15 @@ from refund_adapter.loop_probe import HealthProbe, LoopLag
 from refund_adapter.models import BatchState
 from refund_adapter.store import store_from_url, synthetic
 from refund_adapter.store.sql import SqlStore
-from refund_adapter.testing import SimulatedShop, free_port, local_config, serve, signed_generic_webhook, wait_until
+from refund_adapter.testing import (
+    ADMIN_HEADERS,
+    SimulatedShop,
+    free_port,
+    local_config,
+    serve,
+    signed_generic_webhook,
+    wait_until,
+)
 from refund_adapter.web.admin import MAX_RETRY_BODY_BYTES
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
@@ -69,6 +77,8 @@ class Bench:
     max_body: int
 
     async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, bytes]:
+        if path.startswith(("/-/", "/metrics")):  # the operator's API wants the admin token
+            kwargs["headers"] = {**ADMIN_HEADERS, **kwargs.get("headers", {})}
         async with self.http.request(method, self.url + path, **kwargs) as resp:
             return resp.status, await resp.read()
 

@@ -26,7 +26,7 @@ from refund_adapter.loop_probe import HealthProbe, LoopLag, longest_stall
 from refund_adapter.models import BatchState
 from refund_adapter.store import synthetic
 from refund_adapter.store.sql import SqlStore
-from refund_adapter.testing import free_port, local_config, serve
+from refund_adapter.testing import ADMIN_HEADERS, free_port, local_config, serve
 from refund_adapter.web.admin import MAX_DETAILS_PER_PAGE, MAX_RETRY_BODY_BYTES
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
@@ -71,7 +71,8 @@ class Admin:
     http: aiohttp.ClientSession
 
     async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        async with self.http.request(method, self.url + path, **kwargs) as resp:
+        headers = {**ADMIN_HEADERS, **kwargs.pop("headers", {})}  # every call here is to the operator's API
+        async with self.http.request(method, self.url + path, headers=headers, **kwargs) as resp:
             text = await resp.text()
             return resp.status, json.loads(text) if "json" in resp.content_type else text
 
