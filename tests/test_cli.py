@@ -10,8 +10,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from refund_adapter.cli import main
+from refund_adapter.console.render import REFUND_COLUMNS
 from refund_adapter.models import RefundRequest
 from refund_adapter.store import store_from_url
+from refund_adapter.testing import free_port
 
 
 def _config(tmp_path: Path) -> Path:
@@ -45,12 +47,41 @@ def test_refunds_lists_what_the_store_holds(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert [(r["platform_refund_id"], r["amount"], r["state"]) for r in rows] == [("r1", "12.50", "received")]
     empty = CliRunner().invoke(main, ["refunds", "--config", str(config), "--state", "succeeded"])
+    assert empty.exit_code == 0 and empty.output == "no refunds\n"
+    empty = CliRunner().invoke(main, ["refunds", "list", "--config", str(config), "--state", "succeeded", "--json"])
     assert empty.exit_code == 0 and empty.output == ""
 
 
-def test_retry_dead_letters_reports_how_many(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["retry-dead-letters", "--config", str(_config(tmp_path))])
-    assert result.exit_code == 0 and result.output.strip() == "requeued 0"
+def test_refunds_are_an_aligned_table_for_people(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    _seed(tmp_path)
+    result = CliRunner().invoke(main, ["refunds", "list", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    header, row = result.output.splitlines()
+    assert header.split() == list(REFUND_COLUMNS)
+    assert row.split()[1:9] == ["generic", "s1", "r1", "2026112500000001", "12.50", "received", "-", "-"]
+    assert header.index("shop") == row.index("s1")
+
+
+def test_a_missing_store_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["dead-letters", "list", "--config", str(_config(tmp_path))])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot read the store: SQLite ") and result.output.count("\n") == 1
+    assert not (tmp_path / "refunds.db").exists()  # a reader creates nothing
+
+
+def test_retry_dead_letters_without_a_running_service_writes_the_store(tmp_path: Path) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+    for command in (["retry-dead-letters"], ["dead-letters", "retry"]):  # the older spelling still works
+        result = CliRunner().invoke(main, [*command, "--config", str(_config(tmp_path)), "--url", nobody])
+        assert result.exit_code == 0 and result.output.strip() == "requeued 0", result.output
+
+
+def test_a_requery_needs_the_running_service(tmp_path: Path) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(main, ["batches", "requery", "7", "--config", str(_config(tmp_path)), "--url", nobody])
+    assert result.exit_code == 1
+    assert result.output == f"Error: no service answers at {nobody}: a re-query needs the running `serve`\n"
 
 
 def test_a_bad_config_names_its_problems_and_exits_2(tmp_path: Path) -> None:

@@ -33,7 +33,16 @@ from ..models import (
     ReportState,
 )
 from ..money import CENT
-from .base import EXCEEDS_PAID_AMOUNT, AcceptResult, Anomaly, PendingWork, RecordedResults, RefundStore, StateChange
+from .base import (
+    EXCEEDS_PAID_AMOUNT,
+    AcceptResult,
+    Anomaly,
+    PendingWork,
+    RecordedResults,
+    RefundStore,
+    StateChange,
+    StoreUnavailable,
+)
 from .plugin_data import PluginDataSql
 
 Row = Mapping[str, Any]
@@ -232,6 +241,15 @@ class SqlStore(PluginDataSql, RefundStore):
         ns = await tx.fetchrow("SELECT value FROM meta WHERE key = 'namespace'")
         if ns is None:
             await tx.execute("INSERT INTO meta (key, value) VALUES ('namespace', $1)", _new_namespace())
+
+    async def check_schema(self) -> None:
+        """For a reader that must not migrate: StoreUnavailable unless the schema is the one this code knows."""
+        async with self.reading() as conn:
+            row = await conn.fetchrow("SELECT MAX(version) AS v FROM schema_version")
+        found, expected = (row["v"] if row else None) or 0, migrations()[-1][0]
+        if found != expected:
+            raise StoreUnavailable(f"the store's schema is at version {found}, this refund-adapter's at {expected}: "
+                                   "start `serve` of this version once to migrate it")
 
     async def namespace(self) -> str:
         if self._namespace is None:
