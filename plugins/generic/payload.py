@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from refund_adapter import RefundRequest
-from refund_adapter.money import parse_decimal_text, to_amount
+from refund_adapter.money import parse_decimal_text
 from refund_adapter.platform import json_object, non_empty_string, reject
 
 from .settings import GenericShop
@@ -43,4 +43,4 @@ def _amount(document: dict[str, Any], name: str) -> Decimal:
     amount = parse_decimal_text(document[name])
     if amount is None or amount == 0:
         reject(422, "invalid-amount", f'{name} must be a positive JSON string of plain decimal CNY, e.g. "12.30"')
-    return to_amount(amount) or amount  # whole fen written with 2 decimals; more decimals are the core's to judge
+    return amount  # more than 2 decimals: the core's to judge

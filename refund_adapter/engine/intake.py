@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from ..alipay.codec import clean_reason
 from ..config import AlipayAccount
@@ -30,11 +30,11 @@ class InvalidRequest(ValueError):
         self.detail = detail
 
 
-def _stored_amount(value: object, name: str) -> Decimal:
-    """`value` as it is stored: whole fen, rounded up when it has more decimals (such a refund is rejected, never
-    paid, and the fen shown errs by less than one); InvalidRequest when it is no amount at all."""
+def _stored_amount(value: object, name: str, rounding: str) -> Decimal:
+    """`value` as it is stored: whole fen, rounded when it has more decimals (`rounding`); InvalidRequest when it
+    is no amount at all."""
     if isinstance(value, Decimal) and value.is_finite() and 0 < value <= MAX_AMOUNT:
-        value = value.quantize(CENT, ROUND_UP)
+        value = value.quantize(CENT, rounding)
     problem = amount_problem(value)
     if problem is not None:
         raise InvalidRequest("invalid-amount", f"{name} {problem}")
@@ -46,8 +46,11 @@ def admit(request: RefundRequest, accounts: Mapping[str, AlipayAccount]) -> Refu
 
     A refund that can be stored but not paid (another currency, no Alipay trade number, more than 2 decimals,
     more than its paid amount) comes back with its `rejection` code: the store keeps it REJECTED, once."""
-    amount = _stored_amount(request.amount, "amount")
-    paid = None if request.paid_amount is None else _stored_amount(request.paid_amount, "paid_amount")
+    # An amount of more decimals is rejected, never paid: rounded up, what the operator sees errs by less than a
+    # fen. A paid amount of more decimals (a shop that writes 3) only bounds the refunds: rounded down, it never
+    # lets one more fen through.
+    amount = _stored_amount(request.amount, "amount", ROUND_UP)
+    paid = None if request.paid_amount is None else _stored_amount(request.paid_amount, "paid_amount", ROUND_DOWN)
     if not request.platform_refund_id:
         raise InvalidRequest("malformed-body", "the platform refund id is empty")
     account = accounts.get(request.alipay_account)
@@ -65,7 +68,7 @@ def _unpayable(request: RefundRequest, amount: Decimal, paid: Decimal | None) ->
         return Unpayable.CURRENCY
     if not is_trade_no(request.trade_no):
         return Unpayable.TRADE_NO
-    if amount != request.amount or paid != request.paid_amount:
+    if amount != request.amount:
         return Unpayable.PRECISION
     if paid is not None and amount > paid:
         return EXCEEDS_PAID_AMOUNT
