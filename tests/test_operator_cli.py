@@ -159,3 +159,16 @@ async def test_a_bad_argument_or_unknown_id_is_one_line_and_exit_1(
     status, out, err = await running.cli(*args)
     assert (status, out) == (1, "")
     assert err.startswith(expected) and err.count("\n") == 1, err
+
+
+async def test_an_action_with_a_token_the_service_refuses_is_one_line_and_changes_nothing(
+    running: Running, tmp_path: Path
+) -> None:
+    wrong = yaml.safe_load(running.config.read_text("utf-8"))
+    wrong["server"]["admin_token"] = "not-the-token"
+    config = tmp_path / "wrong-token.yaml"
+    config.write_text(yaml.safe_dump(wrong), "utf-8")
+    status, out, err = await Running(running.serve, running.shop, config).cli("dead-letters", "retry")
+    assert (status, out) == (1, "")
+    assert err.startswith(f"Error: POST {running.serve.url}/-/dead-letters/retry: the service refused the token")
+    assert err.count("\n") == 1 and "not-the-token" not in err

@@ -91,7 +91,7 @@ def refunds() -> None:
 @json_option
 def list_refunds(config_path: str, state: str | None, report_state: str | None, review: bool | None,
                  before: int | None, limit: int, as_json: bool) -> None:
-    """Refunds, newest first, with where each one is."""
+    """Refunds, newest first, with where each one is. Read from the store, read-only (works beside `serve`)."""
 
     async def work(config: Config) -> list[dict[str, Any]]:
         async with reading(config) as store:
@@ -119,7 +119,7 @@ async def _refund(config: Config, refund_id: int) -> dict[str, Any]:
 @id_argument
 @json_option
 def show_refund(config_path: str, item_id: int, as_json: bool) -> None:
-    """One refund, every field."""
+    """One refund, every field. Read from the store, read-only (works beside `serve`)."""
     refund = _run(config_path, lambda config: _refund(config, item_id))
     if as_json:
         render.json_object(refund)
@@ -132,7 +132,9 @@ def show_refund(config_path: str, item_id: int, as_json: bool) -> None:
 @url_option
 @id_argument
 def retry_refund(config_path: str, url: str | None, item_id: int) -> None:
-    """Put a refund's dead-lettered report back in the outbox, to be delivered to its platform again."""
+    """Put a refund's dead-lettered report back in the outbox, to be delivered to its platform again.
+
+    Through the running service (its reporter delivers at once); with no service running, written to the store."""
 
     async def work(config: Config) -> int:
         refund = await _refund(config, item_id)
@@ -160,7 +162,7 @@ def _batch_row(batch: dict[str, Any]) -> dict[str, Any]:
 @limit_option
 @json_option
 def list_batches(config_path: str, state: str | None, limit: int, as_json: bool) -> None:
-    """Batches, newest first."""
+    """Batches, newest first. Read from the store, read-only (works beside `serve`)."""
 
     async def work(config: Config) -> list[dict[str, Any]]:
         async with reading(config) as store:
@@ -179,7 +181,7 @@ def list_batches(config_path: str, state: str | None, limit: int, as_json: bool)
 @click.argument("batch", metavar="ID|BATCH_NO")
 @json_option
 def show_batch(config_path: str, batch: str, as_json: bool) -> None:
-    """One batch and its refunds, by id or by batch_no."""
+    """One batch and its refunds, by id or by batch_no. Read from the store, read-only (works beside `serve`)."""
     by_id = batch.isascii() and batch.isdigit() and int(batch) <= MAX_ID  # a batch_no starts with 8 digits of date
     async def work(config: Config) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with reading(config) as store:
@@ -203,9 +205,10 @@ def show_batch(config_path: str, batch: str, as_json: bool) -> None:
 @url_option
 @id_argument
 def requery(config_path: str, url: str | None, item_id: int) -> None:
-    """Ask the running service to query Alipay for this batch's results now."""
-    _run(config_path, lambda config: requery_batch(config, service_url(config, url), item_id))
-    click.echo(f"batch {item_id}: re-query requested")
+    """Ask the running service to query Alipay for this batch's results now (a submitted or unknown batch, or one
+    in review). Needs the running `serve`: querying Alipay is its engine's job."""
+    batch = _run(config_path, lambda config: requery_batch(config, service_url(config, url), item_id))
+    click.echo(f"batch {item_id}: re-query requested, now {batch['state']}")
 
 
 # -- dead letters -------------------------------------------------------------------------------------------------
@@ -220,7 +223,7 @@ def dead_letters() -> None:
 @limit_option
 @json_option
 def list_dead_letters(config_path: str, limit: int, as_json: bool) -> None:
-    """Refunds whose report gave up, newest first, with the last error."""
+    """Refunds whose report gave up, newest first, with the last error. Read from the store, read-only."""
 
     async def work(config: Config) -> list[dict[str, Any]]:
         async with reading(config) as store:
@@ -239,7 +242,9 @@ def list_dead_letters(config_path: str, limit: int, as_json: bool) -> None:
 @url_option
 @click.argument("refund_ids", metavar="[ID]...", nargs=-1, type=click.IntRange(1, MAX_ID))
 def retry_dead_letters(config_path: str, url: str | None, refund_ids: tuple[int, ...]) -> None:
-    """Put dead letters (all, or those of the given refund ids) back in the outbox."""
+    """Put dead letters (all, or those of the given refund ids) back in the outbox.
+
+    Through the running service (its reporter delivers at once); with no service running, written to the store."""
     requeued = _run(config_path, lambda config: retry_reports(config, service_url(config, url), refund_ids or None))
     click.echo(f"requeued {requeued}")
 

@@ -112,8 +112,8 @@ async def retry_reports(config: Config, url: str, refund_ids: Sequence[int] | No
         await store.close()
 
 
-async def requery_batch(config: Config, url: str, batch_id: int) -> Any:
-    """Ask the running service to query Alipay for the batch now; its answer."""
+async def requery_batch(config: Config, url: str, batch_id: int) -> dict[str, Any]:
+    """Ask the running service to query Alipay for the batch now; the batch as it answers it (`state`...)."""
     try:
         return await call_service(config, url, "POST", f"/-/batches/{batch_id}/requery")
     except ServiceDown:
