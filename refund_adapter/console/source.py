@@ -10,6 +10,7 @@ running service: querying Alipay is the engine's job.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -29,7 +30,11 @@ _WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 
 
 class OperatorError(click.ClickException):
-    """One line on stderr and exit 1: a bad argument, an unknown id, a store or service out of reach."""
+    """One line on stderr and exit 1: a bad argument, an unknown id, a store or service out of reach. Whatever
+    the message quotes (a server's answer, a driver's error) is folded onto that line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
 
 
 class ServiceDown(Exception):
@@ -81,8 +86,6 @@ async def call_service(config: Config, url: str, method: str, path: str, body: A
 
 def _refusal(status: int, text: str, has_token: bool, what: str) -> str:
     """One line saying why the service refused: its problem's detail, or what the status means here."""
-    import json
-
     try:
         detail = json.loads(text).get("detail")
     except (ValueError, AttributeError):
