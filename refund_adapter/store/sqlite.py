@@ -297,13 +297,14 @@ class ReadOnlySqliteStore(SqliteStore):
         except sqlite3.Error as exc:  # not a database, or no schema_version table: not one of ours
             raise StoreUnavailable(f"SQLite {self.path}: {exc}") from exc
 
-    async def close(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            await asyncio.get_running_loop().run_in_executor(self._read_thread, reader.close)
-        self._read_thread.shutdown()
+    # close(): the base's closes the reader and finds no writer, no lock to let go.
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_InlineTx]:
+        raise StoreUnavailable("this store was opened read-only")
+        yield  # pragma: no cover - makes this an async generator
+
+    @asynccontextmanager
+    async def bulk_transaction(self) -> AsyncIterator[_ThreadTx]:
         raise StoreUnavailable("this store was opened read-only")
         yield  # pragma: no cover - makes this an async generator

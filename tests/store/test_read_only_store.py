@@ -25,8 +25,10 @@ async def test_a_reader_sees_every_commit_of_the_open_writer_and_cannot_write(st
             assert [r.request.platform_refund_id for r in await reader.list_refunds()] == ["r1"]
             await writer.accept([_request(2)], 1_780_000_001.0)
             assert [r.request.platform_refund_id for r in await reader.list_refunds()] == ["r2", "r1"]
-            with pytest.raises(Exception):  # noqa: B017 - each backend refuses in its own words
-                await reader.accept([_request(3)], 1_780_000_002.0)
+            first = (await reader.list_refunds())[-1].id  # a bulk write too (one that has a row to write)
+            for write in (reader.accept([_request(3)], 1_780_000_002.0), reader.retry_dead_letters(1.0, [first])):
+                with pytest.raises(Exception):  # noqa: B017 - each backend refuses in its own words
+                    await write
         finally:
             await reader.close()
         assert len(await writer.list_refunds()) == 2
