@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -79,7 +80,21 @@ def test_retry_dead_letters_without_a_running_service_writes_the_store(tmp_path:
 
 def test_a_requery_needs_the_running_service(tmp_path: Path) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"
-    result = CliRunner().invoke(main, ["batches", "requery", "7", "--config", str(_config(tmp_path)), "--url", nobody])
+
+    async def a_batch() -> int:
+        store = store_from_url(f"sqlite:///{tmp_path / 'refunds.db'}")
+        await store.open()
+        try:
+            batch = await store.create_batch("main", 10, date(2026, 11, 25), 1_780_000_000.0)
+            assert batch is not None
+            return batch.id
+        finally:
+            await store.close()
+
+    _seed(tmp_path)
+    batch_id = str(asyncio.run(a_batch()))
+    result = CliRunner().invoke(main, ["batches", "requery", batch_id, "--config", str(_config(tmp_path)),
+                                       "--url", nobody])
     assert result.exit_code == 1
     assert result.output == f"Error: no service answers at {nobody}: a re-query needs the running `serve`\n"
 

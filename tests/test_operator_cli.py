@@ -150,6 +150,7 @@ async def test_commands_read_beside_a_running_serve_and_retry_through_it(running
         (("refunds", "show", "424242"), "Error: no refund 424242"),
         (("refunds", "show", "x"), "Error: Invalid value for 'ID': 'x' is not a valid integer range."),
         (("batches", "show", "99"), "Error: no batch 99"),
+        (("batches", "requery", "99"), "Error: no batch 99"),
         (("refunds", "retry", "424242"), "Error: no refund 424242"),
     ],
 )

@@ -207,7 +207,13 @@ def show_batch(config_path: str, batch: str, as_json: bool) -> None:
 def requery(config_path: str, url: str | None, item_id: int) -> None:
     """Ask the running service to query Alipay for this batch's results now (a submitted or unknown batch, or one
     in review). Needs the running `serve`: querying Alipay is its engine's job."""
-    batch = _run(config_path, lambda config: requery_batch(config, service_url(config, url), item_id))
+    async def work(config: Config) -> dict[str, Any]:
+        async with reading(config) as store:
+            if await store.get_batch(item_id) is None:
+                raise OperatorError(f"no batch {item_id}")
+        return await requery_batch(config, service_url(config, url), item_id)
+
+    batch = _run(config_path, work)
     click.echo(f"batch {item_id}: re-query requested, now {batch['state']}")
 
 
