@@ -123,3 +123,24 @@ def test_check_config_reports_a_shop_naming_an_unknown_alipay_account(tmp_path: 
     result = CliRunner().invoke(main, ["check-config", str(path)])
     assert result.exit_code == 2
     assert "platforms.generic: shop 's1' names alipay_account 'hk', which is not configured" in result.output
+
+
+def test_refunds_list_reads_postgresql_read_only(tmp_path: Path, pg_url: str) -> None:
+    async def seed() -> None:
+        store = store_from_url(pg_url)
+        await store.open()
+        try:
+            request = RefundRequest("generic", "s1", "r1", "o1", "2026112500000001", Decimal("12.50"), "CNY", "",
+                                    "main")
+            await store.accept([request], 1_780_000_000.0)
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    config = _config(tmp_path)
+    config.write_text(config.read_text("utf-8").replace(f"sqlite:///{tmp_path / 'refunds.db'}", pg_url), "utf-8")
+    result = CliRunner().invoke(main, ["refunds", "list", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["platform_refund_id"] for line in result.output.splitlines()] == ["r1"]
+    missing = CliRunner().invoke(main, ["refunds", "show", "2", "--config", str(config)])
+    assert (missing.exit_code, missing.output) == (1, "Error: no refund 2\n")
