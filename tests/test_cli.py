@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -144,3 +145,26 @@ def test_refunds_list_reads_postgresql_read_only(tmp_path: Path, pg_url: str) ->
     assert [json.loads(line)["platform_refund_id"] for line in result.output.splitlines()] == ["r1"]
     missing = CliRunner().invoke(main, ["refunds", "show", "2", "--config", str(config)])
     assert (missing.exit_code, missing.output) == (1, "Error: no refund 2\n")
+
+
+def test_a_long_report_error_is_cut_and_every_other_column_stays_whole(tmp_path: Path) -> None:
+    async def dead_letter() -> None:
+        store = store_from_url(f"sqlite:///{tmp_path / 'refunds.db'}")
+        await store.open()
+        try:
+            over = RefundRequest("generic", "s1", "r1", "o1", "2026112500000001", Decimal("12.50"), "CNY", "", "main",
+                                 paid_amount=Decimal("1.00"))  # rejected at once, its report due
+            await store.accept([over], 1_780_000_000.0)
+            (claimed,) = await store.claim_reports(1_780_000_000.0, 10, 60)
+            await store.report_failed(claimed.id, "HTTP 503 " + "x" * 400, next_at=None)
+        finally:
+            await store.close()
+
+    asyncio.run(dead_letter())
+    result = CliRunner().invoke(main, ["dead-letters", "list", "--config", str(_config(tmp_path))])
+    assert result.exit_code == 0, result.output
+    header, row = result.output.splitlines()
+    assert row.split()[:6] == ["1", "generic", "s1", "r1", "rejected", "1"]
+    assert "HTTP 503 xxx" in row and "x" * 100 not in row and "…" in row
+    assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", row.rstrip())  # the time after it, whole
+    assert header.split()[-1] == "updated_at"

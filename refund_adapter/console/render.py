@@ -17,6 +17,8 @@ REFUND_COLUMNS = ("id", "platform", "shop", "platform_refund_id", "trade_no", "a
                   "report_state", "review", "created_at")
 BATCH_COLUMNS = ("id", "account", "batch_no", "state", "code", "refunds", "submit_attempts", "query_attempts",
                  "created_at")
+FREE_TEXT = frozenset({"report_error", "review"})  # what a platform or Alipay said: any length
+FREE_TEXT_WIDTH = 60
 DEAD_LETTER_COLUMNS = ("id", "platform", "shop", "platform_refund_id", "state", "report_attempts", "report_error",
                        "updated_at")
 
@@ -40,11 +42,17 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], empty: str)
     if not rows:
         click.echo(empty)
         return
+    cells = [[_cell(name, row.get(name)) for name in columns] for row in rows]
     grid = Table(box=None, header_style="bold", pad_edge=False)
-    for name in columns:
-        grid.add_column(name, justify="right" if name in ("id", "amount") else "left", no_wrap=True)
-    for row in rows:
-        grid.add_row(*(_cell(name, row.get(name)) for name in columns))
+    for index, name in enumerate(columns):
+        if name in FREE_TEXT:  # cut to fit; --json has it whole
+            grid.add_column(name, no_wrap=True, overflow="ellipsis", max_width=FREE_TEXT_WIDTH)
+        else:  # ids, states, amounts, times: always whole
+            width = max(len(name), *(len(line[index]) for line in cells))
+            grid.add_column(name, justify="right" if name in ("id", "amount") else "left", no_wrap=True,
+                            min_width=width)
+    for line in cells:
+        grid.add_row(*line)
     _console().print(grid)
 
 
