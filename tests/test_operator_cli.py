@@ -143,23 +143,22 @@ async def test_commands_read_beside_a_running_serve_and_retry_through_it(running
     assert await running.cli_json("dead-letters", "list") == []
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (("refunds", "list", "--state", "bogus"), "Error: Invalid value for '--state': 'bogus' is not one of"),
-        (("refunds", "show", "424242"), "Error: no refund 424242"),
-        (("refunds", "show", "x"), "Error: Invalid value for 'ID': 'x' is not a valid integer range."),
-        (("batches", "show", "99"), "Error: no batch 99"),
-        (("batches", "requery", "99"), "Error: no batch 99"),
-        (("refunds", "retry", "424242"), "Error: no refund 424242"),
-    ],
-)
-async def test_a_bad_argument_or_unknown_id_is_one_line_and_exit_1(
-    running: Running, args: tuple[str, ...], expected: str
-) -> None:
-    status, out, err = await running.cli(*args)
-    assert (status, out) == (1, "")
-    assert err.startswith(expected) and err.count("\n") == 1, err
+ONE_LINE_ERRORS = [  # the issue's two tracebacks first
+    (("refunds", "list", "--state", "bogus"), "Error: Invalid value for '--state': 'bogus' is not one of"),
+    (("refunds", "show", "424242"), "Error: no refund 424242"),
+    (("refunds", "show", "x"), "Error: Invalid value for 'ID': 'x' is not a valid integer range."),
+    (("batches", "show", "99"), "Error: no batch 99"),
+    (("batches", "requery", "99"), "Error: no batch 99"),
+    (("refunds", "retry", "424242"), "Error: no refund 424242"),
+]
+
+
+async def test_a_bad_argument_or_unknown_id_is_one_line_and_exit_1(running: Running) -> None:
+    """All against one running `serve` (each case its own process): one start-up, not one per case."""
+    for args, expected in ONE_LINE_ERRORS:
+        status, out, err = await running.cli(*args)
+        assert (status, out) == (1, ""), args
+        assert err.startswith(expected) and err.count("\n") == 1, err
 
 
 async def test_an_action_with_a_token_the_service_refuses_is_one_line_and_changes_nothing(
