@@ -4,7 +4,7 @@ Plugin authors import everything they need from here: `hookimpl` and the adapter
 """
 
 from .hookspecs import hookimpl
-from .models import DeliveryResult, Refund, RefundOutcome, RefundRequest, RefundState
+from .models import DeliveryResult, Refund, RefundOutcome, RefundRequest, RefundState, Unpayable
 from .platform import InboundWebhook, PlatformAdapter, ShopInfo, WebhookAccepted, WebhookRejected
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "RefundRequest",
     "RefundState",
     "ShopInfo",
+    "Unpayable",
     "WebhookAccepted",
     "WebhookRejected",
     "hookimpl",

@@ -8,6 +8,7 @@ from typing import Any
 import click
 import pluggy
 
+from refund_adapter.console.commands import add_operator_commands
 from refund_adapter.plugins import _call, _hookimpls, create_plugin_manager
 
 
@@ -182,46 +183,6 @@ async def with_store(config_path: str, work: Any) -> Any:
         await store.close()
 
 
-@main.command("refunds")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--state", help="Only refunds in this state (received, submitted, unknown, succeeded, failed...).")
-@click.option("--report-state", help="Only refunds whose report is in this state (pending, delivered, dead).")
-@click.option("--limit", default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def refunds(config_path: str, state: str | None, report_state: str | None, limit: int, as_json: bool) -> None:
-    """List refunds, newest first, with where each one is. (Stop `serve` first when the store is SQLite.)"""
-    import json
-
-    from refund_adapter.models import RefundState
-    from refund_adapter.web.views import refund_json
-
-    async def work(store: Any) -> list[Any]:
-        chosen = RefundState(state) if state else None
-        return await store.list_refunds(state=chosen, report_state=report_state, limit=limit)
-
-    for refund in asyncio.run(with_store(config_path, work)):
-        row = refund_json(refund)
-        if as_json:
-            click.echo(json.dumps(row, ensure_ascii=False))
-        else:
-            click.echo(f"{row['id']:>7} {row['platform']}/{row['shop']}/{row['platform_refund_id']} "
-                       f"{row['trade_no']} {row['amount']} {row['state']} {row['code'] or ''} "
-                       f"batch={row['batch_no'] or '-'} report={row['report_state']}")
-
-
-@main.command("retry-dead-letters")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
-@click.argument("refund_ids", nargs=-1, type=int)
-def retry_dead_letters(config_path: str, refund_ids: tuple[int, ...]) -> None:
-    """Put dead-lettered reports (all, or the given refund ids) back in the outbox."""
-    import time
-
-    async def work(store: Any) -> int:
-        return await store.retry_dead_letters(time.time(), list(refund_ids) or None)
-
-    click.echo(f"requeued {asyncio.run(with_store(config_path, work))}")
-
-
 def add_plugin_commands(cli: click.Group, pm: pluggy.PluginManager) -> None:
     """Each plugin adds its commands (`register_commands`); one failing is reported and left out, so a broken
     plugin cannot take the operator's other commands away."""
@@ -232,4 +193,5 @@ def add_plugin_commands(cli: click.Group, pm: pluggy.PluginManager) -> None:
             click.echo(f"plugin {impl.plugin_name!r}: register_commands failed: {exc}", err=True)
 
 
+add_operator_commands(main)
 add_plugin_commands(main, create_plugin_manager())

@@ -29,6 +29,18 @@ class RefundState(StrEnum):
 FINAL_STATES = frozenset({RefundState.SUCCEEDED, RefundState.FAILED, RefundState.REJECTED})
 
 
+class Unpayable(StrEnum):
+    """Why a refund the platform identified cannot be paid through Alipay: the code it is stored under, once,
+    REJECTED, for the operator to see and the platform to be told. The platform's delivery is acknowledged all
+    the same: refusing it would only have it sent again (Shopify for two days, then it drops the subscription).
+    (A refund over its trade's paid amount is rejected the same way, as EXCEEDS_PAID_AMOUNT.)"""
+
+    CURRENCY = "UNSUPPORTED_CURRENCY"  # Alipay's batch refund pays back CNY only
+    TRADE_NO = "NO_ALIPAY_TRADE_NO"  # none where the shop's settings say, or not one Alipay's detail can carry
+    PAYMENT = "UNKNOWN_PAYMENT"  # paid some other way: no Alipay trade is recorded for the order's payment
+    PRECISION = "AMOUNT_PRECISION"  # more than 2 decimals; stored rounded up to the fen, never paid
+
+
 class ReportState(StrEnum):
     """Whether the platform has been told a refund's final result."""
 
@@ -70,6 +82,9 @@ class RefundRequest:
     alipay_account: str
     paid_amount: Decimal | None = None
     context: Mapping[str, Any] = field(default_factory=dict)
+    # Set by the plugin (an `Unpayable` code it alone can tell) or by the core's intake checks: the refund is
+    # stored REJECTED with this code instead of being paid. Not stored itself: the refund's `code` keeps it.
+    rejection: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -23,6 +23,8 @@ TRADE_NO_RULE = "must be 1 to 64 ASCII letters or digits"
 # Plain decimal text: ASCII digits, at most 12 before the point and 2 after; no sign, exponent, space or comma.
 AMOUNT_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 AMOUNT_TEXT_RULE = "must be plain digits with at most 2 decimals (no sign, exponent or spaces)"
+# The same as platforms write amounts, with any number of decimals (WooCommerce writes the shop's: "10.500").
+DECIMAL_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]+)?")
 
 
 def is_trade_no(value: object) -> bool:
@@ -48,8 +50,10 @@ def to_amount(value: Decimal) -> Decimal | None:
     return value.quantize(CENT) if amount_problem(value) is None else None
 
 
-def parse_amount_text(text: object) -> Decimal | None:
-    """A refund amount written as plain decimal text ("12.30", "80"), or None when it is not one."""
-    if not isinstance(text, str) or AMOUNT_TEXT.fullmatch(text) is None:
+def parse_decimal_text(text: object) -> Decimal | None:
+    """A positive-or-zero decimal written as plain text, with any number of decimals ("12.30", "80", "10.505"), or
+    None when it is not one. Whether it is a payable amount is the core intake's question: a refund of more than
+    2 decimals is stored rejected, zero is refused (money.amount_problem)."""
+    if not isinstance(text, str) or DECIMAL_TEXT.fullmatch(text) is None:
         return None
-    return to_amount(Decimal(text))
+    return Decimal(text)

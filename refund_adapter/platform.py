@@ -119,7 +119,10 @@ class PlatformAdapter(Protocol):
         ...
 
     async def report(self, outcome: RefundOutcome) -> DeliveryResult:
-        """Tell the platform a refund's final result. Called again (same outcome) until DELIVERED or DEAD."""
+        """Tell the platform a refund's final result. Called again (same outcome) until DELIVERED or DEAD.
+
+        Also for a refund rejected before reaching Alipay (`code` an `Unpayable` code or EXCEEDS_PAID_AMOUNT, no
+        batch_no): the platform learns it was not paid and why, as it would learn of Alipay's refusal."""
         ...
 
     async def reconcile(self, since: datetime | None) -> Sequence[RefundRequest]:

@@ -30,6 +30,7 @@ from refund_adapter import (
     RefundOutcome,
     RefundRequest,
     ShopInfo,
+    Unpayable,
     WebhookAccepted,
     WebhookRejected,
 )
@@ -130,26 +131,23 @@ class ShopifyPlatform:
         session = parse_refund_session(webhook.body)
         payment = await self.payments.find(shop.domain, session.payment_id)
         if payment is None:
-            # Not stored: Shopify retries the request, so a payment imported meanwhile lets a retry through.
-            log.warning("shopify %s: refund session %s names payment %s, which has no recorded Alipay trade",
-                        shop.domain, session.id, session.payment_id)
-            raise WebhookRejected(
-                422, "unknown-payment",
-                f"no Alipay trade is recorded for payment {session.payment_id}: import it with "
-                "`refund-adapter shopify import-payments`",
-            )
+            # Stored rejected, UNKNOWN_PAYMENT, and the session rejected with that code: the merchant sees it at
+            # once; once the payment is imported (`refund-adapter shopify import-payments`) a new refund pays.
+            log.info("shopify %s: refund session %s names payment %s, which has no recorded Alipay trade",
+                     shop.domain, session.id, session.payment_id)
         request = RefundRequest(
             platform=NAME,
             shop=shop.domain,
             platform_refund_id=session.id,
-            order_id=payment.order_id,
-            trade_no=payment.trade_no,
+            order_id=payment.order_id if payment else "",
+            trade_no=payment.trade_no if payment else "",
             amount=session.amount,
             currency=session.currency,
             reason="",
             alipay_account=shop.alipay_account,
-            paid_amount=payment.amount,
+            paid_amount=payment.amount if payment else None,
             context={"mode": PAYMENTS_APP, "session_gid": session.gid, "payment_id": session.payment_id},
+            rejection=None if payment else Unpayable.PAYMENT,
         )
         return WebhookAccepted(requests=(request,), status=201)
 

@@ -1,7 +1,9 @@
 """What Shopify POSTs to us, checked into exact values: the refunds/create webhook and a refund session request.
 
 Each problem is a `WebhookRejected` with a stable type. Amounts are decimal strings on Shopify's side; they are
-read with the core's one amount grammar (no floats, no exponents).
+read with the core's decimal grammar (no floats, no exponents). A refund in another currency or with more than 2
+decimals is a refund all the same: the core stores it rejected and the plugin reports why (a 4xx would only have
+Shopify send it again, and at last remove the subscription).
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from refund_adapter.alipay.codec import AlipayFormatError, parse_amount
-from refund_adapter.money import CURRENCY
+from refund_adapter.money import parse_decimal_text
 from refund_adapter.platform import json_object, non_empty_string, reject
 from refund_adapter.untrusted import quote
 
@@ -56,14 +57,6 @@ def parse_refund_notice(body: bytes) -> RefundNotice:
     if not isinstance(transactions, list) or not all(isinstance(t, dict) for t in transactions):
         reject(400, "malformed-body", "transactions must be a list of objects")
     paying = [t for t in transactions if t.get("kind") == "refund" and t.get("status") in QUEUED_STATUSES]
-    for transaction in paying:
-        if transaction.get("currency") != CURRENCY:
-            reject(
-                422,
-                "unsupported-currency",
-                f"refund transaction {quote(transaction.get('id'))} is in {quote(transaction.get('currency'))}: "
-                f"Alipay refunds are in {CURRENCY}",
-            )
     return RefundNotice(refund_id=refund_id, pays=bool(paying))
 
 
@@ -71,8 +64,6 @@ def parse_refund_session(body: bytes) -> RefundSession:
     """A refund session request body; unknown fields are ignored (Shopify adds fields over time)."""
     document = json_object(body)
     text = {name: non_empty_string(document, name) for name in ("id", "gid", "payment_id", "amount", "currency")}
-    if text["currency"] != CURRENCY:
-        reject(422, "unsupported-currency", f"currency must be {CURRENCY}, not {quote(text['currency'])}")
     return RefundSession(
         id=text["id"],
         gid=text["gid"],
@@ -83,8 +74,8 @@ def parse_refund_session(body: bytes) -> RefundSession:
 
 
 def amount(text: str) -> Decimal:
-    """A positive Shopify decimal string with at most two decimals, or 422 invalid-amount."""
-    try:
-        return parse_amount(text)
-    except AlipayFormatError:
-        reject(422, "invalid-amount", f"amount {quote(text)} must be a positive decimal string with at most 2 decimals")
+    """A positive Shopify decimal string, or 422 invalid-amount (more than 2 decimals are the core's to judge)."""
+    value = parse_decimal_text(text)
+    if value is None or value == 0:
+        reject(422, "invalid-amount", f"amount {quote(text)} must be a positive decimal string")
+    return value

@@ -2,7 +2,10 @@
 
 One request per refund transaction of kind REFUND and status SUCCESS, keyed `{refund id}:{transaction id}`:
 the transactions of one refund may refund different payments, so each has its own trade number and its own
-Alipay result. Both ids are Shopify's numeric ids, the same in webhooks and in the API.
+Alipay result. Both ids are Shopify's numeric ids, the same in webhooks and in the API. A transaction without
+a trade number where the shop keeps it (an order paid some other way), in another currency or with more than 2
+decimals becomes a request all the same: the core stores it rejected, once, and the result is written back, so
+the poll does not meet it as new at every round.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from refund_adapter import RefundRequest
-from refund_adapter.alipay.codec import AlipayFormatError, parse_amount
+from refund_adapter.money import parse_decimal_text
 
 from .settings import NAME, WEBHOOK, ShopifyShop, TradeNoSource
 
@@ -22,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class UnusableRefund(ValueError):
-    """A refund transaction that cannot become a refund request (no trade number, a malformed field)."""
+    """A refund transaction that cannot become a refund request: its amount is no positive decimal."""
 
 
 def legacy_id(gid: str) -> str:
@@ -69,28 +72,27 @@ def _request(
 def _money(transaction: Mapping[str, Any]) -> tuple[Decimal, str]:
     """The amount the customer paid in (presentment money: what the Alipay trade was in)."""
     money = transaction["amountSet"]["presentmentMoney"]
-    try:
-        return parse_amount(money["amount"]), money["currencyCode"]
-    except AlipayFormatError as exc:
-        raise UnusableRefund(f"amount {money['amount']!r}: {exc}") from exc
+    amount = parse_decimal_text(money["amount"])
+    if amount is None or amount == 0:
+        raise UnusableRefund(f"amount {money['amount']!r} is no positive decimal")
+    return amount, money["currencyCode"]
 
 
 def read_trade_no(source: TradeNoSource, order: Mapping[str, Any], parent: Mapping[str, Any] | None) -> str:
-    """The Alipay trade number where the shop keeps it, or `UnusableRefund` saying where it was looked for."""
+    """The Alipay trade number where the shop keeps it; "" when there is none (the core stores the refund
+    rejected, NO_ALIPAY_TRADE_NO)."""
     if source.kind == "note_attribute":
         attributes = {item.get("key"): item.get("value") for item in order.get("customAttributes") or ()}
         value: Any = attributes.get(source.argument)
     elif parent is None:
-        raise UnusableRefund(f"{source}: the refund transaction has no parent transaction")
+        return ""
     elif source.kind == "authorization":
         value = parent.get("authorizationCode")
     else:
         value = _json_path(parent.get("receiptJson"), source.argument)
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # a trade number written as a JSON number (exact: Python ints are unbounded)
-    if not isinstance(value, str) or not value.strip():
-        raise UnusableRefund(f"{source}: no trade number there")
-    return value.strip()
+    return value.strip() if isinstance(value, str) else ""
 
 
 def _json_path(receipt: Any, path: str) -> Any:

@@ -1,28 +1,27 @@
 """WooCommerce orders and refunds (REST v3 shapes) -> canonical refund requests, with no I/O.
 
 Every rule that decides whether money moves lives here, so that the webhook and the poller cannot disagree:
-only orders paid through one of the shop's Alipay gateways, in CNY, with a trade number; never a refund the
-gateway plugin already paid back (`refunded_payment`), nor one created before the adapter watched the shop.
+only orders paid through one of the shop's Alipay gateways; never a refund the gateway plugin already paid back
+(`refunded_payment`), nor one created before the adapter watched the shop. A refund of an Alipay order that
+cannot be paid (another currency, a transaction id that is no Alipay trade number, more than 2 decimals) is
+handed over all the same: the core stores it rejected with its reason, once, and the order gets a note saying why.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from refund_adapter import RefundRequest
-from refund_adapter.money import CURRENCY, is_trade_no, to_amount
+from refund_adapter.money import parse_decimal_text
 from refund_adapter.untrusted import quote
 
 from .settings import WooShop
 
 NAME = "woocommerce"
 MAX_ID = 2**63  # WordPress ids are 64-bit: a larger one names nothing, and our store could not hold it
-# WooCommerce writes amounts with the shop's decimals ("10.500"); whether they are whole fen is `to_amount`'s rule.
-_AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]+)?")
 
 
 class MalformedResource(ValueError):
@@ -33,7 +32,7 @@ class MalformedResource(ValueError):
 class WooOrder:
     id: int
     currency: str
-    total: Decimal | None  # what the customer paid, None when it is not a positive amount of cents
+    total: Decimal | None  # what the customer paid, None when it is not a positive amount
     payment_method: str
     transaction_id: str
     refund_ids: tuple[int, ...]  # from refunds[]: {id, reason (or "refund" in old versions), total < 0}
@@ -68,7 +67,7 @@ def parse_order(document: Any) -> WooOrder:
     return WooOrder(
         id=_id(document.get("id"), "id"),
         currency=_text(document, "currency"),
-        total=_money(_text(document, "total")),
+        total=_total(_text(document, "total")),
         payment_method=_text(document, "payment_method"),
         transaction_id=_text(document, "transaction_id"),
         refund_ids=tuple(_id(item.get("id"), "refunds[].id") for item in refunds),
@@ -88,19 +87,10 @@ def parse_refund(document: Any) -> WooRefund:
 
 
 def order_skipped(shop: WooShop, order: WooOrder) -> Skipped | None:
-    """Why none of this order's refunds is ours, or None; checked before fetching any refund."""
+    """Why none of this order's refunds is ours, or None; checked before fetching any refund. An order paid with
+    another gateway is that gateway's to refund: routine, not the operator's concern (only debug-logged)."""
     if order.payment_method not in shop.alipay_gateway_ids:
         return Skipped(f"paid with {quote(order.payment_method or 'no gateway')}, not an Alipay gateway")
-    if order.currency != CURRENCY:
-        return Skipped(f"an Alipay order in {quote(order.currency)}: Alipay batch refunds pay back {CURRENCY} only",
-                       True)
-    if not is_trade_no(order.transaction_id):
-        # Refused here, not by the core: a refused delivery counts towards WooCommerce disabling the webhook.
-        return Skipped(
-            f"an Alipay order whose transaction id {quote(order.transaction_id)} is no Alipay trade number", True
-        )
-    if order.total is None:
-        return Skipped("an Alipay order whose total is not a positive amount of cents", True)
     return None
 
 
@@ -118,18 +108,18 @@ def map_refund(
         return Skipped("already refunded through the gateway (refunded_payment): refunding again would pay twice")
     if refund.created is None or refund.created < since:
         return Skipped(f"created before {since.isoformat()}, when the adapter started paying this shop's refunds")
-    if _AMOUNT.fullmatch(refund.amount) and Decimal(refund.amount) == 0:
+    amount = parse_decimal_text(refund.amount)
+    if amount == 0:
         return Skipped("nothing to pay back (amount 0)")
-    amount = _money(refund.amount)
     if amount is None:
-        return Skipped(f"amount {quote(refund.amount)} is not a positive amount of cents", True)
+        return Skipped(f"amount {quote(refund.amount)} is not a positive decimal", True)
     return RefundRequest(
         platform=NAME,
         shop=shop.id,
         platform_refund_id=f"{order.id}:{refund.id}",
         order_id=str(order.id),
         trade_no=order.transaction_id,
-        amount=amount,
+        amount=amount,  # more than 2 decimals: the core's to judge
         currency=order.currency,
         reason=refund.reason or f"WooCommerce refund {refund.id}",
         alipay_account=shop.alipay_account,
@@ -138,9 +128,9 @@ def map_refund(
     )
 
 
-def _money(text: str) -> Decimal | None:
-    """A positive amount with whole cents ("10.00", "10", "10.500"), never rounded."""
-    return to_amount(Decimal(text)) if _AMOUNT.fullmatch(text) else None
+def _total(text: str) -> Decimal | None:
+    """What the order's customer paid ("29.35", "10", "10.500", with the shop's decimals), None unless positive."""
+    return parse_decimal_text(text) or None
 
 
 def _id(value: Any, name: str) -> int:

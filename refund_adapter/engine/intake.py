@@ -1,6 +1,7 @@
 """The core's own checks on every refund request a plugin hands over, whatever the platform.
 
-Plugins validate their payloads; this is the second line that keeps an impossible refund off the disk.
+Plugins validate their payloads; this is the second line: what cannot be a refund stays off the disk, and what
+cannot be paid through Alipay is marked so, to be stored REJECTED rather than sent.
 """
 
 from __future__ import annotations
@@ -8,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from ..alipay.codec import clean_reason
 from ..config import AlipayAccount
 from ..metrics import Metrics
-from ..models import RefundRequest
-from ..money import CURRENCY, TRADE_NO_RULE, amount_problem, is_trade_no
-from ..store import AcceptResult
+from ..models import RefundRequest, Unpayable
+from ..money import CENT, CURRENCY, MAX_AMOUNT, amount_problem, is_trade_no
+from ..store import EXCEEDS_PAID_AMOUNT, AcceptResult
 
 log = logging.getLogger(__name__)
 
@@ -28,30 +30,49 @@ class InvalidRequest(ValueError):
         self.detail = detail
 
 
-def _check_money(value: object, name: str) -> None:
+def _stored_amount(value: object, name: str, rounding: str) -> Decimal:
+    """`value` as it is stored: whole fen, rounded when it has more decimals (`rounding`); InvalidRequest when it
+    is no amount at all."""
+    if isinstance(value, Decimal) and value.is_finite() and 0 < value <= MAX_AMOUNT:
+        value = value.quantize(CENT, rounding)
     problem = amount_problem(value)
     if problem is not None:
         raise InvalidRequest("invalid-amount", f"{name} {problem}")
+    return value  # type: ignore[return-value]  # amount_problem passed: a Decimal
 
 
 def admit(request: RefundRequest, accounts: Mapping[str, AlipayAccount]) -> RefundRequest:
-    """The request as it will be stored (reason cleaned), or InvalidRequest saying what is impossible about it."""
-    _check_money(request.amount, "amount")
-    if request.paid_amount is not None:
-        _check_money(request.paid_amount, "paid_amount")
-        if request.amount > request.paid_amount:
-            raise InvalidRequest("amount-exceeds-paid", f"amount {request.amount} exceeds paid {request.paid_amount}")
-    if request.currency != CURRENCY:
-        raise InvalidRequest("unsupported-currency", f"Alipay MAPI refunds are in {CURRENCY}, not {request.currency!r}")
-    if not is_trade_no(request.trade_no):
-        raise InvalidRequest("invalid-trade-no", f"trade_no {TRADE_NO_RULE}")
+    """The request as it will be stored, or InvalidRequest when it cannot be stored as a refund at all.
+
+    A refund that can be stored but not paid (another currency, no Alipay trade number, more than 2 decimals,
+    more than its paid amount) comes back with its `rejection` code: the store keeps it REJECTED, once."""
+    # An amount of more decimals is rejected, never paid: rounded up, what the operator sees errs by less than a
+    # fen. A paid amount of more decimals (a shop that writes 3) only bounds the refunds: rounded down, it never
+    # lets one more fen through.
+    amount = _stored_amount(request.amount, "amount", ROUND_UP)
+    paid = None if request.paid_amount is None else _stored_amount(request.paid_amount, "paid_amount", ROUND_DOWN)
     if not request.platform_refund_id:
         raise InvalidRequest("malformed-body", "the platform refund id is empty")
     account = accounts.get(request.alipay_account)
     if account is None:
         raise InvalidRequest("unknown-alipay-account", f"no Alipay account named {request.alipay_account!r}")
-    reason = clean_reason(request.reason, account.input_charset)
-    return request if reason == request.reason else dataclasses.replace(request, reason=reason)
+    rejection = request.rejection or _unpayable(request, amount, paid)
+    admitted = dataclasses.replace(request, reason=clean_reason(request.reason, account.input_charset),
+                                   amount=amount, paid_amount=paid, rejection=rejection)
+    return request if admitted == request else admitted
+
+
+def _unpayable(request: RefundRequest, amount: Decimal, paid: Decimal | None) -> str | None:
+    """The first reason Alipay could not pay this refund, or None."""
+    if request.currency != CURRENCY:
+        return Unpayable.CURRENCY
+    if not is_trade_no(request.trade_no):
+        return Unpayable.TRADE_NO
+    if amount != request.amount:
+        return Unpayable.PRECISION
+    if paid is not None and amount > paid:
+        return EXCEEDS_PAID_AMOUNT
+    return None
 
 
 def conflicts(results: Sequence[AcceptResult], metrics: Metrics) -> list[AcceptResult]:

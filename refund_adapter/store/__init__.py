@@ -19,15 +19,19 @@ __all__ = ["EXCEEDS_PAID_AMOUNT", "AcceptResult", "Anomaly", "PendingWork", "Rec
            "StateChange", "StoreUnavailable", "store_from_url"]
 
 
-def store_from_url(url: str) -> RefundStore:
-    """`sqlite:///var/lib/refunds.db` (the URL's path: absolute), `sqlite:///:memory:` or `postgresql://...`."""
+def store_from_url(url: str, *, read_only: bool = False) -> RefundStore:
+    """`sqlite:///var/lib/refunds.db` (the URL's path: absolute), `sqlite:///:memory:` or `postgresql://...`.
+
+    `read_only`: a reader beside the running service (the operator's commands): it neither locks nor migrates,
+    and every write raises."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        from .sqlite import SqliteStore
+        from .sqlite import ReadOnlySqliteStore, SqliteStore
 
-        return SqliteStore(":memory:" if parts.path == "/:memory:" else parts.path)
+        path = ":memory:" if parts.path == "/:memory:" else parts.path
+        return ReadOnlySqliteStore(path) if read_only else SqliteStore(path)
     if parts.scheme in ("postgresql", "postgres"):
-        from .postgres import PostgresStore
+        from .postgres import PostgresStore, ReadOnlyPostgresStore
 
-        return PostgresStore(url)
+        return ReadOnlyPostgresStore(url) if read_only else PostgresStore(url)
     raise ValueError(f"unsupported store url scheme: {parts.scheme!r}")

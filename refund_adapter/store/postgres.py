@@ -95,3 +95,17 @@ def _lost_connection_is_unavailable() -> Iterator[None]:
         if not isinstance(exc.__context__, _LOST):
             raise
         raise StoreUnavailable(f"PostgreSQL: {type(exc.__context__).__name__}: {exc.__context__}") from exc
+
+
+class ReadOnlyPostgresStore(PostgresStore):
+    """The operator's reader: every transaction read-only, never a migration (a database at another schema version
+    is refused, not changed)."""
+
+    async def open(self) -> None:
+        with _lost_connection_is_unavailable():
+            self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2,
+                                                   server_settings={"default_transaction_read_only": "on"})
+        try:
+            await self.check_schema()
+        except asyncpg.UndefinedTableError as exc:
+            raise StoreUnavailable(f"PostgreSQL: {exc}: not a refund-adapter database") from exc

@@ -33,7 +33,16 @@ from ..models import (
     ReportState,
 )
 from ..money import CENT
-from .base import EXCEEDS_PAID_AMOUNT, AcceptResult, Anomaly, PendingWork, RecordedResults, RefundStore, StateChange
+from .base import (
+    EXCEEDS_PAID_AMOUNT,
+    AcceptResult,
+    Anomaly,
+    PendingWork,
+    RecordedResults,
+    RefundStore,
+    StateChange,
+    StoreUnavailable,
+)
 from .plugin_data import PluginDataSql
 
 Row = Mapping[str, Any]
@@ -117,11 +126,10 @@ _INSERT_COLUMNS = ("platform", "shop", "platform_refund_id", "order_id", "trade_
                    "reason", "alipay_account", "paid_amount_fen", "context", "state", "code", "report_state",
                    "report_next_at", "created_at", "updated_at")
 _CONTEXT_JSON = json.JSONEncoder(sort_keys=True)  # built once: json.dumps(..., sort_keys=True) builds one per call
-# (state, code, report_state) of a new refund by verdict (over the paid amount or not), and the same as the
-# column values, looked up once rather than per row.
-_VERDICTS = {False: (RefundState.RECEIVED, None, ReportState.NONE),
-             True: (RefundState.REJECTED, EXCEEDS_PAID_AMOUNT, ReportState.PENDING)}
-_VERDICT_COLUMNS = {over: (state.value, code, report.value) for over, (state, code, report) in _VERDICTS.items()}
+# (state, report_state) of a new refund: waiting for a batch, or rejected at intake (its code says why) with its
+# report due at once.
+_ACCEPTED = (RefundState.RECEIVED, ReportState.NONE)
+_REJECTED = (RefundState.REJECTED, ReportState.PENDING)
 # A refund in a batch that has no result yet.
 _UNRESOLVED = "state IN ('batched', 'submitted', 'unknown')"
 MAX_REVIEW_REASON = 500  # characters of a review reason kept: what Alipay sent is echoed into it
@@ -145,35 +153,38 @@ DEAD_ONLY = " AND report_state = 'dead'"
 
 @dataclass(frozen=True)
 class _NewRow:
-    """A new refund as it will be inserted, with its verdict (True: over the trade's paid amount)."""
+    """A new refund as it will be inserted, with its verdict (`rejection`: why it is REJECTED, None: RECEIVED)."""
 
     request: RefundRequest
-    over: bool
+    rejection: str | None
     values: tuple[object, ...]
 
     def refund(self, refund_id: int, created_at: datetime) -> Refund:
-        state, code, report_state = _VERDICTS[self.over]
+        state, report_state = _ACCEPTED if self.rejection is None else _REJECTED
         return Refund(
-            id=refund_id, request=self.request, state=state, code=code, batch_id=None, batch_no=None,
+            id=refund_id, request=self.request, state=state, code=self.rejection, batch_id=None, batch_no=None,
             report_state=report_state, created_at=created_at, updated_at=created_at,
         )
 
 
 def _new_rows(requests: Sequence[RefundRequest], spent: dict[tuple[str, str], int], now: float) -> list[_NewRow]:
-    """Each request's row in order: REJECTED (and its report queued) when it would take its trade's refunds past
-    the paid amount, counting the ones before it; RECEIVED otherwise."""
+    """Each request's row in order: REJECTED (and its report queued) when intake rejected it or it would take its
+    trade's refunds past the paid amount, counting the ones before it; RECEIVED otherwise."""
     rows = []
     for request in requests:
         amount, trade = to_fen(request.amount), (request.alipay_account, request.trade_no)
         paid = to_fen(request.paid_amount) if request.paid_amount is not None else None
-        over = paid is not None and spent.get(trade, 0) + amount > paid
-        if not over:
+        rejection = request.rejection
+        if rejection is None and paid is not None and spent.get(trade, 0) + amount > paid:
+            rejection = EXCEEDS_PAID_AMOUNT
+        if rejection is None:
             spent[trade] = spent.get(trade, 0) + amount
+        state, report_state = _ACCEPTED if rejection is None else _REJECTED
         values = (request.platform, request.shop, request.platform_refund_id, request.order_id, request.trade_no,
                   amount, request.currency, request.reason, request.alipay_account, paid,
-                  _CONTEXT_JSON.encode(dict(request.context)), *_VERDICT_COLUMNS[over],
-                  now if over else None, now, now)  # a rejection's report is due at once
-        rows.append(_NewRow(request, over, values))
+                  _CONTEXT_JSON.encode(dict(request.context)), state.value, rejection, report_state.value,
+                  None if rejection is None else now, now, now)  # a rejection's report is due at once
+        rows.append(_NewRow(request, rejection, values))
     return rows
 
 
@@ -232,6 +243,15 @@ class SqlStore(PluginDataSql, RefundStore):
         ns = await tx.fetchrow("SELECT value FROM meta WHERE key = 'namespace'")
         if ns is None:
             await tx.execute("INSERT INTO meta (key, value) VALUES ('namespace', $1)", _new_namespace())
+
+    async def check_schema(self) -> None:
+        """For a reader that must not migrate: StoreUnavailable unless the schema is the one this code knows."""
+        async with self.reading() as conn:
+            row = await conn.fetchrow("SELECT MAX(version) AS v FROM schema_version")
+        found, expected = (row["v"] if row else None) or 0, migrations()[-1][0]
+        if found != expected:
+            raise StoreUnavailable(f"the store's schema is at version {found}, this refund-adapter's at {expected}: "
+                                   "start `serve` of this version once to migrate it")
 
     async def namespace(self) -> str:
         if self._namespace is None:

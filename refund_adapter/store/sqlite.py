@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TextIO, TypeVar
+from urllib.parse import quote
 
 from ..models import RefundRequest
 from .base import AcceptResult, StoreUnavailable
@@ -273,3 +274,37 @@ class SqliteStore(SqlStore):
             if not future.done():
                 future.set_result(results[start : start + len(requests)])
             start += len(requests)
+
+
+class ReadOnlySqliteStore(SqliteStore):
+    """The operator's reader beside a running `serve`: a `mode=ro` connection takes neither the store's file lock
+    nor SQLite's write lock, and in WAL mode it reads the last committed state while the writer goes on. It never
+    migrates: a file that is missing or at another schema version is refused, not changed."""
+
+    async def open(self) -> None:
+        if self.path == ":memory:":
+            raise StoreUnavailable("an in-memory store lives only inside its own process")
+        uri = f"file://{quote(self.path)}?mode=ro"  # the URL's path: absolute, so the URI's authority stays empty
+        try:
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 10000")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite {self.path}: {exc}") from exc
+        self._reader = conn
+        try:
+            await self.check_schema()
+        except sqlite3.Error as exc:  # not a database, or no schema_version table: not one of ours
+            raise StoreUnavailable(f"SQLite {self.path}: {exc}") from exc
+
+    # close(): the base's closes the reader and finds no writer, no lock to let go.
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_InlineTx]:
+        raise StoreUnavailable("this store was opened read-only")
+        yield  # pragma: no cover - makes this an async generator
+
+    @asynccontextmanager
+    async def bulk_transaction(self) -> AsyncIterator[_ThreadTx]:
+        raise StoreUnavailable("this store was opened read-only")
+        yield  # pragma: no cover - makes this an async generator

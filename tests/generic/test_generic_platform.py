@@ -102,10 +102,10 @@ async def test_valid_webhook_becomes_a_refund_request(platform: GenericPlatform)
     assert accepted.status == 200
 
 
-async def test_paid_amount_is_optional_and_amounts_are_quantised(platform: GenericPlatform) -> None:
+async def test_paid_amount_is_optional(platform: GenericPlatform) -> None:
     body = {key: value for key, value in VALID_BODY.items() if key != "paid_amount"} | {"amount": "7"}
     (request,) = (await platform.receive(webhook(body))).requests
-    assert request.amount == Decimal("7.00") and str(request.amount) == "7.00"
+    assert request.amount == Decimal("7.00")  # the core's intake writes it as fen
     assert request.paid_amount is None
 
 
@@ -180,7 +180,7 @@ async def test_unknown_shop_is_404_before_anything_else(platform: GenericPlatfor
         b"\xff\xfe",
         b'["a list"]',
         b'{"amount": NaN}',
-        json.dumps({key: value for key, value in VALID_BODY.items() if key != "trade_no"}).encode(),
+        json.dumps(VALID_BODY | {"trade_no": 2024010122001}).encode(),
         json.dumps({key: value for key, value in VALID_BODY.items() if key != "amount"}).encode(),
         json.dumps({key: value for key, value in VALID_BODY.items() if key != "reason"}).encode(),
         json.dumps(VALID_BODY | {"refund_id": 1001}).encode(),
@@ -192,7 +192,7 @@ async def test_malformed_body_is_400(platform: GenericPlatform, body: bytes) -> 
     assert (problem.status, problem.type) == (400, "malformed-body")
 
 
-BAD_AMOUNTS = ["-1", "0", "0.00", "1.001", "NaN", "1e2", "Infinity", "", " 1", "1.", ".5", "1,5", "１", "1" * 13]
+BAD_AMOUNTS = ["-1", "0", "0.00", "NaN", "1e2", "Infinity", "", " 1", "1.", ".5", "1,5", "１", "1" * 13]
 
 
 @pytest.mark.parametrize("amount", [*BAD_AMOUNTS, 12.3, 100, None, True])
@@ -207,15 +207,21 @@ async def test_bad_paid_amount_is_422(platform: GenericPlatform, paid_amount: An
     assert (problem.status, problem.type) == (422, "invalid-amount")
 
 
-@pytest.mark.parametrize("currency", ["USD", "cny", "RMB"])
-async def test_currency_other_than_cny_is_422(platform: GenericPlatform, currency: str) -> None:
-    problem = await rejection(platform, webhook(VALID_BODY | {"currency": currency}))
-    assert (problem.status, problem.type) == (422, "unsupported-currency")
+@pytest.mark.parametrize(
+    "change", [{"currency": "USD"}, {"currency": "cny"}, {"amount": "20.01"}, {"amount": "1.001"}, {"trade_no": ""}]
+)
+async def test_a_refund_that_cannot_be_paid_is_handed_over_as_sent(platform: GenericPlatform, change: dict[str, str]
+                                                                   ) -> None:
+    """The core stores it rejected, with its reason (tests/test_webhook_intake.py): a 4xx would only be resent."""
+    (request,) = (await platform.receive(webhook(VALID_BODY | change))).requests
+    name, value = next(iter(change.items()))
+    assert str(getattr(request, name)) == value
 
 
-async def test_amount_above_paid_is_422(platform: GenericPlatform) -> None:
-    problem = await rejection(platform, webhook(VALID_BODY | {"amount": "20.01"}))
-    assert (problem.status, problem.type) == (422, "amount-exceeds-paid")
+async def test_a_refund_without_trade_no_is_handed_over_with_none(platform: GenericPlatform) -> None:
+    body = {key: value for key, value in VALID_BODY.items() if key != "trade_no"}
+    (request,) = (await platform.receive(webhook(body))).requests
+    assert request.trade_no == ""  # the core stores it rejected, NO_ALIPAY_TRADE_NO
 
 
 # --- report ------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,6 +32,7 @@ MD5_KEY = "shopify-loop-md5-key-0123456789ab"
 CLOSED_TRADE = "2026112522000000000000000002"
 MAX_BODY = 8192
 DEADLINE = 5.0  # each loop takes well under a second: no wait for a reconcile tick (an hour, in places)
+OUR_LOGGERS = ("refund_adapter_shopify", "refund_adapter.engine.platform_poller")
 
 
 def raw_config(tmp_path: Path, port: int, gateway_url: str, shop_url: str, reconcile_every: float = 0.1,
@@ -171,6 +173,41 @@ async def test_a_refunds_create_webhook_ends_as_a_tag_and_a_metafield(hourly_loo
     assert await hourly_loop.refunds() == {"succeeded": 1}
 
 
+async def test_unpayable_refunds_are_stored_once_rejected_written_back_and_not_warned_about_again(
+    tmp_path: Path, sandbox: RunningSandbox, fake: FakeShopify, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An order paid some other way (no trade number where the shop keeps it) and a refund in another currency:
+    Shopify gets its 200 (any other answer it retries for two days, then drops the subscription), the operator
+    sees each REJECTED with its code, the order gets the result, and the poll that meets them again stays quiet."""
+    other_gateway = fake.add_refund(fake.add_order(1, trade_no=""), 2, "30.00")
+    in_usd = fake.add_refund(fake.add_order(3), 4, "5.00")
+    fake.orders[3].refunds[0].transactions[0].currency = "USD"
+    async for loop in running(tmp_path, sandbox, fake, poll_interval_seconds=0.1):
+        with caplog.at_level(logging.WARNING):
+            for payload in (other_gateway, in_usd):
+                raw = json.dumps(payload).encode()
+                assert await loop.post("/webhooks/shopify", raw, webhook_headers(raw)) == (200, b"")
+
+            async def written_back(store: RefundStore = loop.store) -> bool:
+                return (await store.counts())["reports"].get("delivered") == 2
+
+            await wait_until(written_back, within=DEADLINE, what="both rejections on their orders")
+            polls = len(fake.calls)
+
+            async def polled_again(polls: int = polls) -> bool:
+                return len(fake.calls) >= polls + 3
+
+            await wait_until(polled_again, within=DEADLINE, what="three more reconcile rounds")
+        assert await loop.refunds() == {"rejected": 2}
+        codes = {value["code"] for value in fake.metafields.values()}
+        assert codes == {"NO_ALIPAY_TRADE_NO", "UNSUPPORTED_CURRENCY"}
+        assert fake.tags == {"gid://shopify/Order/1": ["alipay-refund:failed"],
+                             "gid://shopify/Order/3": ["alipay-refund:failed"]}
+        # (Other tests' servers may log in this process too: only this plugin's and the poller's lines count.)
+        assert [r.getMessage() for r in caplog.records if r.name.startswith(OUR_LOGGERS)] == []
+        assert loop.sandbox.state.batches == {}
+
+
 async def test_refund_sessions_end_resolved_or_rejected(tmp_path: Path, sandbox: RunningSandbox,
                                                         fake: FakeShopify) -> None:
     shop = {"mode": "payments_app", "client_secrets": []}
@@ -186,7 +223,8 @@ async def test_refund_sessions_end_resolved_or_rejected(tmp_path: Path, sandbox:
 
     async for loop in running(tmp_path, sandbox, fake, **shop):
         headers = {"Content-Type": "application/json", "Shopify-Shop-Domain": DOMAIN, "X-Client-Verify": "SUCCESS"}
-        for session_id, payment_id in (("sessOK", "pay-ok"), ("sessClosed", "pay-closed")):
+        sessions = (("sessOK", "pay-ok"), ("sessClosed", "pay-closed"), ("sessOther", "paid-by-card"))
+        for session_id, payment_id in sessions:
             fake.sessions[f"gid://shopify/RefundSession/{session_id}"] = "pending"
             body = json.dumps(session_body(session_id, payment_id)).encode()
             for _ in range(2):  # Shopify repeats a request it saw no answer to: same id, nothing twice
@@ -195,9 +233,12 @@ async def test_refund_sessions_end_resolved_or_rejected(tmp_path: Path, sandbox:
         async def finished() -> bool:
             return "pending" not in fake.sessions.values()
 
-        await wait_until(finished, within=DEADLINE, what="both sessions resolved or rejected")
+        await wait_until(finished, within=DEADLINE, what="every session resolved or rejected")
         assert fake.sessions == {"gid://shopify/RefundSession/sessOK": "resolved",
-                                 "gid://shopify/RefundSession/sessClosed": "rejected"}
+                                 "gid://shopify/RefundSession/sessClosed": "rejected",
+                                 "gid://shopify/RefundSession/sessOther": "rejected"}
+        other = await loop.store.find_refund("shopify", DOMAIN, "sessOther")
+        assert other is not None and (other.state, other.code) == ("rejected", "UNKNOWN_PAYMENT")
         reason = fake.rejections["gid://shopify/RefundSession/sessClosed"]
         assert reason["code"] == "PROCESSING_ERROR" and "TRADE_HAS_CLOSED" in reason["merchantMessage"]
-        assert await loop.refunds() == {"succeeded": 1, "failed": 1}
+        assert await loop.refunds() == {"succeeded": 1, "failed": 1, "rejected": 1}

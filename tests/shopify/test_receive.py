@@ -128,10 +128,14 @@ async def test_malformed_json_is_400(platform: ShopifyPlatform, data: PluginData
     assert await queued(data) == []
 
 
-async def test_a_refund_in_another_currency_is_422(platform: ShopifyPlatform, fake: FakeShopify) -> None:
+async def test_a_refund_in_another_currency_is_queued_like_any_other(
+    platform: ShopifyPlatform, fake: FakeShopify, data: PluginData
+) -> None:
+    """The core stores it rejected once fetched: a 422 would have Shopify retry it for two days."""
     payload = fake.add_refund(fake.add_order(1), 2, "30.00")
     payload["transactions"][0]["currency"] = "USD"
-    assert await rejection(platform, refund_webhook(payload)) == (422, "unsupported-currency")
+    assert (await platform.receive(refund_webhook(payload))).status == 200
+    assert await queued(data) == ["gid://shopify/Refund/2"]
 
 
 async def test_a_payments_app_shop_ignores_refunds_create(
@@ -172,9 +176,22 @@ async def test_a_refund_session_becomes_a_request_answered_201_empty(payments_ap
     )
 
 
-async def test_a_session_for_an_unrecorded_payment_is_422_and_not_stored(payments_app: ShopifyPlatform) -> None:
-    assert await rejection(payments_app, session_webhook(session_body("s1", "unknown-payment"))) == (
-        422, "unknown-payment")
+async def test_a_session_for_an_unrecorded_payment_is_a_request_rejected_as_unknown_payment(
+    payments_app: ShopifyPlatform,
+) -> None:
+    accepted = await payments_app.receive(session_webhook(session_body("s1", "unknown-payment")))
+    (request,) = accepted.requests
+    assert (accepted.status, request.rejection, request.trade_no) == (201, "UNKNOWN_PAYMENT", "")
+    assert request.context["session_gid"] == "gid://shopify/RefundSession/s1"  # the report rejects the session
+
+
+@pytest.mark.parametrize(("amount", "currency"), [("30.005", "CNY"), ("30.00", "CAD")])
+async def test_a_session_that_cannot_be_paid_is_handed_over_as_sent(
+    payments_app: ShopifyPlatform, amount: str, currency: str
+) -> None:
+    body = session_body("s1", PAYMENT.payment_id, amount=amount, currency=currency)
+    (request,) = (await payments_app.receive(session_webhook(body))).requests
+    assert (str(request.amount), request.currency) == (amount, currency)  # the core rejects it, with the reason
 
 
 @pytest.mark.parametrize("verified", [None, "FAILED:certificate has expired", "NONE"])
@@ -193,7 +210,6 @@ async def test_a_session_without_a_verified_client_certificate_is_401(
         pytest.param(session_body("s1", PAYMENT.payment_id) | {"amount": 30}, (400, "malformed-body"), id="number"),
         pytest.param(session_body("s1", PAYMENT.payment_id, amount="1e3"), (422, "invalid-amount"), id="exponent"),
         pytest.param(session_body("s1", PAYMENT.payment_id, amount="0.00"), (422, "invalid-amount"), id="zero"),
-        pytest.param(session_body("s1", PAYMENT.payment_id, currency="CAD"), (422, "unsupported-currency"), id="cad"),
     ],
 )
 async def test_malformed_sessions_are_refused(

@@ -120,7 +120,7 @@ def test_check_config_shows_the_sections_problems(tmp_path: Path) -> None:
 
 
 def test_the_example_section_is_valid() -> None:
-    example = yaml.safe_load((Path(__file__).parents[2] / "config" / "shopify.example.yaml").read_text("utf-8"))
+    example = yaml.safe_load((Path(__file__).parents[2] / "config" / "shopify.fragment.yaml").read_text("utf-8"))
     config = parse_config(
         {"server": {"public_url": "https://refunds.example.com"},
          "alipay": {"accounts": {"main": {"partner": "2088101122136241", "md5_key": "k"}}}} | example,

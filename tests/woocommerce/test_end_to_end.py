@@ -4,12 +4,14 @@ sandbox -> the notify -> a note and metadata on the store's order."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
@@ -134,6 +136,36 @@ async def test_a_refund_ends_as_a_note_and_metadata_on_its_order(tmp_path: Path)
         (note,) = loop.fake.notes[727]
         assert note["customer_note"] is False and f"refund #{refund_id}" in note["note"]
         assert loop.sandbox.state.trades[TRADE].refund_count == 1
+
+
+@pytest.mark.parametrize(
+    ("order", "amount", "code"),
+    [
+        ({"currency": "USD"}, "10.00", "UNSUPPORTED_CURRENCY"),
+        ({"trade_no": "PAYID-M2X"}, "10.00", "NO_ALIPAY_TRADE_NO"),
+        ({}, "10.005", "AMOUNT_PRECISION"),
+    ],
+)
+async def test_a_refund_of_an_alipay_order_that_cannot_be_paid_is_stored_rejected_and_noted_on_the_order(
+    tmp_path: Path, order: dict[str, str], amount: str, code: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It was only a log line: now the operator sees it and the order says why; WooCommerce gets its 200."""
+    async with running(tmp_path, poll_interval_seconds=0.2) as loop:
+        loop.fake.add_order(727, **order)
+        refund_id = loop.fake.add_refund(727, amount)
+        with caplog.at_level(logging.WARNING):
+            assert await loop.post(*loop.fake.delivery(727)) == (200, b"")
+            result = await loop.reported(727, refund_id)
+            polls = sum(call.path == "orders" for call in loop.fake.calls)
+            await wait_until(lambda: _true(sum(c.path == "orders" for c in loop.fake.calls) >= polls + 2),
+                             within=30, what="two more polls")
+        assert (result["status"], result["code"]) == ("failed", code)
+        (refund,) = await loop.app[ENGINE].store.list_refunds()
+        assert (refund.state, refund.code) == ("rejected", code)
+        ours = ("refund_adapter_woocommerce", "refund_adapter.engine")  # other tests' servers may log here too
+        about_it = [r.getMessage() for r in caplog.records if r.name.startswith(ours) and "727" in r.getMessage()]
+        assert about_it == []  # the polls that meet it again stay quiet
+        assert loop.sandbox.state.batches == {}
 
 
 async def test_a_refund_whose_webhook_was_never_sent_is_found_by_the_poller(tmp_path: Path) -> None:

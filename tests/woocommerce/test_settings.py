@@ -19,7 +19,7 @@ from refund_adapter.plugins import collect_platforms, create_plugin_manager
 from .conftest import shop_section
 from .fake_woocommerce import CONSUMER_SECRET, WEBHOOK_SECRET
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "woocommerce.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "woocommerce.fragment.yaml"
 
 
 def problems(section: Any) -> list[str]:
