@@ -146,6 +146,9 @@ class Batch:
     submit_attempts: int = 0
     query_attempts: int = 0
     code: str | None = None
+    sent_at: datetime | None = None  # first submit
+    acknowledged_at: datetime | None = None  # first answer that proved Alipay took it
+    notified_at: datetime | None = None  # first notify recorded
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ class DetailResult:
     trade_no: str
     amount: Decimal
     code: str
+    line: str = field(default="", compare=False)  # the result as the channel received it, for the journal
 
     @property
     def succeeded(self) -> bool:

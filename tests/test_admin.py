@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,9 +16,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from refund_adapter.alipay.codec import beijing_now
 from refund_adapter.alipay.sandbox import SandboxConfig, TradeSeed
 from refund_adapter.config import Config, parse_config
-from refund_adapter.models import ReportState
+from refund_adapter.engine.runtime import EngineContext
+from refund_adapter.models import RefundRequest, ReportState
 from refund_adapter.store import RefundStore
 from refund_adapter.testing import (
     ADMIN_HEADERS,
@@ -25,6 +30,7 @@ from refund_adapter.testing import (
     signed_generic_webhook,
     wait_until,
 )
+from refund_adapter.web.keys import ENGINE
 
 PARTNER = "2088101122136241"
 MD5_KEY = "admin-endpoints-md5-key-0123456789"
@@ -50,6 +56,7 @@ class Admin:
     store: RefundStore
     shop: SimulatedShop
     http: aiohttp.ClientSession
+    engine: EngineContext
 
     async def get(self, path: str) -> tuple[int, Any]:
         async with self.http.get(self.url + path, headers=ADMIN_HEADERS) as resp:
@@ -81,7 +88,7 @@ async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
         return config(tmp_path, port, gateway_url, shop_url + "/callback")
 
     async with adapter_loop(admin_config, sandbox=sandbox_config, shop=shop, request_timeout=DEADLINE) as loop:
-        yield Admin(loop.url, loop.store, shop, loop.http)
+        yield Admin(loop.url, loop.store, shop, loop.http, loop.app[ENGINE])
 
 
 @pytest.fixture
@@ -132,7 +139,11 @@ async def test_refunds_filtered_by_state_and_read_one_by_id(settled: Admin) -> N
     assert [r["platform_refund_id"] for r in page + before] == ["r-closed", "r-ok"]
 
     ok = succeeded[0]
-    assert await settled.get(f"/-/refunds/{ok['id']}") == (200, ok)
+    status, one = await settled.get(f"/-/refunds/{ok['id']}")
+    assert status == 200 and {key: one[key] for key in ok} == ok
+    assert [entry["kind"] for entry in one["timeline"]] == ["accepted", "batched", "submit", "result", "report"]
+    assert [batch["batch_no"] for batch in one["batches"]] == [ok["batch_no"]]
+    assert [event["kind"] for event in one["batches"][0]["events"]] == ["submit", "refund"]
 
 
 async def test_bad_refund_queries_are_problems(settled: Admin) -> None:
@@ -157,7 +168,12 @@ async def test_batches_stats_and_metrics(settled: Admin) -> None:
     ids = {r["platform_refund_id"]: r["id"] for r in refunds}
     status, batches = await settled.get("/-/batches")
     assert status == 200
-    in_batches = {d["refund_id"]: (b["state"], b["batch_no"], d["amount"]) for b in batches for d in b["details"]}
+    counted: Counter[str] = Counter()
+    for batch in batches:
+        counted.update(batch["refunds"])
+    assert counted == {"succeeded": 1, "failed": 1}  # each batch's refunds counted, not listed
+    details = [(b, (await settled.get(f"/-/batches/{b['id']}"))[1]["details"]) for b in batches]
+    in_batches = {d["refund_id"]: (b["state"], b["batch_no"], d["amount"]) for b, ds in details for d in ds}
     by_id = {r["id"]: r["batch_no"] for r in refunds}
     assert in_batches == {
         ids["r-ok"]: ("completed", by_id[ids["r-ok"]], "10.50"),
@@ -248,3 +264,112 @@ async def test_refund_id_beyond_64_bits_is_not_found(admin: Admin) -> None:
     status, problem = await admin.get("/-/refunds/" + "9" * 30)
     assert status == 404
     assert problem["type"] == PROBLEM + "unknown-refund"
+
+
+async def test_refunds_are_found_by_any_of_their_ids_and_filters_and_paged_by_link(settled: Admin) -> None:
+    _, everything = await settled.get("/-/refunds")
+    ok, closed = {r["platform_refund_id"]: r for r in everything}["r-ok"], everything[0]
+
+    async def found(query: str) -> list[str]:
+        status, refunds = await settled.get("/-/refunds?" + query)
+        assert status == 200, refunds
+        return [r["platform_refund_id"] for r in refunds]
+
+    assert await found(f"q={PAID_TRADE}") == ["r-ok"]
+    assert await found("q=o-r-closed") == ["r-closed"]
+    assert await found("q=r-ok") == ["r-ok"]
+    assert await found(f"q={ok['batch_no']}") == [r["platform_refund_id"] for r in everything
+                                                  if r["batch_no"] == ok["batch_no"]]
+    assert await found(f"platform=generic&shop={SHOP}&account=main&state=failed") == ["r-closed"]
+    assert await found("shop=another") == []
+    assert await found("from=2000-01-01&to=2100-01-01T00:00:00%2B08:00") == ["r-closed", "r-ok"]
+    assert await found("to=2000-01-01") == []
+    async with settled.http.get(settled.url + "/-/refunds?limit=1") as resp:
+        assert [r["id"] for r in await resp.json()] == [closed["id"]]
+        next_page = resp.links["next"]["url"]
+    async with settled.http.get(next_page) as resp:
+        assert [r["id"] for r in await resp.json()] == [ok["id"]]
+        previous = resp.links["prev"]["url"]
+    async with settled.http.get(previous) as resp:
+        assert [r["id"] for r in await resp.json()] == [closed["id"]]
+
+
+@pytest.mark.parametrize("query", [
+    "/-/refunds?colour=red", "/-/refunds?state=failed&state=succeeded", "/-/refunds?limit=0",
+    "/-/refunds?limit=1001", "/-/refunds?limit=1e3", "/-/refunds?before=abc", "/-/refunds?before=0",
+    "/-/refunds?before=" + "9" * 30, "/-/refunds?before=1&after=2", "/-/refunds?from=yesterday",
+    "/-/refunds?to=2026-13-01", "/-/refunds?q=" + "x" * 201, "/-/refunds?q=", "/-/refunds?shop=%00",
+    "/-/refunds?report_state=lost", "/-/batches?before=-1", "/-/batches?after=1", "/-/dead-letters?state=failed",
+    "/-/summary?window=7d", "/-/summary?window=24h&x=1",
+])
+async def test_malformed_queries_are_400_problems(admin: Admin, query: str) -> None:
+    status, problem = await admin.get(query)
+    assert status == 400 and problem["status"] == 400, (query, problem)
+    assert problem["type"] in (PROBLEM + "invalid-filter", PROBLEM + "invalid-parameter")
+
+
+async def test_unknown_ids_are_404_and_a_completed_batch_is_not_requeried(settled: Admin) -> None:
+    _, batches = await settled.get("/-/batches")
+    assert (await settled.get("/-/batches/999999"))[0] == 404
+    assert (await settled.get("/-/batches/" + "9" * 30))[0] == 404
+    for path in (f"/-/batches/{batches[0]['id']}/requery", "/-/batches/999999/requery", "/-/refunds/999999/retry",
+                 f"/-/refunds/{(await settled.get('/-/refunds'))[1][0]['id']}/retry"):
+        async with settled.http.post(settled.url + path) as resp:
+            problem = await resp.json()
+            assert resp.status == (404 if "999999" in path else 409), (path, problem)
+    status, batch = await settled.get(f"/-/batches/{batches[0]['id']}")
+    assert status == 200 and batch["state"] == "completed" and batch["details"]
+    assert [event["kind"] for event in batch["events"]] == ["submit", "refund"]
+    request = batch["events"][0]["detail"]["request"]
+    assert request["batch_no"] == batch["batch_no"] and request["partner"] == PARTNER
+    assert "sign" not in request and MD5_KEY not in json.dumps(batch)
+
+
+async def test_a_batch_in_review_is_requeried_through_the_reconciler(admin: Admin) -> None:
+    """An account the config no longer names: the submitter leaves its batch in review; an operator asks again."""
+    request = RefundRequest(platform="generic", shop=SHOP, platform_refund_id="r-ghost", order_id="o-ghost",
+                            trade_no=PAID_TRADE, amount=Decimal("1.00"), currency="CNY", reason="",
+                            alipay_account="ghost")
+    await admin.store.accept([request], time.time())
+    assert await admin.store.create_batch("ghost", 10, beijing_now(datetime.now(UTC)).date(), time.time())
+    admin.engine.signals.submitter.set()
+
+    async def in_review() -> bool:
+        return [b["state"] for b in (await admin.get("/-/batches?state=review"))[1]] == ["review"]
+
+    await wait_until(in_review, within=DEADLINE, what="the ghost account's batch in review")
+    (batch,) = (await admin.get("/-/batches?state=review"))[1]
+    async with admin.http.post(f"{admin.url}/-/batches/{batch['id']}/requery") as resp:
+        assert resp.status == 200 and (await resp.json())["state"] == "submitted"  # its refund was never sent
+
+    async def queried() -> bool:
+        events = (await admin.get(f"/-/batches/{batch['id']}"))[1]["events"]
+        return [event["kind"] for event in events][-2:] == ["operator_requery", "query"]
+
+    await wait_until(queried, within=DEADLINE, what="the reconciler's query after the operator's")
+
+
+async def test_one_dead_letter_is_retried_and_listed_until_then(admin: Admin) -> None:
+    admin.shop.secret = WRONG_SECRET
+    await admin.refund("r-ok", PAID_TRADE)
+    await admin.until_reports(dead=1)
+    status, dead = await admin.get("/-/dead-letters")
+    assert status == 200 and [r["platform_refund_id"] for r in dead] == ["r-ok"]
+    admin.shop.secret = SECRET
+    async with admin.http.post(f"{admin.url}/-/refunds/{dead[0]['id']}/retry") as resp:
+        assert (resp.status, await resp.json()) == (200, {"requeued": 1})
+    await admin.until_reports(delivered=1)
+    assert await admin.get("/-/dead-letters") == (200, [])
+    _, refund = await admin.get(f"/-/refunds/{dead[0]['id']}")
+    reports = [(e["kind"], e["detail"].get("status")) for e in refund["timeline"] if e["kind"] != "result"]
+    assert reports[-3:] == [("report", "dead"), ("operator_retry", None), ("report", "delivered")]
+
+
+async def test_the_summary_of_a_day_and_a_month(settled: Admin) -> None:
+    status, day = await settled.get("/-/summary?window=24h")
+    assert status == 200
+    assert day["by_state"] == {"succeeded": 1, "failed": 1} and day["success_rate"] == 0.5
+    assert day["refunded_by_account"] == {"main": "10.50"}
+    assert day["webhook_to_reported_seconds"]["p95"] is not None and len(day["series"]) == 24
+    _, month = await settled.get("/-/summary?window=30d")
+    assert month["by_state"] == day["by_state"] and len(month["series"]) == 30

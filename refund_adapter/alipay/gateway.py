@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -57,6 +57,8 @@ class SubmitOutcome:
     kind: SubmitKind
     code: str | None = None
     detail: str = ""
+    # What was sent, for the batch's journal: the parameters before signing (so never `sign`, nor a key).
+    request: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 class NotifyVerification(enum.Enum):
@@ -136,6 +138,7 @@ class GatewayClient:
             outcome = SubmitOutcome(SubmitKind.UNKNOWN, detail=f"unparsable answer: {exc}")
         else:
             outcome = _classify_ack(ack)
+        outcome = replace(outcome, request={**params, "partner": self._partner, "_input_charset": self._charset})
         log.info("alipay submit batch_no=%s -> %s %s", batch_no, outcome.kind.value, outcome.code or "")
         return outcome
 

@@ -9,7 +9,14 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..alipay.codec import AlipayFormatError, ResultItem, parse_dback_notify, parse_refund_notify, read_notify_id
+from ..alipay.codec import (
+    AlipayFormatError,
+    ResultItem,
+    encode_result_details,
+    parse_dback_notify,
+    parse_refund_notify,
+    read_notify_id,
+)
 from ..failpoints import AFTER_NOTIFY_VERIFIED, crash_point
 from ..models import Batch, DetailResult
 from ..untrusted import bounded, quote
@@ -42,9 +49,13 @@ class NotifyAnswer:
         return self.body == SUCCESS
 
 
-def _refuse(reason: str) -> NotifyAnswer:
+async def _refuse(ctx: EngineContext, reason: str, batch: Batch | None = None, kind: str = "") -> NotifyAnswer:
+    """`fail`, logged; kept in the journal of the batch it named, when that batch is ours."""
     reason = bounded(reason)  # anyone can post a notify: its fields are quoted into `reason`
     log.warning("alipay notify refused: %s", reason)
+    if batch is not None:
+        await ctx.store.record_batch_event(batch.id, f"{kind}_refused", {"verified": False, "reason": reason},
+                                           ctx.clock())
     return NotifyAnswer(FAIL, reason)
 
 
@@ -63,7 +74,7 @@ def check_results(batch: Batch, items: Sequence[ResultItem]) -> list[DetailResul
         seen.add(trade.trade_no)
         if trade.trade_no not in sent:
             return f"trade {trade.trade_no} is not in batch {batch.batch_no}"
-        results.append(DetailResult(trade.trade_no, trade.amount, trade.code))
+        results.append(DetailResult(trade.trade_no, trade.amount, trade.code, encode_result_details([item])))
     return results
 
 
@@ -119,12 +130,9 @@ def _decode_and_verify(channel: MapiChannel, body: bytes) -> tuple[dict[str, str
     return params, channel.signature_ok(params)
 
 
-async def _authentic(ctx: EngineContext, body: bytes, kind: NotifyKind) -> tuple[Batch, dict[str, str]] | str:
-    """The batch and decoded parameters of a genuine notify, or why it is not one."""
-    batch_no = _field(body, kind.batch_field)
-    batch = await ctx.store.find_batch(batch_no) if batch_no else None
-    if batch is None:
-        return f"unknown batch_no {quote(batch_no)}"
+async def _authentic(ctx: EngineContext, batch: Batch, body: bytes, kind: NotifyKind) -> dict[str, str] | str:
+    """The decoded parameters of a genuine notify about `batch`, or why it is not one."""
+    batch_no = batch.batch_no
     channel = ctx.channels.get(batch.account)
     if channel is None:
         return f"batch {batch_no}: account {batch.account!r} is not configured"
@@ -143,24 +151,27 @@ async def _authentic(ctx: EngineContext, body: bytes, kind: NotifyKind) -> tuple
     except AlipayFormatError as exc:
         return f"batch {batch_no}: {exc}"
     if await ctx.store.notify_seen(batch_no, notify_id, kind.name):
-        return batch, params  # a redelivery of what is already recorded: acknowledge without asking again
+        return params  # a redelivery of what is already recorded: acknowledge without asking again
     if not await channel.notify_id_ok(notify_id):
         return f"batch {batch_no}: notify_verify did not confirm notify_id {quote(notify_id)}"
-    return batch, params
+    return params
 
 
 async def handle_notify(ctx: EngineContext, body: bytes, kind: NotifyKind) -> NotifyAnswer:
     """Verify, check against the batch, record idempotently; `success` only after the commit."""
-    found = await _authentic(ctx, body, kind)
-    if isinstance(found, str):
-        return _refuse(found)
-    batch, params = found
+    batch_no = _field(body, kind.batch_field)
+    batch = await ctx.store.find_batch(batch_no) if batch_no else None
+    if batch is None:
+        return await _refuse(ctx, f"unknown batch_no {quote(batch_no)}")
+    params = await _authentic(ctx, batch, body, kind)
+    if isinstance(params, str):
+        return await _refuse(ctx, params, batch, kind.name)
     try:
         reading = kind.read(batch, params)
     except AlipayFormatError as exc:
-        return _refuse(f"batch {batch.batch_no}: malformed {kind.name} notify: {exc}")
+        return await _refuse(ctx, f"batch {batch.batch_no}: malformed {kind.name} notify: {exc}", batch, kind.name)
     if isinstance(reading, str):
-        return _refuse(f"{kind.name} notify: {reading}")
+        return await _refuse(ctx, f"{kind.name} notify: {reading}", batch, kind.name)
     crash_point(AFTER_NOTIFY_VERIFIED)
     # A contradicting result is answered `success` too, once its review flag is committed with the rest: Alipay
     # resends the same notify (same notify_id, same content) up to 8 times over 25 h, which would only repeat the

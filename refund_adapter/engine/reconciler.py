@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from ..alipay.codec import batch_no_date, beijing_now
 from ..models import Batch, BatchState
+from ..store import Cause
 from .notifications import check_results
 from .results import record_verdicts
 from .runtime import EngineContext
@@ -25,15 +26,21 @@ def next_query_delay(ctx: EngineContext, attempts: int) -> float | None:
     return schedule[attempts] if attempts < len(schedule) else None
 
 
+def _query_cause(batch: Batch, answer: str) -> Cause:
+    return Cause(QUERY_KIND, f"query {batch.query_attempts + 1} of batch {batch.batch_no}: {answer}",
+                 {"attempt": batch.query_attempts + 1, "answer": answer})
+
+
 async def _reschedule_or_review(ctx: EngineContext, batch: Batch, why: str) -> None:
     now = ctx.clock()
     delay = next_query_delay(ctx, batch.query_attempts)
     if delay is None:
         log.error("batch %s unresolved after %d queries (%s): marked for review", batch.batch_no,
                   batch.query_attempts, why)
-        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="UNRESOLVED")
+        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="UNRESOLVED",
+                                        cause=_query_cause(batch, f"{why}; the schedule is spent"))
         return
-    await ctx.store.schedule_query(batch.id, now + delay, now)
+    await ctx.store.schedule_query(batch.id, now + delay, now, cause=_query_cause(batch, why))
 
 
 async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
@@ -53,7 +60,8 @@ async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
         if batch.state is BatchState.UNKNOWN and not_found and batch_no_date(batch.batch_no) == today:
             # Alipay never received it and the batch_no is still valid today: send the same batch_no again.
             log.warning("batch %s unknown to Alipay: resending it", batch.batch_no)
-            await ctx.store.set_batch_state(batch.id, BatchState.PENDING, now)
+            await ctx.store.set_batch_state(batch.id, BatchState.PENDING, now,
+                                            cause=_query_cause(batch, "unknown to Alipay: sent again"))
             ctx.signals.submitter.set()
             return
         await _reschedule_or_review(ctx, batch, f"query answered {response.error_code or 'no items'}")
@@ -62,11 +70,13 @@ async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
     results = check_results(batch, ours)
     if isinstance(results, str):
         log.error("batch %s: query answer inconsistent: %s", batch.batch_no, results)
-        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="QUERY_MISMATCH")
+        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="QUERY_MISMATCH",
+                                        cause=_query_cause(batch, f"inconsistent: {results}"))
         return
     recorded = await record_verdicts(ctx, batch, results, notify_id=None, kind=QUERY_KIND)
     if recorded.anomalies:  # asking again would only get the same contradiction: the batch waits for an operator
-        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, ctx.clock(), code="QUERY_MISMATCH")
+        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, ctx.clock(), code="QUERY_MISMATCH",
+                                        cause=_query_cause(batch, "a result contradicts the record"))
         return
     settled = await ctx.store.get_batch(batch.id)
     if settled is not None and settled.state is not BatchState.COMPLETED:

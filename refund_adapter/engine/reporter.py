@@ -57,10 +57,10 @@ async def settle_failure(ctx: EngineContext, refund: Refund, result: DeliveryRes
     gave_up = now + delay - final_since > settings.give_up_after_seconds
     if result.status is DeliveryStatus.DEAD or gave_up:
         log.error("refund %d: report is a dead letter: %s", refund.id, result.reason)
-        await ctx.store.report_failed(refund.id, result.reason, next_at=None)
+        await ctx.store.report_failed(refund.id, result.reason, next_at=None, now=now)
         return
     log.warning("refund %d: report failed (%s); retry in %.0fs", refund.id, result.reason, delay)
-    await ctx.store.report_failed(refund.id, result.reason, next_at=now + delay)
+    await ctx.store.report_failed(refund.id, result.reason, next_at=now + delay, now=now)
 
 
 async def record_delivered(ctx: EngineContext, refund_ids: list[int]) -> None:
@@ -69,7 +69,7 @@ async def record_delivered(ctx: EngineContext, refund_ids: list[int]) -> None:
     delay = ctx.config.reporter.base_delay_seconds
     while True:
         try:
-            await ctx.store.report_delivered(refund_ids)
+            await ctx.store.report_delivered(refund_ids, ctx.clock())
             return
         except StoreUnavailable as exc:
             log.warning("%d reports delivered but not recorded (%s); recording again in %.1fs",

@@ -17,6 +17,7 @@ from ..alipay.codec import batch_no_date, beijing_now, error_code
 from ..alipay.gateway import SubmitKind, SubmitOutcome
 from ..failpoints import AFTER_SUBMIT, crash_point
 from ..models import Batch, BatchState
+from ..store import Cause
 from .channel import DetailsRefused
 from .runtime import EngineContext
 
@@ -90,7 +91,15 @@ async def _take_out(ctx: EngineContext, batch: Batch, refused: DetailsRefused) -
     return bool(changes)
 
 
-async def _send(ctx: EngineContext, batch: Batch, moment: datetime) -> tuple[str, Decision] | None:
+def _cause(batch: Batch, what: str, outcome: SubmitOutcome | None = None) -> Cause:
+    """The submit attempt as the journals keep it: the request the channel sent and the answer."""
+    detail: dict[str, object] = {"attempt": batch.submit_attempts, "answer": what}
+    if outcome is not None:
+        detail.update(code=outcome.code, explanation=outcome.detail, request=dict(outcome.request))
+    return Cause("submit", f"submit attempt {batch.submit_attempts} of batch {batch.batch_no}: {what}", detail)
+
+
+async def _send(ctx: EngineContext, batch: Batch, moment: datetime) -> tuple[Cause, Decision] | None:
     """Send the batch and decide what its answer means: (what happened, decision), or None once the channel's
     refused details were taken out. An exception never escapes: the loop would send the batch again forever."""
     channel = ctx.channels[batch.account]
@@ -98,14 +107,15 @@ async def _send(ctx: EngineContext, batch: Batch, moment: datetime) -> tuple[str
         outcome = await channel.submit(batch, moment)
         crash_point(AFTER_SUBMIT)
         today = beijing_now(moment).date()
-        return outcome.kind.value, decide(outcome, batch, today, ctx.config.reconciler.first_query_after_seconds)
+        decision = decide(outcome, batch, today, ctx.config.reconciler.first_query_after_seconds)
+        return _cause(batch, outcome.kind.value, outcome), decision
     except DetailsRefused as refused:
         if await _take_out(ctx, batch, refused):
             return None
-        return "refused details not in the batch", after_error(batch)
-    except Exception:
+        return _cause(batch, "refused details not in the batch"), after_error(batch)
+    except Exception as exc:
         log.exception("batch %s: submit attempt %d raised", batch.batch_no, batch.submit_attempts)
-        return "error", after_error(batch)
+        return _cause(batch, f"error: {type(exc).__name__}"), after_error(batch)
 
 
 async def submit_once(ctx: EngineContext) -> bool:
@@ -116,13 +126,14 @@ async def submit_once(ctx: EngineContext) -> bool:
         return False
     if batch.account not in ctx.channels:
         log.error("batch %s: account %r is not configured; left for the operator", batch.batch_no, batch.account)
-        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="ACCOUNT_NOT_CONFIGURED")
+        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="ACCOUNT_NOT_CONFIGURED",
+                                        cause=_cause(batch, "account not configured"))
         return True
     moment = datetime.fromtimestamp(ctx.clock(), UTC)
     sent = await _send(ctx, batch, moment)
     if sent is None:
         return True
-    what, decision = sent
+    cause, decision = sent
     done = ctx.clock()
     if decision.split:
         halves = await ctx.store.split_batch(batch.id, beijing_now(moment).date(), done, code=decision.code or "")
@@ -137,8 +148,10 @@ async def submit_once(ctx: EngineContext) -> bool:
         code=decision.code,
         next_query_at=None if decision.query_after is None else done + decision.query_after,
         retry_at=None if decision.retry_after is None else done + decision.retry_after,
+        cause=cause,
     )
-    log.info("batch %s (%d details): %s -> %s", batch.batch_no, len(batch.details), what, decision.state.value)
+    log.info("batch %s (%d details): %s -> %s", batch.batch_no, len(batch.details), cause.detail["answer"],
+             decision.state.value)
     await ctx.announce(changes)
     if decision.state is BatchState.ABANDONED:
         ctx.signals.batcher.set()

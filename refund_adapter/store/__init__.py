@@ -8,15 +8,22 @@ from .base import (
     EXCEEDS_PAID_AMOUNT,
     AcceptResult,
     Anomaly,
+    BatchOverview,
+    Cause,
+    JournalEntry,
     PendingWork,
     RecordedResults,
+    RefundFilter,
+    RefundPage,
     RefundStore,
     StateChange,
     StoreUnavailable,
+    Summary,
 )
 
-__all__ = ["EXCEEDS_PAID_AMOUNT", "AcceptResult", "Anomaly", "PendingWork", "RecordedResults", "RefundStore",
-           "StateChange", "StoreUnavailable", "store_from_url"]
+__all__ = ["EXCEEDS_PAID_AMOUNT", "AcceptResult", "Anomaly", "BatchOverview", "Cause", "JournalEntry", "PendingWork",
+           "RecordedResults", "RefundFilter", "RefundPage", "RefundStore", "StateChange", "StoreUnavailable", "Summary",
+           "store_from_url"]
 
 
 def store_from_url(url: str, *, read_only: bool = False) -> RefundStore:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
-from ..models import Batch, BatchState, DetailResult, Refund, RefundRequest, RefundState
+from ..models import Batch, BatchState, DetailResult, Refund, RefundRequest, RefundState, ReportState
 
 EXCEEDS_PAID_AMOUNT = "EXCEEDS_PAID_AMOUNT"  # local rejection code: the trade's refunds would pass its paid amount
 
@@ -62,6 +64,76 @@ class PendingWork:
     oldest_created_at: float
 
 
+@dataclass(frozen=True)
+class Cause:
+    """Why the store is asked for a change, as the journal keeps it. `kind` names the event (`submit`, `query`,
+    `operator`...), `summary` is the line each refund it changes shows in its timeline, `detail` what the batch's
+    journal keeps beside it (the request sent, without its signature; the answer). Opaque to the store, which
+    bounds its size and stores it; it must hold no secret."""
+
+    kind: str
+    summary: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One event of a refund's or a batch's journal."""
+
+    at: datetime
+    kind: str
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RefundFilter:
+    """What an operator looks for among refunds; every field narrows (None: any). `search` is one value matched
+    against the order id, the platform's refund id, the trade_no and the batch_no."""
+
+    state: RefundState | None = None
+    report_state: ReportState | None = None
+    platform: str | None = None
+    shop: str | None = None
+    account: str | None = None
+    created_from: float | None = None  # epoch seconds, inclusive
+    created_to: float | None = None  # exclusive
+    search: str | None = None
+    review: bool | None = None
+    batch_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RefundPage:
+    """One keyset page of refunds, newest first. `older`: the `before_id` of the next page, None when nothing older
+    can match. A page with filters that no index serves reads a bounded range of ids, so it may hold fewer than
+    asked for (even none) and still have an `older` page."""
+
+    refunds: list[Refund]
+    older: int | None
+
+
+@dataclass(frozen=True)
+class BatchOverview:
+    """A batch as an operator lists it: its refunds counted by state rather than listed."""
+
+    batch: Batch  # without details
+    refunds: Mapping[str, int]  # refunds by state
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The refunds created in [since, until): the operator's overview of a day or a month."""
+
+    since: datetime
+    until: datetime
+    by_state: Mapping[str, int]
+    success_rate: float | None  # succeeded / (succeeded + failed + rejected); None before any is final
+    refunded_by_account: Mapping[str, Decimal]  # succeeded amounts
+    reported_seconds_p50: float | None  # webhook to the platform having the result, of those reported
+    reported_seconds_p95: float | None
+    series: Sequence[tuple[datetime, Mapping[str, int]]]  # per bucket: refunds created, by state now
+
+
 class RefundStore(abc.ABC):
     """Durable, idempotent state of refunds and batches. Times are epoch seconds (UTC)."""
 
@@ -108,11 +180,13 @@ class RefundStore(abc.ABC):
         code: str | None = None,
         next_query_at: float | None = None,
         retry_at: float | None = None,
+        cause: Cause | None = None,
     ) -> list[StateChange]:
         """Move a batch and its unresolved refunds along: SUBMITTED/UNKNOWN mark them so, REJECTED fails them
         with `code` (and queues the reports), PENDING puts it back to be resent (same batch_no) at `retry_at`,
         ABANDONED returns its refunds to RECEIVED for a new batch (only for a batch Alipay provably never
-        accepted), REVIEW leaves the refunds as they are for an operator."""
+        accepted), REVIEW leaves the refunds as they are for an operator. The batch's journal keeps `cause` (its
+        detail: the request sent, the answer), each refund moved its summary."""
 
     @abc.abstractmethod
     async def remove_from_batch(
@@ -138,7 +212,12 @@ class RefundStore(abc.ABC):
         """Record Alipay's verdicts (already checked against the batch) in one transaction; idempotent.
 
         A verdict that contradicts its refund's record (`DetailResult.contradiction`) is not applied: the refund
-        is flagged for review instead (its first reason kept) and the contradiction returned as an Anomaly."""
+        is flagged for review instead (its first reason kept) and the contradiction returned as an Anomaly.
+        The journals keep the results (with each `DetailResult.line`), the changes and the flags."""
+
+    @abc.abstractmethod
+    async def record_batch_event(self, batch_id: int, kind: str, detail: Mapping[str, Any], now: float) -> None:
+        """Keep in the batch's journal what changed nothing (a notify refused, and why)."""
 
     @abc.abstractmethod
     async def notify_seen(self, batch_no: str, notify_id: str, kind: str) -> bool: ...
@@ -149,20 +228,28 @@ class RefundStore(abc.ABC):
         """SUBMITTED or UNKNOWN batches whose next query is due, leased so one instance queries each."""
 
     @abc.abstractmethod
-    async def schedule_query(self, batch_id: int, next_query_at: float, now: float) -> None:
-        """Count one more query of the batch and set when the next is due."""
+    async def schedule_query(self, batch_id: int, next_query_at: float, now: float, *, cause: Cause | None = None
+                             ) -> None:
+        """Count one more query of the batch and set when the next is due; the journal keeps `cause`."""
+
+    @abc.abstractmethod
+    async def requery_batch(self, batch_id: int, now: float) -> Batch | None:
+        """An operator asks for the batch to be queried now: a SUBMITTED or UNKNOWN batch's next query is due at
+        once; a batch in REVIEW is queried again too (UNKNOWN when one of its refunds is, else SUBMITTED; once
+        its schedule is spent it returns to REVIEW after that one query). None, and nothing changed, for a batch
+        in any other state or none at all."""
 
     # -- reporting (the outbox) -----------------------------------------------------------------------
     @abc.abstractmethod
     async def claim_reports(self, now: float, limit: int, lease_seconds: float) -> list[Refund]: ...
 
     @abc.abstractmethod
-    async def report_delivered(self, refund_ids: Sequence[int]) -> None:
-        """The platforms have these results, recorded in one transaction. (`updated_at` stays the time each
-        refund's state last changed.)"""
+    async def report_delivered(self, refund_ids: Sequence[int], now: float) -> None:
+        """The platforms have these results (since `now`), recorded in one transaction. (`updated_at` stays the
+        time each refund's state last changed.)"""
 
     @abc.abstractmethod
-    async def report_failed(self, refund_id: int, error: str, *, next_at: float | None) -> None:
+    async def report_failed(self, refund_id: int, error: str, *, next_at: float | None, now: float) -> None:
         """A failed delivery: retried at `next_at`, or a dead letter when `next_at` is None."""
 
     @abc.abstractmethod
@@ -171,7 +258,7 @@ class RefundStore(abc.ABC):
 
     # -- review ---------------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def clear_review(self, refund_id: int) -> Refund | None:
+    async def clear_review(self, refund_id: int, now: float) -> Refund | None:
         """An operator has looked: the refund's review flag is cleared (nothing else changes). The refund as it
         now is, or None when there is no such refund."""
 
@@ -208,6 +295,30 @@ class RefundStore(abc.ABC):
         review: bool | None = None,
     ) -> list[Refund]:
         """Newest first; `review=True`: only those flagged for review, `False`: only those not flagged."""
+
+    @abc.abstractmethod
+    async def find_refunds(
+        self, where: RefundFilter, *, limit: int = 100, before_id: int | None = None, after_id: int | None = None
+    ) -> RefundPage:
+        """A keyset page, newest first: ids below `before_id`, or the `limit` ids just above `after_id` (the page
+        before, still newest first)."""
+
+    @abc.abstractmethod
+    async def refund_journal(self, refund_id: int) -> list[JournalEntry]:
+        """The refund's events in order, the first its arrival (`accepted`, at its created_at); empty when there
+        is no such refund."""
+
+    @abc.abstractmethod
+    async def batch_journal(self, batch_id: int, limit: int = 1000) -> list[JournalEntry]: ...
+
+    @abc.abstractmethod
+    async def batch_overviews(
+        self, *, state: BatchState | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[BatchOverview]:
+        """Newest first; each batch exactly as the row that matched `state` was read."""
+
+    @abc.abstractmethod
+    async def summary(self, since: float, until: float, bucket_seconds: float) -> Summary: ...
 
     @abc.abstractmethod
     async def get_batch(self, batch_id: int) -> Batch | None: ...

@@ -33,15 +33,22 @@ from ..models import (
     ReportState,
 )
 from ..money import CENT
+from . import finding, journal, tally
 from .base import (
     EXCEEDS_PAID_AMOUNT,
     AcceptResult,
     Anomaly,
+    BatchOverview,
+    Cause,
+    JournalEntry,
     PendingWork,
     RecordedResults,
+    RefundFilter,
+    RefundPage,
     RefundStore,
     StateChange,
     StoreUnavailable,
+    Summary,
 )
 from .plugin_data import PluginDataSql
 
@@ -100,8 +107,8 @@ def migrations() -> list[tuple[int, str]]:
 # Each trade's first waiting refund of an account, oldest first: a trade at most once per batch. Read in id
 # order through refunds_by_state (state, report_state, alipay_account, id) and stopped at the limit (a waiting
 # refund's report_state is always 'none': it says so to use the index); each candidate's "no earlier waiting
-# refund of its trade" is one probe of refunds_by_trade (alipay_account, trade_no, id). So a batch costs the
-# same whatever the account's history or backlog (0003, 0004; tests/store/test_indexes.py pins the plan).
+# refund of its trade" is one probe of refunds_by_trade (trade_no, alipay_account, id). So a batch costs the
+# same whatever the account's history or backlog (0003, 0004, 0007; tests/store/test_indexes.py pins the plan).
 BATCH_CANDIDATES = """SELECT id FROM refunds AS r WHERE state = 'received' AND report_state = 'none'
                         AND alipay_account = $1
                         AND NOT EXISTS (SELECT 1 FROM refunds AS earlier
@@ -133,6 +140,13 @@ _REJECTED = (RefundState.REJECTED, ReportState.PENDING)
 # A refund in a batch that has no result yet.
 _UNRESOLVED = "state IN ('batched', 'submitted', 'unknown')"
 MAX_REVIEW_REASON = 500  # characters of a review reason kept: what Alipay sent is echoed into it
+# Batches' refunds by state, from refunds_by_batch (batch_id, state) alone (0007).
+COUNT_BY_BATCH = "SELECT batch_id, state, COUNT(*) AS n FROM refunds WHERE batch_id IN ({ids}) GROUP BY batch_id, state"
+# Ids a page whose filters no index serves reads at most (about 30 ms on SQLite; bench/admin.py), and how far
+# a refund's id order may lag its created_at (group commit, instances on several clocks).
+SCAN_IDS = 100_000
+CLOCK_SKEW_SECONDS = 300.0
+MAX_JOURNAL = 1000  # events of one journal read at most (a refund has a handful; a batch one per notify, query)
 _INSERT_CHUNK = 500  # rows per INSERT: 17 parameters each stays far below either backend's limit
 # Refunds changed per transaction by an operator's bulk action (retrying dead letters): SQLite runs statements in
 # line on the event loop, and a chunk of 1000 holds it for a few milliseconds (bench/stalls.py).
@@ -141,14 +155,6 @@ READ_CHUNK = 200  # rows turned into models per turn of the event loop when read
 MAX_ID = 2**63  # ids are 64-bit: a larger one names no refund
 # The next dead letters in id order, from the partial index refunds_dead_letters (0006).
 DEAD_LETTERS_AFTER = "SELECT id FROM refunds WHERE report_state = 'dead' AND id > $1 ORDER BY id LIMIT $2"
-# A page of refunds, newest first; `flagged` adds filters spelled out for a partial index (see list_refunds).
-LIST_REFUNDS = """SELECT * FROM refunds WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
-                  AND (CAST($2 AS TEXT) IS NULL OR report_state = $2)
-                  AND (CAST($3 AS BIGINT) IS NULL OR id < $3)
-                  AND (CAST($5 AS BIGINT) IS NULL OR batch_id = $5){flagged} ORDER BY id DESC LIMIT $4"""
-# The operator's list of dead letters, spelled out: a few among a million refunds are read from
-# refunds_dead_letters instead of a scan of the table (half a second at a million, holding SQLite's reader).
-DEAD_ONLY = " AND report_state = 'dead'"
 
 
 @dataclass(frozen=True)
@@ -313,6 +319,14 @@ class SqlStore(PluginDataSql, RefundStore):
                 *itertools.chain.from_iterable(new_row.values for new_row in chunk),
             ):
                 ids[(row["platform"], row["shop"], row["platform_refund_id"])] = int(row["id"])
+        # A refund refused at intake (rare) says why in its journal (an accepted one needs no row: its created_at is
+        # that event) and is counted final; intake writes nothing else for the operator.
+        rejected = [(ids[key], new_row) for key, new_row in zip(new, rows, strict=True)
+                    if new_row.rejection is not None and key in ids]
+        if rejected:
+            await journal.refund_events_each(tx, [(refund_id, {"code": row.rejection, "cause": "refused at intake"})
+                                                  for refund_id, row in rejected], now, "rejected")
+            await tally.count_final(tx, [dict(zip(_INSERT_COLUMNS, row.values, strict=True)) for _, row in rejected])
         created_at = _ts(now)
         return {key: new_row.refund(ids[key], created_at) for key, new_row in zip(new, rows, strict=True) if key in ids}
 
@@ -366,7 +380,10 @@ class SqlStore(PluginDataSql, RefundStore):
             if not claimed:
                 await tx.execute("DELETE FROM batches WHERE id = $1", batch_id)
                 return None
-            return await self._batch_in(tx, batch_id)
+            batch = await self._batch_in(tx, batch_id)
+            await journal.refund_events(tx, [int(row["id"]) for row in claimed], now, "batched",
+                                        {"batch_id": batch_id, "batch_no": batch.batch_no})
+            return batch
 
     async def _new_batch(self, tx: Tx, account: str, day: date, now: float) -> int:
         """A new PENDING batch row; its batch_no derives from its id, so a retry can never mint a second one."""
@@ -405,7 +422,7 @@ class SqlStore(PluginDataSql, RefundStore):
                 return None
             await tx.execute(
                 """UPDATE batches SET state = 'sending', submit_attempts = submit_attempts + 1,
-                       lease_until = $1, updated_at = $2 WHERE id = $3""",
+                       lease_until = $1, updated_at = $2, sent_at = COALESCE(sent_at, $2) WHERE id = $3""",
                 now + lease_seconds, now, row["id"],
             )
             return await self._batch_in(tx, int(row["id"]))
@@ -419,14 +436,21 @@ class SqlStore(PluginDataSql, RefundStore):
         code: str | None = None,
         next_query_at: float | None = None,
         retry_at: float | None = None,
+        cause: Cause | None = None,
     ) -> list[StateChange]:
+        cause = cause or Cause("state", f"batch {state.value}")
         async with self.bulk_transaction() as tx:
-            await tx.execute(
+            moved = await tx.fetch(
                 # A completed batch stays completed: a late submit answer must not reopen it.
                 """UPDATE batches SET state = $1, code = COALESCE($2, code), next_query_at = $3,
-                       lease_until = $4, updated_at = $5 WHERE id = $6 AND state <> 'completed'""",
+                       lease_until = $4, updated_at = $5,
+                       acknowledged_at = CASE WHEN $1 = 'submitted' THEN COALESCE(acknowledged_at, $5)
+                                         ELSE acknowledged_at END
+                   WHERE id = $6 AND state <> 'completed' RETURNING id""",
                 state.value, code, next_query_at, retry_at, now, batch_id,
             )
+            await journal.batch_event(tx, batch_id, now, cause.kind, {
+                "state": state.value if moved else None, "code": code, "summary": cause.summary, **cause.detail})
             target = {
                 BatchState.SUBMITTED: RefundState.SUBMITTED,
                 BatchState.UNKNOWN: RefundState.UNKNOWN,
@@ -435,7 +459,9 @@ class SqlStore(PluginDataSql, RefundStore):
             }.get(state)
             if target is None:
                 return []
-            return await self._move_unresolved(tx, batch_id, lambda _row: (target, code), now)
+            changes = await self._move_unresolved(tx, batch_id, lambda _row: (target, code), now)
+            await _journal_changes(tx, changes, now, cause.kind, cause.summary)
+            return changes
 
     async def remove_from_batch(
         self, batch_id: int, refund_ids: Sequence[int], code: str, now: float
@@ -475,6 +501,10 @@ class SqlStore(PluginDataSql, RefundStore):
                     code, now, batch_id,
                 )
             changes = [StateChange(_refund(row, None), old_states[int(row["id"])]) for row in removed]
+            await tally.count_final(tx, removed)
+            await journal.batch_event(tx, batch_id, now, "details_removed",
+                                      {"refund_ids": list(old_states), "code": code})
+            await _journal_changes(tx, changes, now, "rejected", f"not sendable in batch {batch_id}: rejected locally")
             return sorted(changes, key=lambda change: change.refund.id)
 
     async def split_batch(self, batch_id: int, day: date, now: float, *, code: str) -> list[Batch]:
@@ -498,6 +528,11 @@ class SqlStore(PluginDataSql, RefundStore):
                     f"UPDATE refunds SET batch_id = $1 WHERE id IN ({_placeholders(half, 2)})", half_id, *half
                 )
                 halves.append(await self._batch_in(tx, half_id))
+                await journal.refund_events(tx, half, now, "batched", {
+                    "batch_id": half_id, "batch_no": halves[-1].batch_no, "cause": f"batch {batch_id} split ({code})"})
+                await journal.batch_event(tx, half_id, now, "created", {"split_from": batch_id})
+            await journal.batch_event(tx, batch_id, now, "split", {
+                "code": code, "into": [half.batch_no for half in halves]})
             return halves
 
     async def _sending_account(self, tx: Tx, batch_id: int) -> str | None:
@@ -534,6 +569,8 @@ class SqlStore(PluginDataSql, RefundStore):
             for chunk in _chunks(updated, READ_CHUNK):  # a batch of 1000 is tens of milliseconds of models
                 changes += [StateChange(_refund(row, batch_no), old_states[int(row["id"])]) for row in chunk]
                 await _let_the_loop_run()
+            if new_state.is_final:
+                await tally.count_final(tx, updated)
         return sorted(changes, key=lambda change: change.refund.id)
 
     async def record_results(
@@ -550,6 +587,8 @@ class SqlStore(PluginDataSql, RefundStore):
                        ON CONFLICT DO NOTHING""",
                     batch["batch_no"], notify_id, kind, now,
                 )
+                await tx.execute("UPDATE batches SET notified_at = COALESCE(notified_at, $1) WHERE id = $2",
+                                 now, batch_id)
 
             anomalies = await self._flag_contradictions(tx, batch_id, by_trade, f"{kind} {notify_id or ''}".strip())
             contradicted = {anomaly.trade_no for anomaly in anomalies}
@@ -561,6 +600,7 @@ class SqlStore(PluginDataSql, RefundStore):
                 return (RefundState.SUCCEEDED if result.succeeded else RefundState.FAILED), result.code
 
             changes = await self._move_unresolved(tx, batch_id, decide, now)
+            await self._journal_results(tx, batch_id, results, changes, anomalies, now, notify_id=notify_id, kind=kind)
             left = await tx.fetchrow(
                 """SELECT COUNT(*) AS n FROM refunds
                    WHERE batch_id = $1 AND state IN ('batched', 'submitted', 'unknown')""",
@@ -573,6 +613,33 @@ class SqlStore(PluginDataSql, RefundStore):
                     now, batch_id,
                 )
             return RecordedResults(changes, anomalies)
+
+    async def _journal_results(
+        self, tx: Tx, batch_id: int, results: Sequence[DetailResult], changes: Sequence[StateChange],
+        anomalies: Sequence[Anomaly], now: float, *, notify_id: str | None, kind: str,
+    ) -> None:
+        """The batch's journal keeps what was received; each refund it moved or flagged, its own line."""
+        source = f"{kind} notify {notify_id}" if notify_id is not None else kind
+        lines = {result.trade_no: result.line or f"{result.trade_no}^{result.amount}^{result.code}"
+                 for result in results}
+        await journal.batch_event(tx, batch_id, now, kind, {
+            "notify_id": notify_id, "verified": notify_id is not None, "results": list(lines.values()),
+            "changes": len(changes), "review": [anomaly.reason for anomaly in anomalies]})
+        await journal.refund_events_each(tx, [
+            (change.refund.id, {**_change_detail(change, source), "line": lines.get(change.refund.request.trade_no)})
+            for change in changes], now, "result")
+        await journal.refund_events_each(
+            tx, [(anomaly.refund_id, {"reason": anomaly.reason}) for anomaly in anomalies], now, "review")
+
+    async def record_batch_event(self, batch_id: int, kind: str, detail: Mapping[str, Any], now: float) -> None:
+        """Up to MAX_JOURNAL events a batch: a flood of forged notifies naming one batch costs a bounded number
+        of writes (and the count is read off the writer)."""
+        async with self.reading() as conn:
+            row = await conn.fetchrow("SELECT COUNT(*) AS n FROM batch_events WHERE batch_id = $1", batch_id)
+        if row is not None and int(row["n"]) >= MAX_JOURNAL:
+            return
+        async with self.transaction() as tx:
+            await journal.batch_event(tx, batch_id, now, kind, detail)
 
     async def _flag_contradictions(
         self, tx: Tx, batch_id: int, by_trade: Mapping[str, DetailResult], source: str
@@ -624,13 +691,34 @@ class SqlStore(PluginDataSql, RefundStore):
         async with self.reading() as conn:
             return [await self._batch_in(conn, batch_id) for batch_id in ids]
 
-    async def schedule_query(self, batch_id: int, next_query_at: float, now: float) -> None:
+    async def schedule_query(self, batch_id: int, next_query_at: float, now: float, *, cause: Cause | None = None
+                             ) -> None:
         async with self.transaction() as tx:
             await tx.execute(
                 """UPDATE batches SET query_attempts = query_attempts + 1, next_query_at = $1, updated_at = $2
                    WHERE id = $3""",
                 next_query_at, now, batch_id,
             )
+            if cause is not None:
+                await journal.batch_event(tx, batch_id, now, cause.kind,
+                                          {"summary": cause.summary, "next_query_at": next_query_at, **cause.detail})
+
+    async def requery_batch(self, batch_id: int, now: float) -> Batch | None:
+        async with self.transaction() as tx:
+            row = await tx.fetchrow(f"SELECT state FROM batches WHERE id = $1{self.dialect.for_update}", batch_id)
+            if row is None or row["state"] not in ("submitted", "unknown", "review"):
+                return None
+            state = row["state"]
+            if state == "review":
+                unknown = await tx.fetchrow(
+                    "SELECT 1 AS found FROM refunds WHERE batch_id = $1 AND state = 'unknown' LIMIT 1", batch_id)
+                state = "unknown" if unknown is not None else "submitted"
+            await tx.execute(
+                "UPDATE batches SET state = $1, next_query_at = $2, lease_until = NULL, updated_at = $2 WHERE id = $3",
+                state, now, batch_id,
+            )
+            await journal.batch_event(tx, batch_id, now, "operator_requery", {"was": row["state"], "state": state})
+            return await self._batch_in(tx, batch_id)
 
     # -- reporting ------------------------------------------------------------------------------------
     async def claim_reports(self, now: float, limit: int, lease_seconds: float) -> list[Refund]:
@@ -650,23 +738,33 @@ class SqlStore(PluginDataSql, RefundStore):
             )
             return await self._hydrate(tx, sorted(claimed, key=lambda r: r["id"]))
 
-    async def report_delivered(self, refund_ids: Sequence[int]) -> None:
+    async def report_delivered(self, refund_ids: Sequence[int], now: float) -> None:
         if not refund_ids:
             return
         async with self.transaction() as tx:
-            await tx.execute(
-                f"""UPDATE refunds SET report_state = 'delivered', report_next_at = NULL, report_error = NULL
-                    WHERE report_state = 'pending' AND id IN ({_placeholders(refund_ids, 1)})""",
-                *refund_ids,
+            rows = await tx.fetch(
+                f"""UPDATE refunds SET report_state = 'delivered', report_next_at = NULL, report_error = NULL,
+                        reported_at = $1
+                    WHERE report_state = 'pending' AND id IN ({_placeholders(refund_ids, 2)})
+                    RETURNING id, report_attempts, created_at""",
+                now, *refund_ids,
             )
+            await tally.count_reports(tx, [float(row["created_at"]) for row in rows], now)
+            await journal.refund_events_each(tx, [
+                (int(row["id"]), {"attempt": int(row["report_attempts"]), "status": "delivered"}) for row in rows
+            ], now, "report")
 
-    async def report_failed(self, refund_id: int, error: str, *, next_at: float | None) -> None:
+    async def report_failed(self, refund_id: int, error: str, *, next_at: float | None, now: float) -> None:
         async with self.transaction() as tx:
-            await tx.execute(
+            row = await tx.fetchrow(
                 """UPDATE refunds SET report_state = $1, report_next_at = $2, report_error = $3
-                   WHERE id = $4 AND report_state = 'pending'""",
+                   WHERE id = $4 AND report_state = 'pending' RETURNING report_attempts""",
                 "pending" if next_at is not None else "dead", next_at, error[:500], refund_id,
             )
+            if row is not None:
+                status = "retry" if next_at is not None else "dead"
+                await journal.refund_events(tx, [refund_id], now, "report", {
+                    "attempt": int(row["report_attempts"]), "status": status, "reason": error, "next_at": next_at})
 
     async def retry_dead_letters(self, now: float, refund_ids: Sequence[int] | None = None) -> int:
         """In chunks of BULK_CHUNK refunds, each its own transaction, with the event loop let run in between:
@@ -697,13 +795,18 @@ class SqlStore(PluginDataSql, RefundStore):
                 WHERE report_state = 'dead' AND id IN ({_placeholders(ids, 2)}) RETURNING id""",
             now, *ids,
         )
+        await journal.refund_events(tx, [int(row["id"]) for row in rows], now, "operator_retry",
+                                    {"cause": "dead letter back in the outbox"})
         return len(rows)
 
     # -- review ---------------------------------------------------------------------------------------
-    async def clear_review(self, refund_id: int) -> Refund | None:
+    async def clear_review(self, refund_id: int, now: float) -> Refund | None:
         async with self.transaction() as tx:
             row = await tx.fetchrow("UPDATE refunds SET review = NULL WHERE id = $1 RETURNING *", refund_id)
-            return None if row is None else await self._hydrate_one(tx, row)
+            if row is None:
+                return None
+            await journal.refund_events(tx, [refund_id], now, "review_cleared", {"cause": "operator"})
+            return await self._hydrate_one(tx, row)
 
     # -- reading --------------------------------------------------------------------------------------
     async def get_refund(self, refund_id: int) -> Refund | None:
@@ -729,21 +832,110 @@ class SqlStore(PluginDataSql, RefundStore):
         batch_id: int | None = None,
         review: bool | None = None,
     ) -> list[Refund]:
-        # The review filter is spelled out rather than parameterised, so the planner can read only the partial
-        # index refunds_in_review (0005) for `review=True`; so is the dead letters' (refunds_dead_letters, 0006).
-        flagged = {None: "", True: " AND review IS NOT NULL", False: " AND review IS NULL"}[review]
-        if report_state == ReportState.DEAD.value:
-            flagged += DEAD_ONLY
+        where = RefundFilter(state=state, report_state=None if report_state is None else ReportState(report_state),
+                             batch_id=batch_id, review=review)
+        return (await self.find_refunds(where, limit=limit, before_id=before_id)).refunds
+
+    async def find_refunds(
+        self, where: RefundFilter, *, limit: int = 100, before_id: int | None = None, after_id: int | None = None
+    ) -> RefundPage:
+        async with self.reading() as conn:
+            batch_id = None
+            if where.search is not None:
+                batch = await conn.fetchrow("SELECT id FROM batches WHERE batch_no = $1", where.search)
+                batch_id = None if batch is None else int(batch["id"])
+            window, floor = None, 1
+            if not finding.is_selective(where):  # read in id order, SCAN_IDS ids at most
+                floor, ceiling = await self._id_bounds(conn, where)
+                if after_id is not None:
+                    low = max(after_id + 1, floor)
+                    window = (low, max(low, min(ceiling, low + SCAN_IDS)))
+                else:
+                    high = ceiling if before_id is None else min(ceiling, before_id)
+                    window = (min(high, max(floor, high - SCAN_IDS)), high)
+            sql, args = finding.refund_query(where, batch_id, limit=limit, before_id=before_id, after_id=after_id,
+                                             window=window)
+            rows = await conn.fetch(sql, *args)
+            refunds: list[Refund] = []
+            for chunk in _chunks(rows[::-1] if after_id is not None else rows, READ_CHUNK):
+                refunds += await self._hydrate(conn, chunk)  # a page of 1000 is tens of milliseconds of models
+                await _let_the_loop_run()
+        older: int | None = None
+        if after_id is not None:
+            older = refunds[-1].id if refunds else after_id + 1
+        elif len(refunds) == limit:
+            older = refunds[-1].id
+        elif window is not None and window[0] > floor:
+            older = window[0]  # this page read its share of ids; older ones may match
+        return RefundPage(refunds, older)
+
+    async def _id_bounds(self, conn: Tx, where: RefundFilter) -> tuple[int, int]:
+        """Ids [floor, ceiling) that hold every refund the filter's dates allow. A refund's id order follows its
+        created_at within CLOCK_SKEW_SECONDS, so the refund created last more than that before `created_from`
+        has a smaller id than any created since, and likewise after `created_to`."""
+        top = await conn.fetchrow(finding.MAX_REFUND_ID)
+        floor, ceiling = 1, int(top["id"] or 0) + 1 if top is not None else 1  # ids start at 1, on both backends
+        if where.created_from is not None:
+            before = await conn.fetchrow(finding.LAST_BEFORE, where.created_from - CLOCK_SKEW_SECONDS)
+            floor = 1 if before is None else int(before["id"]) + 1
+        if where.created_to is not None:
+            after = await conn.fetchrow(finding.FIRST_AT_OR_AFTER, where.created_to + CLOCK_SKEW_SECONDS)
+            ceiling = ceiling if after is None else min(ceiling, int(after["id"]))
+        return floor, ceiling
+
+    async def refund_journal(self, refund_id: int) -> list[JournalEntry]:
+        async with self.reading() as conn:
+            return await journal.read_refund_journal(conn, refund_id, MAX_JOURNAL)
+
+    async def batch_journal(self, batch_id: int, limit: int = MAX_JOURNAL) -> list[JournalEntry]:
+        async with self.reading() as conn:
+            return await journal.read_batch_journal(conn, batch_id, limit)
+
+    async def batch_overviews(
+        self, *, state: BatchState | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[BatchOverview]:
         async with self.reading() as conn:
             rows = await conn.fetch(
-                LIST_REFUNDS.format(flagged=flagged),
-                state.value if state else None, report_state, before_id, limit, batch_id,
+                """SELECT * FROM batches WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
+                   AND (CAST($3 AS BIGINT) IS NULL OR id < $3) ORDER BY id DESC LIMIT $2""",
+                state.value if state else None, limit, before_id,
             )
-            refunds: list[Refund] = []
-            for chunk in _chunks(rows, READ_CHUNK):  # a page of 1000 is tens of milliseconds to turn into models
-                refunds += await self._hydrate(conn, chunk)
-                await _let_the_loop_run()
-            return refunds
+            if not rows:
+                return []
+            ids = [int(row["id"]) for row in rows]
+            counted = await conn.fetch(COUNT_BY_BATCH.format(ids=_placeholders(ids, 1)), *ids)
+        by_batch: dict[int, dict[str, int]] = {batch_id: {} for batch_id in ids}
+        for count in counted:
+            by_batch[int(count["batch_id"])][str(count["state"])] = int(count["n"])
+        return [BatchOverview(_batch(row, ()), by_batch[int(row["id"])]) for row in rows]
+
+    async def summary(self, since: float, until: float, bucket_seconds: float) -> Summary:
+        since, until = tally.hour_of(since), tally.hour_of(until - 1) + tally.HOUR  # the tallies count whole hours
+        async with self.reading() as conn:
+            final = await conn.fetch(tally.TALLY_IN_WINDOW, since, until, int(bucket_seconds))
+            unresolved = await conn.fetch(tally.UNRESOLVED_IN_WINDOW, since, until)
+            reported = await conn.fetch(tally.REPORTS_IN_WINDOW, since, until)
+        by_state: Counter[str] = Counter()
+        refunded: Counter[str] = Counter()
+        buckets: dict[int, Counter[str]] = {}
+        counted = [(int(row["bucket"]), row["state"], row["account"], int(row["n"]), int(row["fen"])) for row in final]
+        counted += [(int((row["created_at"] - since) // bucket_seconds), row["state"], row["alipay_account"], 1,
+                     int(row["amount_fen"])) for row in unresolved]
+        for bucket, state, account, n, fen in counted:
+            by_state[str(state)] += n
+            buckets.setdefault(bucket, Counter())[str(state)] += n
+            if state == RefundState.SUCCEEDED.value:
+                refunded[str(account)] += fen
+        seconds = {int(row["seconds"]): int(row["n"]) for row in reported}
+        return Summary(
+            since=_ts(since), until=_ts(until), by_state=dict(by_state),
+            success_rate=finding.success_rate(by_state),
+            refunded_by_account={account: from_fen(fen) for account, fen in sorted(refunded.items())},
+            reported_seconds_p50=finding.percentile(seconds, 0.5),
+            reported_seconds_p95=finding.percentile(seconds, 0.95),
+            series=[(_ts(start), dict(buckets.get(index, {})))
+                    for index, start in enumerate(finding.bucket_starts(since, until, bucket_seconds))],
+        )
 
     async def get_batch(self, batch_id: int) -> Batch | None:
         async with self.reading() as conn:
@@ -758,15 +950,17 @@ class SqlStore(PluginDataSql, RefundStore):
     async def list_batches(self, *, limit: int = 100, state: BatchState | None = None, before_id: int | None = None,
                            max_details: int | None = None) -> list[Batch]:
         async with self.reading() as conn:
+            # Each batch as the row that matched: reading it again by id (as this did) could find it changed
+            # since (a notify completing it), and `state=submitted` answered batches that were completed.
             rows = await conn.fetch(
-                """SELECT id FROM batches WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
+                """SELECT * FROM batches WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
                    AND (CAST($3 AS BIGINT) IS NULL OR id < $3) ORDER BY id DESC LIMIT $2""",
                 state.value if state else None, limit, before_id,
             )
             batches: list[Batch] = []
             details = 0
             for row in rows:
-                batches.append(await self._batch_in(conn, int(row["id"])))
+                batches.append(await self._batch_of(conn, row))
                 details += len(batches[-1].details)
                 if max_details is not None and details >= max_details:
                     break
@@ -790,22 +984,15 @@ class SqlStore(PluginDataSql, RefundStore):
     async def _batch_in(self, conn: Tx, batch_id: int) -> Batch:
         row = await conn.fetchrow("SELECT * FROM batches WHERE id = $1", batch_id)
         assert row is not None
+        return await self._batch_of(conn, row)
+
+    async def _batch_of(self, conn: Tx, row: Row) -> Batch:
         details = await conn.fetch(
-            "SELECT id, trade_no, amount_fen, reason FROM refunds WHERE batch_id = $1 ORDER BY id", batch_id
+            "SELECT id, trade_no, amount_fen, reason FROM refunds WHERE batch_id = $1 ORDER BY id", row["id"]
         )
-        return Batch(
-            id=int(row["id"]),
-            account=row["account"],
-            batch_no=row["batch_no"],
-            state=BatchState(row["state"]),
-            details=tuple(
-                BatchDetail(int(d["id"]), d["trade_no"], from_fen(int(d["amount_fen"])), d["reason"]) for d in details
-            ),
-            created_at=_ts(row["created_at"]),
-            submit_attempts=int(row["submit_attempts"]),
-            query_attempts=int(row["query_attempts"]),
-            code=row["code"],
-        )
+        return _batch(row, tuple(
+            BatchDetail(int(d["id"]), d["trade_no"], from_fen(int(d["amount_fen"])), d["reason"]) for d in details
+        ))
 
     async def _hydrate_one(self, conn: Tx, row: Row) -> Refund:
         return (await self._hydrate(conn, [row]))[0]
@@ -819,6 +1006,37 @@ class SqlStore(PluginDataSql, RefundStore):
             )
             batch_nos = {int(b["id"]): b["batch_no"] for b in found}
         return [_refund(row, batch_nos.get(row["batch_id"])) for row in rows]
+
+
+def _batch(row: Row, details: tuple[BatchDetail, ...]) -> Batch:
+    def at(column: str) -> datetime | None:
+        return None if row[column] is None else _ts(row[column])
+
+    return Batch(
+        id=int(row["id"]),
+        account=row["account"],
+        batch_no=row["batch_no"],
+        state=BatchState(row["state"]),
+        details=details,
+        created_at=_ts(row["created_at"]),
+        submit_attempts=int(row["submit_attempts"]),
+        query_attempts=int(row["query_attempts"]),
+        code=row["code"],
+        sent_at=at("sent_at"),
+        acknowledged_at=at("acknowledged_at"),
+        notified_at=at("notified_at"),
+    )
+
+
+def _change_detail(change: StateChange, cause: str) -> dict[str, object]:
+    refund = change.refund
+    return {"from": None if change.old_state is None else change.old_state.value, "to": refund.state.value,
+            "code": refund.code, "batch_no": refund.batch_no, "cause": cause}
+
+
+async def _journal_changes(tx: Tx, changes: Sequence[StateChange], now: float, kind: str, cause: str) -> None:
+    await journal.refund_events_each(tx, [(change.refund.id, _change_detail(change, cause)) for change in changes],
+                                     now, kind)
 
 
 def _refund(row: Row, batch_no: str | None) -> Refund:

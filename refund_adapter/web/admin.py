@@ -9,13 +9,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from ..models import BatchState, RefundState, ReportState
 from ..plugins import plugins_info
-from ..untrusted import quote
+from . import admin_api
 from .access import admin_only
+from .admin_api import MAX_ID
 from .keys import ENGINE, PLUGIN_MANAGER
-from .problems import bad_request, expect_continue, problem, read_body
-from .views import batch_json, json_list_response, refund_json
+from .problems import expect_continue, problem, read_body
+from .views import refund_json
 
 log = logging.getLogger(__name__)
 
@@ -28,33 +28,9 @@ async def plugins(request: web.Request) -> web.Response:
     return web.json_response(plugins_info(request.app[PLUGIN_MANAGER]))
 
 
-MAX_ID = 2**63  # ids are 64-bit: a larger one names no refund
-# Batch details in one page of /-/batches (whole batches: the page ends after the batch that reaches it). A
-# thousand full batches are a million details, seconds of the event loop to serialise; the next page is
-# `?before=<the last id>`.
-MAX_DETAILS_PER_PAGE = 10_000
 # The body of one dead-letter retry: parsing JSON runs in one go on the event loop, and a megabyte of small ids
 # takes tens of milliseconds (with the check of every id); 128 KiB is some 15,000 ids of seven digits.
 MAX_RETRY_BODY_BYTES = 128 * 1024
-
-
-def _int_param(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    value = _id(raw)
-    if value is None:
-        raise bad_request("invalid-parameter", f"{name} must be a positive integer below 2**63")
-    return value
-
-
-def _id(raw: str) -> int | None:
-    """`raw` as a 64-bit id, or None: ASCII digits only (int() also takes "²" and full-width digits), and never
-    int() of thousands of digits (Python refuses more than 4300, and each costs)."""
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_ID)):
-        return None
-    value = int(raw)
-    return value if value < MAX_ID else None
 
 
 async def platforms(request: web.Request) -> web.Response:
@@ -65,56 +41,15 @@ async def platforms(request: web.Request) -> web.Response:
     })
 
 
-REVIEW_FILTERS = {"true": True, "false": False}  # ?review=true: the refunds an operator must look at
-
-
-async def list_refunds(request: web.Request) -> web.Response:
-    state = request.query.get("state")
-    if state is not None and state not in RefundState.__members__.values():
-        return problem(400, "invalid-filter", f"unknown state {quote(state)}")
-    report_state = request.query.get("report_state")
-    if report_state is not None and report_state not in ReportState.__members__.values():
-        return problem(400, "invalid-filter", f"unknown report_state {quote(report_state)}")
-    review = request.query.get("review")
-    if review is not None and review not in REVIEW_FILTERS:
-        return problem(400, "invalid-filter", "review must be true or false")
-    refunds = await request.app[ENGINE].store.list_refunds(
-        state=RefundState(state) if state else None,
-        report_state=report_state,
-        review=None if review is None else REVIEW_FILTERS[review],
-        limit=min(_int_param(request, "limit") or 100, 1000),
-        before_id=_int_param(request, "before"),
-    )
-    return await json_list_response(refunds, refund_json, per_turn=200)
-
-
-async def get_refund(request: web.Request) -> web.Response:
-    refund_id = _id(request.match_info["id"])
-    refund = await request.app[ENGINE].store.get_refund(refund_id) if refund_id is not None else None
-    if refund is None:
-        return problem(404, "unknown-refund", "no such refund")
-    return web.json_response(refund_json(refund))
-
-
 async def clear_review(request: web.Request) -> web.Response:
     """An operator has looked at a refund flagged for review: the flag goes, the refund is otherwise unchanged."""
-    refund_id = int(request.match_info["id"])
-    refund = await request.app[ENGINE].store.clear_review(refund_id) if refund_id < MAX_ID else None
+    refund_id = admin_api.parse_id(request.match_info["id"])
+    ctx = request.app[ENGINE]
+    refund = await ctx.store.clear_review(refund_id, ctx.clock()) if refund_id is not None else None
     if refund is None:
         return problem(404, "unknown-refund", "no such refund")
     log.info("refund %d: review flag cleared by the operator", refund_id)
     return web.json_response(refund_json(refund))
-
-
-async def list_batches(request: web.Request) -> web.Response:
-    state = request.query.get("state")
-    if state is not None and state not in BatchState.__members__.values():
-        return problem(400, "invalid-filter", f"unknown state {quote(state)}")
-    batches = await request.app[ENGINE].store.list_batches(
-        state=BatchState(state) if state else None, limit=min(_int_param(request, "limit") or 100, 1000),
-        before_id=_int_param(request, "before"), max_details=MAX_DETAILS_PER_PAGE,
-    )
-    return await json_list_response(batches, batch_json, per_turn=1)
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -181,12 +116,11 @@ def add_routes(app: web.Application, admin_token: str | None) -> None:
     for add, path, handler in (
         (get, "/-/plugins", plugins),
         (get, "/-/platforms", platforms),
-        (get, "/-/refunds", list_refunds),
-        (get, r"/-/refunds/{id:[0-9]+}", get_refund),  # not \d: it matches every script's digits
         (post, r"/-/refunds/{id:[0-9]{1,19}}/review/clear", clear_review),  # at most 19 ASCII digits: int() is cheap
-        (get, "/-/batches", list_batches),
         (get, "/-/stats", stats),
         (post, "/-/dead-letters/retry", retry_dead_letters),
         (get, "/metrics", metrics),
     ):
         add(path, admin_only(handler, admin_token), expect_handler=expect_continue)
+    for method, path, handler in admin_api.ROUTES:
+        app.router.add_route(method, path, admin_only(handler, admin_token), expect_handler=expect_continue)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
 
 from ..models import Batch, Refund
+from ..store import BatchOverview, JournalEntry, Summary
 
 T = TypeVar("T")
 
@@ -40,7 +42,11 @@ def refund_json(refund: Refund) -> dict[str, Any]:
     }
 
 
-def batch_json(batch: Batch) -> dict[str, Any]:
+def _time(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def batch_fields_json(batch: Batch) -> dict[str, Any]:
     return {
         "id": batch.id,
         "account": batch.account,
@@ -50,6 +56,15 @@ def batch_json(batch: Batch) -> dict[str, Any]:
         "submit_attempts": batch.submit_attempts,
         "query_attempts": batch.query_attempts,
         "created_at": batch.created_at.isoformat(),
+        "sent_at": _time(batch.sent_at),
+        "acknowledged_at": _time(batch.acknowledged_at),
+        "notified_at": _time(batch.notified_at),
+    }
+
+
+def batch_json(batch: Batch) -> dict[str, Any]:
+    return {
+        **batch_fields_json(batch),
         "details": [
             {"refund_id": d.refund_id, "trade_no": d.trade_no, "amount": str(d.amount)} for d in batch.details
         ],
@@ -64,3 +79,24 @@ async def json_list_response(items: Sequence[T], to_json: Callable[[T], Any], *,
         parts.append(json.dumps([to_json(item) for item in items[start : start + per_turn]])[1:-1])
         await asyncio.sleep(0)
     return web.Response(text="[" + ", ".join(parts) + "]", content_type="application/json")
+
+
+def batch_overview_json(overview: BatchOverview) -> dict[str, Any]:
+    """A batch in a list: its refunds counted by state, not listed (a batch holds up to 1000)."""
+    return {**batch_fields_json(overview.batch), "refunds": dict(overview.refunds)}
+
+
+def journal_json(entries: list[JournalEntry]) -> list[dict[str, Any]]:
+    return [{"at": entry.at.isoformat(), "kind": entry.kind, "detail": dict(entry.detail)} for entry in entries]
+
+
+def summary_json(summary: Summary) -> dict[str, Any]:
+    return {
+        "since": summary.since.isoformat(),
+        "until": summary.until.isoformat(),
+        "by_state": dict(summary.by_state),
+        "success_rate": summary.success_rate,
+        "refunded_by_account": {account: str(amount) for account, amount in summary.refunded_by_account.items()},
+        "webhook_to_reported_seconds": {"p50": summary.reported_seconds_p50, "p95": summary.reported_seconds_p95},
+        "series": [{"start": start.isoformat(), "by_state": dict(counts)} for start, counts in summary.series],
+    }

@@ -252,7 +252,8 @@ async def test_a_submit_that_keeps_raising_ends_in_review_after_bounded_attempts
             async with http.get(url + "/-/batches?state=review", headers=ADMIN_HEADERS) as resp:  # the operator sees
                 in_review = await resp.json()
     assert attempts == MAX_SUBMIT_ATTEMPTS_ON_ERROR
-    assert [(b["code"], b["submit_attempts"], len(b["details"])) for b in in_review] == [(SUBMIT_ERROR, attempts, 2)]
+    assert [(b["code"], b["submit_attempts"], b["refunds"]) for b in in_review] == [
+        (SUBMIT_ERROR, attempts, {"batched": 2})]
     assert (batch.state, batch.code) == (BatchState.REVIEW, SUBMIT_ERROR)
     assert {r.state for r in refunds} == {RefundState.BATCHED}  # not failed: an operator decides
     assert sandbox.state.batches == {}

@@ -261,12 +261,12 @@ async def test_the_outbox_delivers_retries_and_keeps_dead_letters(store: RefundS
     claimed = await store.claim_reports(T0, 10, 30)
     assert [r.request.trade_no for r in claimed] == ["T1", "T2"]
     assert await store.claim_reports(T0 + 1, 10, 30) == []  # leased
-    await store.report_delivered([claimed[0].id])
-    await store.report_failed(claimed[1].id, "HTTP 503", next_at=T0 + 100)
+    await store.report_delivered([claimed[0].id], T0 + 5)
+    await store.report_failed(claimed[1].id, "HTTP 503", next_at=T0 + 100, now=T0 + 5)
     assert await store.claim_reports(T0 + 99, 10, 30) == []
     retried = await store.claim_reports(T0 + 100, 10, 30)
     assert [r.id for r in retried] == [claimed[1].id] and retried[0].report_attempts == 2
-    await store.report_failed(claimed[1].id, "HTTP 401 bad token", next_at=None)
+    await store.report_failed(claimed[1].id, "HTTP 401 bad token", next_at=None, now=T0 + 6)
     dead = await store.list_refunds(report_state="dead")
     assert [r.report_error for r in dead] == ["HTTP 401 bad token"]
     assert await store.retry_dead_letters(T0 + 200) == 1
@@ -551,11 +551,13 @@ async def test_an_operator_clears_a_review_flag_and_nothing_else(store: RefundSt
                                kind="refund")
     flagged = await store.find_refund("generic", "s1", "r-T1")
     assert flagged is not None and flagged.review is not None
-    cleared = await store.clear_review(flagged.id)
+    cleared = await store.clear_review(flagged.id, T0 + 20)
     assert cleared == dataclasses.replace(flagged, review=None)
     assert await store.get_refund(flagged.id) == cleared
     assert await store.list_refunds(review=True) == [] and (await store.counts())["review"] == {"flagged": 0}
-    assert await store.clear_review(flagged.id + 1000) is None
+    assert await store.clear_review(flagged.id + 1000, T0 + 20) is None
+
+
 # -- work over many rows: bounded per statement, the event loop let run in between -------------------------------
 async def _with_ticks(work: Awaitable[T]) -> tuple[T, int]:
     """`work`'s result and how many times another task ran on the loop while it did."""
