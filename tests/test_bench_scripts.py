@@ -49,3 +49,11 @@ def test_kill_loop_bench_prints_its_seed_and_counts_and_finds_no_problem() -> No
     summary = run_script("kill_loop.py", "--loops", "2", "--refunds", "30", "--seed", "7")
     assert summary["seed"] == 7 and summary["kills"] == 2 and summary["problems"] == []
     assert summary["acknowledged"] == summary["paid"] == summary["reported"] == 30
+
+
+def test_admin_bench_builds_a_store_and_times_every_read_on_both_backends() -> None:
+    summary = run_script("admin.py", "--refunds", "3000", "--requests", "3")
+    assert summary["refunds"] == 3000 and summary["failures"] == 0
+    for backend in ("sqlite", "postgres"):
+        rows = summary[backend]["requests"]
+        assert len(rows) == 11 and all(row["p95_ms"] >= row["p50_ms"] > 0 for row in rows.values())
