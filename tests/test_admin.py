@@ -284,13 +284,13 @@ async def test_refunds_are_found_by_any_of_their_ids_and_filters_and_paged_by_li
     assert await found("shop=another") == []
     assert await found("from=2000-01-01&to=2100-01-01T00:00:00%2B08:00") == ["r-closed", "r-ok"]
     assert await found("to=2000-01-01") == []
-    async with settled.http.get(settled.url + "/-/refunds?limit=1") as resp:
+    async with settled.http.get(settled.url + "/-/refunds?limit=1", headers=ADMIN_HEADERS) as resp:
         assert [r["id"] for r in await resp.json()] == [closed["id"]]
         next_page = resp.links["next"]["url"]
-    async with settled.http.get(next_page) as resp:
+    async with settled.http.get(next_page, headers=ADMIN_HEADERS) as resp:
         assert [r["id"] for r in await resp.json()] == [ok["id"]]
         previous = resp.links["prev"]["url"]
-    async with settled.http.get(previous) as resp:
+    async with settled.http.get(previous, headers=ADMIN_HEADERS) as resp:
         assert [r["id"] for r in await resp.json()] == [closed["id"]]
 
 
@@ -314,7 +314,7 @@ async def test_unknown_ids_are_404_and_a_completed_batch_is_not_requeried(settle
     assert (await settled.get("/-/batches/" + "9" * 30))[0] == 404
     for path in (f"/-/batches/{batches[0]['id']}/requery", "/-/batches/999999/requery", "/-/refunds/999999/retry",
                  f"/-/refunds/{(await settled.get('/-/refunds'))[1][0]['id']}/retry"):
-        async with settled.http.post(settled.url + path) as resp:
+        async with settled.http.post(settled.url + path, headers=ADMIN_HEADERS) as resp:
             problem = await resp.json()
             assert resp.status == (404 if "999999" in path else 409), (path, problem)
     status, batch = await settled.get(f"/-/batches/{batches[0]['id']}")
@@ -339,7 +339,7 @@ async def test_a_batch_in_review_is_requeried_through_the_reconciler(admin: Admi
 
     await wait_until(in_review, within=DEADLINE, what="the ghost account's batch in review")
     (batch,) = (await admin.get("/-/batches?state=review"))[1]
-    async with admin.http.post(f"{admin.url}/-/batches/{batch['id']}/requery") as resp:
+    async with admin.http.post(f"{admin.url}/-/batches/{batch['id']}/requery", headers=ADMIN_HEADERS) as resp:
         assert resp.status == 200 and (await resp.json())["state"] == "submitted"  # its refund was never sent
 
     async def queried() -> bool:
@@ -356,7 +356,7 @@ async def test_one_dead_letter_is_retried_and_listed_until_then(admin: Admin) ->
     status, dead = await admin.get("/-/dead-letters")
     assert status == 200 and [r["platform_refund_id"] for r in dead] == ["r-ok"]
     admin.shop.secret = SECRET
-    async with admin.http.post(f"{admin.url}/-/refunds/{dead[0]['id']}/retry") as resp:
+    async with admin.http.post(f"{admin.url}/-/refunds/{dead[0]['id']}/retry", headers=ADMIN_HEADERS) as resp:
         assert (resp.status, await resp.json()) == (200, {"requeued": 1})
     await admin.until_reports(delivered=1)
     assert await admin.get("/-/dead-letters") == (200, [])

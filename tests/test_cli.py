@@ -156,7 +156,7 @@ def test_a_long_report_error_is_cut_and_every_other_column_stays_whole(tmp_path:
                                  paid_amount=Decimal("1.00"))  # rejected at once, its report due
             await store.accept([over], 1_780_000_000.0)
             (claimed,) = await store.claim_reports(1_780_000_000.0, 10, 60)
-            await store.report_failed(claimed.id, "HTTP 503 " + "x" * 400, next_at=None)
+            await store.report_failed(claimed.id, "HTTP 503 " + "x" * 400, next_at=None, now=1_780_000_001.0)
         finally:
             await store.close()
 
