@@ -294,6 +294,11 @@ async def test_forged_or_inconsistent_notify_is_refused_even_with_a_genuine_noti
         assert await loop.post(REFUND_PATH, body) == "fail", why
     await assert_untouched(loop, refund)
     assert not await loop.store.notify_seen(batch_no, genuine["notify_id"], "refund")
+    # Each refusal is in the batch's journal with why, for the operator (never what a forger sent as the sign).
+    assert refund.batch_id is not None
+    journal = [entry for entry in await loop.store.batch_journal(refund.batch_id) if entry.kind == "refund_refused"]
+    assert len(journal) == len(refused) and all(entry.detail["verified"] is False for entry in journal)
+    assert sum("bad signature" in entry.detail["reason"] for entry in journal) == 4
     # The notify_id was genuine and unacknowledged all along: the untouched notify is believed, and five
     # copies arriving at once record one result.
     body = urlencode(genuine).encode()
