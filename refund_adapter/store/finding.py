@@ -35,21 +35,28 @@ def refund_query(where: RefundFilter, batch_id: int | None, *, limit: int, befor
     already looked up (a join would keep the planner from using refunds_by_batch for that term). `window`: the
     ids [low, high) a scan reads; its filters are then written so that no index but the primary key's is used
     (`column || ''`, `column + 0`, valid in both dialects), since an index on a column that most refunds share
-    (a state, a platform) would have every matching refund sorted before the first page is known."""
+    (a state, a platform) would have every matching refund sorted before the first page is known. The refunds in
+    review and the dead letters are read from their partial index alone, likewise: for those in review, whose
+    index is not in id order, the keyset is `id + 0`, or SQLite walks the primary key backwards through every
+    refund to find none (a quarter of a second at a million, found by bench/admin.py's needs-attention page)."""
     conditions: list[str] = []
     args: list[Any] = []
     scan = window is not None
+    partial = not scan and where.search is None and where.batch_id is None  # refunds_in_review or _dead_letters
+    key = "id + 0" if partial and where.review is True and where.report_state is not ReportState.DEAD else "id"
 
     def param(value: Any) -> str:
         args.append(value)
         return f"${len(args)}"
 
     def text(column: str) -> str:
-        return f"{column} || ''" if scan else column
+        return f"{column} || ''" if scan or partial else column
 
     if where.state is not None:
         conditions.append(f"{text('state')} = '{where.state.value}'")
-    if where.report_state is not None:
+    if where.report_state is ReportState.DEAD and partial:
+        conditions.append("report_state = 'dead'")  # as refunds_dead_letters names it
+    elif where.report_state is not None:
         conditions.append(f"{text('report_state')} = '{where.report_state.value}'")
     if where.review is not None:
         conditions.append("review IS NOT NULL" if where.review else "review IS NULL")
@@ -58,7 +65,7 @@ def refund_query(where: RefundFilter, batch_id: int | None, *, limit: int, befor
             conditions.append(f"{text(column)} = {param(value)}")
     if where.batch_id is not None:
         conditions.append(f"batch_id = {param(where.batch_id)}")
-    created = "created_at + 0" if scan else "created_at"
+    created = "created_at + 0" if scan or partial else "created_at"
     if where.created_from is not None:
         conditions.append(f"{created} >= {param(where.created_from)}")
     if where.created_to is not None:
@@ -73,14 +80,14 @@ def refund_query(where: RefundFilter, batch_id: int | None, *, limit: int, befor
     if window is not None:
         conditions.append(f"id >= {param(window[0])} AND id < {param(window[1])}")
     if after_id is not None:
-        conditions.append(f"id > {param(after_id)}")
+        conditions.append(f"{key} > {param(after_id)}")
         order = "ASC"  # the page just above, read upwards and turned round by the caller
     elif before_id is not None:
-        conditions.append(f"id < {param(before_id)}")
+        conditions.append(f"{key} < {param(before_id)}")
     sql = "SELECT * FROM refunds"
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
-    return f"{sql} ORDER BY id {order} LIMIT {param(limit)}", args
+    return f"{sql} ORDER BY {key} {order} LIMIT {param(limit)}", args
 
 
 def percentile(counts: Mapping[int, int], share: float) -> float | None:
