@@ -9,14 +9,16 @@ into one store call; every list is bounded (`limit` at most MAX_LIMIT).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from ..models import BatchState, RefundState, ReportState
-from ..store import RefundFilter
+from ..engine.runtime import EngineContext
+from ..models import Batch, BatchState, Refund, RefundState, ReportState
+from ..store import JournalEntry, RefundFilter, RefundStore, Summary
 from ..untrusted import quote
 from .keys import ENGINE
 from .problems import bad_request, problem
@@ -79,7 +81,7 @@ def parse_id(raw: str) -> int | None:
     return value if 0 < value < MAX_ID else None
 
 
-def _id(request: web.Request, name: str) -> int | None:
+def query_id(request: web.Request, name: str) -> int | None:
     raw = _single(request, name)
     if raw is None:
         return None
@@ -120,7 +122,7 @@ def _time(request: web.Request, name: str) -> float | None:
 
 
 def _page(request: web.Request) -> tuple[int, int | None, int | None]:
-    limit, before, after = _limit(request), _id(request, "before"), _id(request, "after")
+    limit, before, after = _limit(request), query_id(request, "before"), query_id(request, "after")
     if before is not None and after is not None:
         raise bad_request("invalid-parameter", "give before or after, not both")
     return limit, before, after
@@ -152,19 +154,23 @@ async def _refund_page(request: web.Request, where: RefundFilter) -> web.Respons
     return await _with_links(request, page.refunds, refund_json, page.refunds[0].id if paged else None, page.older)
 
 
-async def list_refunds(request: web.Request) -> web.Response:
-    """`GET /-/refunds`: filters, a search (`q`: order id, platform refund id, trade_no or batch_no), keyset pages."""
+def refund_filter(request: web.Request) -> RefundFilter:
+    """The filters and search of a request for refunds (also the dashboard's); a 400 problem for anything else."""
     _only(request, REFUND_PARAMS)
     review = _single(request, "review")
     if review is not None and review not in REVIEW_FILTERS:
         raise bad_request("invalid-filter", "review must be true or false")
-    where = RefundFilter(
+    return RefundFilter(
         state=_enum(request, "state", RefundState), report_state=_enum(request, "report_state", ReportState),
         platform=_text(request, "platform"), shop=_text(request, "shop"), account=_text(request, "account"),
         created_from=_time(request, "from"), created_to=_time(request, "to"), search=_text(request, "q"),
         review=None if review is None else REVIEW_FILTERS[review],
     )
-    return await _refund_page(request, where)
+
+
+async def list_refunds(request: web.Request) -> web.Response:
+    """`GET /-/refunds`: filters, a search (`q`: order id, platform refund id, trade_no or batch_no), keyset pages."""
+    return await _refund_page(request, refund_filter(request))
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
@@ -175,17 +181,19 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     return await _refund_page(request, where)
 
 
-def _path_id(request: web.Request) -> int | None:
+def path_id(request: web.Request) -> int | None:
     return parse_id(request.match_info["id"])
 
 
-async def get_refund(request: web.Request) -> web.Response:
-    """`GET /-/refunds/{id}`: the refund, its timeline, and each batch it was in with that batch's journal."""
-    store = request.app[ENGINE].store
-    refund_id = _path_id(request)
-    refund = None if refund_id is None else await store.get_refund(refund_id)
-    if refund is None:
-        return problem(404, "unknown-refund", "no such refund")
+@dataclass(frozen=True)
+class RefundHistory:
+    """A refund's timeline, and each batch it was in (oldest first) with that batch's journal."""
+
+    timeline: list[JournalEntry]
+    batches: list[tuple[Batch, list[JournalEntry]]]
+
+
+async def refund_history(store: RefundStore, refund: Refund) -> RefundHistory:
     timeline = await store.refund_journal(refund.id)
     batch_ids = [entry.detail["batch_id"] for entry in timeline if entry.kind == "batched"]
     batch_ids += [refund.batch_id] if refund.batch_id is not None else []
@@ -193,8 +201,20 @@ async def get_refund(request: web.Request) -> web.Response:
     for batch_id in list(dict.fromkeys(batch_ids))[-MAX_BATCHES_PER_REFUND:]:
         batch = await store.get_batch(batch_id)
         if batch is not None:
-            batches.append({**batch_fields_json(batch), "events": journal_json(await store.batch_journal(batch_id))})
-    return web.json_response({**refund_json(refund), "timeline": journal_json(timeline), "batches": batches})
+            batches.append((batch, await store.batch_journal(batch_id)))
+    return RefundHistory(timeline, batches)
+
+
+async def get_refund(request: web.Request) -> web.Response:
+    """`GET /-/refunds/{id}`: the refund, its timeline, and each batch it was in with that batch's journal."""
+    store = request.app[ENGINE].store
+    refund_id = path_id(request)
+    refund = None if refund_id is None else await store.get_refund(refund_id)
+    if refund is None:
+        return problem(404, "unknown-refund", "no such refund")
+    history = await refund_history(store, refund)
+    batches = [{**batch_fields_json(batch), "events": journal_json(events)} for batch, events in history.batches]
+    return web.json_response({**refund_json(refund), "timeline": journal_json(history.timeline), "batches": batches})
 
 
 async def list_batches(request: web.Request) -> web.Response:
@@ -202,7 +222,7 @@ async def list_batches(request: web.Request) -> web.Response:
     _only(request, BATCH_PARAMS)
     limit = _limit(request)
     overviews = await request.app[ENGINE].store.batch_overviews(
-        state=_enum(request, "state", BatchState), limit=limit, before_id=_id(request, "before"))
+        state=_enum(request, "state", BatchState), limit=limit, before_id=query_id(request, "before"))
     older = overviews[-1].batch.id if len(overviews) == limit else None
     return await _with_links(request, overviews, batch_overview_json, None, older)
 
@@ -210,40 +230,68 @@ async def list_batches(request: web.Request) -> web.Response:
 async def get_batch(request: web.Request) -> web.Response:
     """`GET /-/batches/{id}`: the batch, its details and its journal."""
     store = request.app[ENGINE].store
-    batch_id = _path_id(request)
+    batch_id = path_id(request)
     batch = None if batch_id is None else await store.get_batch(batch_id)
     if batch is None:
         return problem(404, "unknown-batch", "no such batch")
     return web.json_response({**batch_json(batch), "events": journal_json(await store.batch_journal(batch.id))})
 
 
-async def requery_batch(request: web.Request) -> web.Response:
-    """`POST /-/batches/{id}/requery`: query Alipay about the batch now (the reconciler's path), also for a batch
-    waiting in review."""
-    ctx = request.app[ENGINE]
-    batch_id = _path_id(request)
+class ActionRefused(Exception):
+    """An operator's action that cannot be done: the problem to answer (the dashboard shows its slug)."""
+
+    def __init__(self, status: int, slug: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.slug, self.detail = status, slug, detail
+
+
+async def requery_now(ctx: EngineContext, batch_id: int | None) -> Batch:
+    """Query Alipay about the batch now (the reconciler's path), also for a batch waiting in review."""
     batch = None if batch_id is None else await ctx.store.get_batch(batch_id)
     if batch is None:
-        return problem(404, "unknown-batch", "no such batch")
+        raise ActionRefused(404, "unknown-batch", "no such batch")
     requeried = await ctx.store.requery_batch(batch.id, ctx.clock())
     if requeried is None:
-        return problem(409, "batch-not-queryable", f"a batch in state {batch.state.value} is not queried")
+        raise ActionRefused(409, "batch-not-queryable", f"a batch in state {batch.state.value} is not queried")
     ctx.signals.reconciler.set()
+    return requeried
+
+
+async def retry_dead_letter(ctx: EngineContext, refund_id: int | None) -> int:
+    """A dead letter back in the outbox, the reporter woken; returns how many were requeued (1)."""
+    refund = None if refund_id is None else await ctx.store.get_refund(refund_id)
+    if refund is None:
+        raise ActionRefused(404, "unknown-refund", "no such refund")
+    if refund.report_state is not ReportState.DEAD:
+        raise ActionRefused(409, "not-a-dead-letter", f"its report is {refund.report_state.value}, not dead")
+    requeued = await ctx.store.retry_dead_letters(ctx.clock(), [refund.id])
+    ctx.signals.reporter.set()
+    return requeued
+
+
+async def requery_batch(request: web.Request) -> web.Response:
+    """`POST /-/batches/{id}/requery`."""
+    try:
+        requeried = await requery_now(request.app[ENGINE], path_id(request))
+    except ActionRefused as refused:
+        return problem(refused.status, refused.slug, refused.detail)
     return web.json_response(batch_fields_json(requeried))
 
 
 async def retry_refund(request: web.Request) -> web.Response:
     """`POST /-/refunds/{id}/retry`: a dead letter back in the outbox."""
-    ctx = request.app[ENGINE]
-    refund_id = _path_id(request)
-    refund = None if refund_id is None else await ctx.store.get_refund(refund_id)
-    if refund is None:
-        return problem(404, "unknown-refund", "no such refund")
-    if refund.report_state is not ReportState.DEAD:
-        return problem(409, "not-a-dead-letter", f"its report is {refund.report_state.value}, not dead")
-    requeued = await ctx.store.retry_dead_letters(ctx.clock(), [refund.id])
-    ctx.signals.reporter.set()
+    try:
+        requeued = await retry_dead_letter(request.app[ENGINE], path_id(request))
+    except ActionRefused as refused:
+        return problem(refused.status, refused.slug, refused.detail)
     return web.json_response({"requeued": requeued})
+
+
+async def window_summary(ctx: EngineContext, window: str) -> Summary:
+    """The summary of the last `window` (a key of WINDOWS), up to now."""
+    seconds, bucket = WINDOWS[window]
+    until = (ctx.clock() // HOUR + 1) * HOUR  # the summary counts whole hours: up to the end of this one
+    return await ctx.store.summary(until - seconds, until, bucket)
 
 
 async def summary(request: web.Request) -> web.Response:
@@ -252,10 +300,7 @@ async def summary(request: web.Request) -> web.Response:
     window = _single(request, "window") or "24h"
     if window not in WINDOWS:
         raise bad_request("invalid-parameter", f"window must be one of {', '.join(WINDOWS)}")
-    ctx = request.app[ENGINE]
-    seconds, bucket = WINDOWS[window]
-    until = (ctx.clock() // HOUR + 1) * HOUR  # the summary counts whole hours: up to the end of this one
-    return web.json_response(summary_json(await ctx.store.summary(until - seconds, until, bucket)))
+    return web.json_response(summary_json(await window_summary(request.app[ENGINE], window)))
 
 
 ROUTES = (

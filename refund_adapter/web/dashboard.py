@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from . import pages
 from .access import (
     COOKIE_PATH,
     CSRF_FIELD,
@@ -37,10 +38,6 @@ from .templating import STATIC_PREFIX, render, static_files
 log = logging.getLogger(__name__)
 
 LANGUAGE_COOKIE_SECONDS = 365 * 86400
-
-
-async def home(request: web.Request) -> web.Response:
-    return render("admin/home.html", request, {})
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -113,5 +110,5 @@ def add_routes(app: web.Application, access: Access) -> None:
     router.add_post(LOGIN, login, **options)
     router.add_post("/admin/logout", access.action(logout), **options)
     router.add_get(f"/admin/language/{{locale:{'|'.join(LOCALES)}}}", switch_language, **options)
-    router.add_get(HOME, access.page(home), **options)
+    pages.add_routes(app, access)
     router.add_get("/admin", _to_home, **options)

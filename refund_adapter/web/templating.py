@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from babel.numbers import format_currency
+from babel.dates import format_timedelta
+from babel.numbers import format_currency, format_percent
 
 from ..config import AdminConfig
+from . import labels
 from .i18n import LANGUAGE_NAMES, LOCALES, load_translations, request_locale
 from .keys import ACCESS
 
@@ -50,6 +52,18 @@ def local_time(moment: datetime, zone: ZoneInfo | None) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %z")
 
 
+def duration(seconds: float | None, locale: str) -> str:
+    """`2 minutes`, `2分钟`: a time span in the page's language (rounded, as an operator reads it); `—` for none."""
+    if seconds is None:
+        return "—"
+    return format_timedelta(seconds, threshold=1.5, locale=locale)
+
+
+def percent(rate: float | None, locale: str) -> str:
+    """`93.5%` in the page's language; `—` when there is no rate yet."""
+    return "—" if rate is None else format_percent(rate, "#,##0.0%", locale=locale)
+
+
 STATIC_PREFIX: Final = "/admin/static/"
 
 
@@ -76,6 +90,9 @@ def setup_templates(app: web.Application, admin: AdminConfig) -> None:
             extensions=["jinja2.ext.i18n"], filters=filters,
         )
         env.install_gettext_translations(translations[locale], newstyle=True)  # type: ignore[attr-defined]
+        env.globals.update(labels.template_globals(translations[locale].gettext))
+        env.filters.update(duration=functools.partial(duration, locale=locale),
+                           percent=functools.partial(percent, locale=locale))
         env.globals.update(locale=locale, html_lang=locale.replace("_", "-"), languages=LANGUAGE_NAMES,
                            static=static_urls.__getitem__)
 
