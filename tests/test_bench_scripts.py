@@ -56,4 +56,5 @@ def test_admin_bench_builds_a_store_and_times_every_read_on_both_backends() -> N
     assert summary["refunds"] == 3000 and summary["failures"] == 0
     for backend in ("sqlite", "postgres"):
         rows = summary[backend]["requests"]
-        assert len(rows) == 11 and all(row["p95_ms"] >= row["p50_ms"] > 0 for row in rows.values())
+        assert len(rows) == 18 and all(row["p95_ms"] >= row["p50_ms"] > 0 for row in rows.values())
+        assert sum(name.startswith("page: ") for name in rows) == 7  # the dashboard's pages, with a session
