@@ -55,11 +55,14 @@ async def settle_failure(ctx: EngineContext, refund: Refund, result: DeliveryRes
     if result.retry_after_seconds is not None:
         delay = max(delay, result.retry_after_seconds)
     gave_up = now + delay - final_since > settings.give_up_after_seconds
+    platform = refund.request.platform
     if result.status is DeliveryStatus.DEAD or gave_up:
-        log.error("refund %d: report is a dead letter: %s", refund.id, result.reason)
+        ctx.metrics.reports.labels(platform, "dead").inc()
+        log.error("refund %d: report is a dead letter: %.300s", refund.id, result.reason)
         await ctx.store.report_failed(refund.id, result.reason, next_at=None, now=now)
         return
-    log.warning("refund %d: report failed (%s); retry in %.0fs", refund.id, result.reason, delay)
+    ctx.metrics.reports.labels(platform, "retry").inc()
+    log.warning("refund %d: report failed (%.300s); retry in %.0fs", refund.id, result.reason, delay)
     await ctx.store.report_failed(refund.id, result.reason, next_at=now + delay, now=now)
 
 
@@ -83,10 +86,15 @@ async def report_once(ctx: EngineContext) -> bool:
     refunds = await ctx.store.claim_reports(ctx.clock(), REPORTS_PER_STEP, ctx.config.engine.lease_seconds)
 
     results = await asyncio.gather(*(_deliver(ctx, refund) for refund in refunds))
-    delivered = [r.id for r, res in zip(refunds, results, strict=True) if res.status is DeliveryStatus.DELIVERED]
+    delivered = [r for r, res in zip(refunds, results, strict=True) if res.status is DeliveryStatus.DELIVERED]
     if delivered:
         crash_point(AFTER_REPORT)
-        await record_delivered(ctx, delivered)
+        await record_delivered(ctx, [refund.id for refund in delivered])
+        for refund in delivered:
+            ctx.metrics.reports.labels(refund.request.platform, "delivered").inc()
+            log.info("refund %d (%s %.80r/%.80r) reported: %s%s", refund.id, refund.request.platform,
+                     refund.request.shop, refund.request.platform_refund_id, refund.state.value,
+                     f" {refund.code}" if refund.code else "", extra={"refund_id": refund.id})
     for refund, result in zip(refunds, results, strict=True):
         if result.status is not DeliveryStatus.DELIVERED:
             await settle_failure(ctx, refund, result)

@@ -28,6 +28,7 @@ BATCH_NO_FORMAT_ERROR = "BATCH_NO_FORMAT_ERROR"
 INVALID_DETAIL = "INVALID_DETAIL"  # a refund's detail breaks the channel's protocol: it never left, alone
 SUBMIT_ERROR = "SUBMIT_ERROR"  # the submit raised (a bug): retried, then the batch is left for review
 MAX_SUBMIT_ATTEMPTS_ON_ERROR = 5  # a submit that raised on this many attempts is not going to stop raising
+SUBMIT_OUTCOMES = frozenset(kind.value for kind in SubmitKind)  # counted by name; any other answer is an error
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,8 @@ async def submit_once(ctx: EngineContext) -> bool:
     if sent is None:
         return True
     cause, decision = sent
+    answer = str(cause.detail["answer"])
+    ctx.metrics.batches_submitted.labels(batch.account, answer if answer in SUBMIT_OUTCOMES else "error").inc()
     done = ctx.clock()
     if decision.split:
         halves = await ctx.store.split_batch(batch.id, beijing_now(moment).date(), done, code=decision.code or "")

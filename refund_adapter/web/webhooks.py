@@ -8,6 +8,9 @@ from aiohttp import web
 
 from ..engine.intake import InvalidRequest, admit, conflicts
 from ..failpoints import AFTER_ACCEPT, crash_point
+from ..logs import bind_request_id
+from ..metrics import UNKNOWN_PLATFORM, Metrics
+from ..models import Refund
 from ..platform import InboundWebhook, WebhookRejected
 from ..store import AcceptResult, StoreUnavailable
 from ..untrusted import bounded, quote
@@ -19,11 +22,14 @@ STORE_RETRY_AFTER = "10"  # seconds; a full disk or a lost database connection i
 
 
 async def receive_webhook(request: web.Request) -> web.Response:
+    bind_request_id(request.headers)
     ctx = request.app[ENGINE]
     platform = request.match_info["platform"]
     adapter = ctx.platforms.get(platform)
     if adapter is None:
-        return problem(404, "unknown-platform", f"no platform plugin named {quote(platform)} is loaded")
+        log.info("webhook for unknown platform %s refused", quote(platform, 80))
+        return _refused(ctx.metrics, UNKNOWN_PLATFORM, 404, "unknown-platform",
+                        f"no platform plugin named {quote(platform)} is loaded")
     with ctx.pressure.webhook():  # engine loops wait for a pause in webhooks (engine/pressure.py)
         body = await read_body(request)
         inbound = InboundWebhook(
@@ -38,18 +44,24 @@ async def receive_webhook(request: web.Request) -> web.Response:
             admitted = [admit(req, ctx.config.alipay.accounts) for req in accepted.requests]
         except WebhookRejected as exc:
             log.info("webhook %s refused: %s: %s", platform, exc.type, bounded(exc.detail))
-            return problem(exc.status, exc.type, exc.detail)
+            return _refused(ctx.metrics, platform, exc.status, exc.type, exc.detail)
         except InvalidRequest as exc:
             log.info("webhook %s refused: %s", platform, bounded(exc.detail))
-            return problem(422, exc.type, exc.detail)
+            return _refused(ctx.metrics, platform, 422, exc.type, exc.detail)
         if any(req.platform != platform for req in admitted):
+            log.error("webhook %s: its plugin produced a request for another platform", platform)
+            ctx.metrics.webhooks.labels(platform, "error").inc()
             return problem(500, "plugin-error", f"plugin {platform!r} produced a request for another platform")
         if accepted.reconcile_soon:
             ctx.signals.platform_poller.set()
-        if admitted:
+        if not admitted:
+            ctx.metrics.webhooks.labels(platform, "ignored").inc()
+            log.debug("webhook %s: nothing to refund", platform)
+        else:
             try:
                 results = await ctx.store.accept(admitted, ctx.clock())  # durable before we answer
             except StoreUnavailable as exc:  # not on disk, so not acknowledged: the platform sends it again
+                ctx.metrics.webhooks.labels(platform, "unavailable").inc()
                 log.warning("webhook %s not stored (answered 503): %s", platform, exc)
                 return problem(503, "store-unavailable", "the refund could not be stored; send it again later",
                                headers={"Retry-After": STORE_RETRY_AFTER})
@@ -58,9 +70,34 @@ async def receive_webhook(request: web.Request) -> web.Response:
             created = [r.refund for r in results if r.created]
             await ctx.announce_created(created)
             conflicting = conflicts(results, ctx.metrics)
+            _log_accepted(platform, created, len(results))
             if conflicting:
+                ctx.metrics.webhooks.labels(platform, "conflict").inc()
                 return _conflict(conflicting)
+            ctx.metrics.webhooks.labels(platform, "accepted" if created else "duplicate").inc()
         return web.Response(status=accepted.status, body=accepted.body, content_type=accepted.content_type)
+
+
+def _refused(metrics: Metrics, platform: str, status: int, type_: str, detail: str) -> web.Response:
+    metrics.webhooks.labels(platform, "refused").inc()
+    metrics.webhook_refusals.labels(platform, type_).inc()
+    return problem(status, type_, detail)
+
+
+MAX_REFUNDS_NAMED = 5  # in the line of one webhook: a webhook of thousands of refunds must not write a megabyte
+
+
+def _log_accepted(platform: str, created: list[Refund], stored: int) -> None:
+    """One INFO line per stored webhook: the refunds it created (id and key: the engine's lines name the id) and how
+    many it only repeated."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    named = ", ".join(f"{r.id} ({r.request.shop!r:.80}/{r.request.platform_refund_id!r:.80})"
+                      for r in created[:MAX_REFUNDS_NAMED])
+    more = f" and {len(created) - MAX_REFUNDS_NAMED} more" if len(created) > MAX_REFUNDS_NAMED else ""
+    log.info("webhook %s stored: %d new refunds%s%s, %d already stored", platform, len(created),
+             f": {named}" if named else "", more, stored - len(created),
+             extra={"refund_ids": [r.id for r in created[:MAX_REFUNDS_NAMED]]})
 
 
 MAX_CONFLICTS_NAMED = 5
