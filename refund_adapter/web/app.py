@@ -117,10 +117,16 @@ def _engine(clock: Callable[[], float], run_engine: bool) -> Callable[[web.Appli
             tasks = start_engine(ctx) if run_engine else []
             try:
                 await broadcast(pm, "startup", app=app)
+                log.info("started: store %s, Alipay accounts %s, platforms %s, engine %s",
+                         config.store.url.split(":", 1)[0],  # the scheme: a PostgreSQL URL may hold a password
+                         ", ".join(sorted(channels)) or "none", ", ".join(sorted(platforms)) or "none",
+                         "running" if run_engine else "off")
                 yield
             finally:
+                log.info("stopping: engine loops cancelled, in-flight requests drained")
                 await stop_engine(tasks)
         finally:
             await store.close()
+            log.info("stopped")
 
     return context

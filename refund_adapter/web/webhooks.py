@@ -69,11 +69,11 @@ async def receive_webhook(request: web.Request) -> web.Response:
             ctx.signals.batcher.set()
             created = [r.refund for r in results if r.created]
             await ctx.announce_created(created)
-            conflicting = conflicts(results, ctx.metrics)
-            _log_accepted(platform, created, len(results))
+            conflicting = conflicts(results, ctx.metrics)  # each logged there
             if conflicting:
                 ctx.metrics.webhooks.labels(platform, "conflict").inc()
                 return _conflict(conflicting)
+            _log_accepted(platform, created, len(results))
             ctx.metrics.webhooks.labels(platform, "accepted" if created else "duplicate").inc()
         return web.Response(status=accepted.status, body=accepted.body, content_type=accepted.content_type)
 
