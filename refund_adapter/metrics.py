@@ -30,7 +30,7 @@ class Metrics:
             "refund_adapter_webhooks",
             "Platform webhooks answered, by outcome: accepted (a new refund stored), duplicate (every refund already"
             " stored alike), conflict (409), ignored (nothing to refund), refused (see webhook_refusals),"
-            " unavailable (the store failed: 503)",
+            " unavailable (the store failed: 503), error (a plugin broke its contract: 500)",
             ["platform", "outcome"],
         )
         self.webhook_refusals = self._counter(
@@ -60,8 +60,9 @@ class Metrics:
         self.notifies = self._counter(
             "refund_adapter_notifies",
             "Alipay notifies received, by kind (refund, dback) and outcome: accepted, duplicate (already recorded),"
-            " anomaly (a result contradicting the record: flagged for review), forged (bad signature or"
-            " notify_verify did not confirm), unknown_batch, unknown_account, malformed, unavailable (store failed)",
+            " anomaly (a result contradicting the record: flagged for review), forged (bad signature), unverified"
+            " (notify_verify did not confirm it, or did not answer), unknown_batch, unknown_account, malformed,"
+            " mismatch (signed, but not about the batch we sent), unavailable (the store failed: Alipay resends)",
             ["kind", "outcome"],
         )
         self.result_anomalies = self._counter(
@@ -70,8 +71,8 @@ class Metrics:
             " review), by where they came from: refund (notify) or query",
             ["source"],
         )
-        self.reports = self._counter(
-            "refund_adapter_reports",
+        self.report_attempts = self._counter(
+            "refund_adapter_report_attempts",
             "Attempts to report a final result to its platform, by outcome: delivered, retry (failed, tried again"
             " later), dead (given up: a dead letter)",
             ["platform", "outcome"],

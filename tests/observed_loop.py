@@ -162,7 +162,7 @@ async def observed_run(tmp_path: Path) -> Observed:
 
                 async def all_reported() -> bool:
                     samples = await metric_samples(operator, url)
-                    delivered = samples.get("refund_adapter_reports_total", {})
+                    delivered = samples.get("refund_adapter_report_attempts_total", {})
                     return delivered.get(frozenset({("platform", "generic"), ("outcome", "delivered")})) == REFUNDS
 
                 await wait_until(all_reported, within=60, what="every refund reported")

@@ -46,8 +46,8 @@ async def test_metrics_count_every_event_of_an_end_to_end_run(observed: Observed
     assert _value(observed, "refund_adapter_gateway_request_duration_seconds_bucket", service="submit",
                   le="+Inf") == batches
 
-    assert _value(observed, "refund_adapter_reports_total", platform="generic", outcome="delivered") == REFUNDS
-    assert _value(observed, "refund_adapter_reports_total", platform="generic", outcome="retry") == 0
+    assert _value(observed, "refund_adapter_report_attempts_total", platform="generic", outcome="delivered") == REFUNDS
+    assert _value(observed, "refund_adapter_report_attempts_total", platform="generic", outcome="retry") == 0
     assert (_value(observed, "refund_adapter_refunds", state="succeeded"),
             _value(observed, "refund_adapter_refunds", state="failed")) == (REFUNDS - 1, 1)  # refund 7: closed trade
     outbox = ("refund_adapter_outbox_depth", "refund_adapter_outbox_oldest_age_seconds", "refund_adapter_dead_letters")

@@ -57,11 +57,11 @@ async def settle_failure(ctx: EngineContext, refund: Refund, result: DeliveryRes
     gave_up = now + delay - final_since > settings.give_up_after_seconds
     platform = refund.request.platform
     if result.status is DeliveryStatus.DEAD or gave_up:
-        ctx.metrics.reports.labels(platform, "dead").inc()
+        ctx.metrics.report_attempts.labels(platform, "dead").inc()
         log.error("refund %d: report is a dead letter: %.300s", refund.id, result.reason)
         await ctx.store.report_failed(refund.id, result.reason, next_at=None, now=now)
         return
-    ctx.metrics.reports.labels(platform, "retry").inc()
+    ctx.metrics.report_attempts.labels(platform, "retry").inc()
     log.warning("refund %d: report failed (%.300s); retry in %.0fs", refund.id, result.reason, delay)
     await ctx.store.report_failed(refund.id, result.reason, next_at=now + delay, now=now)
 
@@ -91,7 +91,7 @@ async def report_once(ctx: EngineContext) -> bool:
         crash_point(AFTER_REPORT)
         await record_delivered(ctx, [refund.id for refund in delivered])
         for refund in delivered:
-            ctx.metrics.reports.labels(refund.request.platform, "delivered").inc()
+            ctx.metrics.report_attempts.labels(refund.request.platform, "delivered").inc()
             log.info("refund %d (%s %.80r/%.80r) reported: %s%s", refund.id, refund.request.platform,
                      refund.request.shop, refund.request.platform_refund_id, refund.state.value,
                      f" {refund.code}" if refund.code else "", extra={"refund_id": refund.id})
