@@ -80,6 +80,18 @@ class Wire:
                                 content_type=resp.content_type, charset=resp.charset)
 
 
+def _failing_api() -> web.Application:
+    """Every request answered 500 with a body naming what it was asked: a plugin that logs the failed request's
+    URL (WooCommerce's `auth: query` puts its API keys there) or the answer would put the secret in the log."""
+
+    async def fail(request: web.Request) -> web.Response:
+        return web.Response(status=500, text=f"failed {request.method} {request.path_qs}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", fail)
+    return app
+
+
 @dataclass
 class Observed:
     samples: Samples
@@ -111,9 +123,9 @@ async def observed_run(tmp_path: Path) -> Observed:
     scenarios = [Scenario(i) for i in range(REFUNDS)]
     shop = SimulatedShop("whsec_" + generic_secret)
     to_sandbox, to_adapter = Wire(), Wire()
-    closed = f"http://127.0.0.1:{free_port()}"  # the other platforms' APIs: nothing listens
     with every_line_at_debug() as log:
         async with (
+            serve(_failing_api()) as closed,  # the other platforms' APIs and the RSA account's gateway: all fail
             run_sandbox(SandboxConfig(partner=PARTNER, md5_key=md5_key, time_scale=100.0,
                                       trades=[s.seed for s in scenarios])) as sandbox,
             serve(shop.app()) as shop_url,
