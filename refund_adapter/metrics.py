@@ -33,6 +33,7 @@ class Metrics:
             " unavailable (the store failed: 503), error (a plugin broke its contract: 500)",
             ["platform", "outcome"],
         )
+        self._webhook_children: dict[tuple[str, str], Counter] = {}
         self.webhook_refusals = self._counter(
             "refund_adapter_webhook_refusals",
             "Platform webhooks refused (4xx), by the problem type answered (bad-signature, invalid-amount, ...)",
@@ -77,6 +78,14 @@ class Metrics:
             " later), dead (given up: a dead letter)",
             ["platform", "outcome"],
         )
+
+    def webhook_answered(self, platform: str, outcome: str) -> None:
+        """Count one webhook answer. The ingest path's counter keeps its labelled children: `labels()` validates
+        and locks on every call (2 µs, measured), a kept child's `inc()` costs a quarter of that."""
+        child = self._webhook_children.get((platform, outcome))
+        if child is None:
+            child = self._webhook_children[(platform, outcome)] = self.webhooks.labels(platform, outcome)
+        child.inc()
 
     def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
         return Counter(name, documentation, labels, registry=self.registry)

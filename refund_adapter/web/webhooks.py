@@ -50,18 +50,18 @@ async def receive_webhook(request: web.Request) -> web.Response:
             return _refused(ctx.metrics, platform, 422, exc.type, exc.detail)
         if any(req.platform != platform for req in admitted):
             log.error("webhook %s: its plugin produced a request for another platform", platform)
-            ctx.metrics.webhooks.labels(platform, "error").inc()
+            ctx.metrics.webhook_answered(platform, "error")
             return problem(500, "plugin-error", f"plugin {platform!r} produced a request for another platform")
         if accepted.reconcile_soon:
             ctx.signals.platform_poller.set()
         if not admitted:
-            ctx.metrics.webhooks.labels(platform, "ignored").inc()
+            ctx.metrics.webhook_answered(platform, "ignored")
             log.debug("webhook %s: nothing to refund", platform)
         else:
             try:
                 results = await ctx.store.accept(admitted, ctx.clock())  # durable before we answer
             except StoreUnavailable as exc:  # not on disk, so not acknowledged: the platform sends it again
-                ctx.metrics.webhooks.labels(platform, "unavailable").inc()
+                ctx.metrics.webhook_answered(platform, "unavailable")
                 log.warning("webhook %s not stored (answered 503): %s", platform, exc)
                 return problem(503, "store-unavailable", "the refund could not be stored; send it again later",
                                headers={"Retry-After": STORE_RETRY_AFTER})
@@ -71,15 +71,15 @@ async def receive_webhook(request: web.Request) -> web.Response:
             await ctx.announce_created(created)
             conflicting = conflicts(results, ctx.metrics)  # each logged there
             if conflicting:
-                ctx.metrics.webhooks.labels(platform, "conflict").inc()
+                ctx.metrics.webhook_answered(platform, "conflict")
                 return _conflict(conflicting)
             _log_accepted(platform, created, len(results))
-            ctx.metrics.webhooks.labels(platform, "accepted" if created else "duplicate").inc()
+            ctx.metrics.webhook_answered(platform, "accepted" if created else "duplicate")
         return web.Response(status=accepted.status, body=accepted.body, content_type=accepted.content_type)
 
 
 def _refused(metrics: Metrics, platform: str, status: int, type_: str, detail: str) -> web.Response:
-    metrics.webhooks.labels(platform, "refused").inc()
+    metrics.webhook_answered(platform, "refused")
     metrics.webhook_refusals.labels(platform, type_).inc()
     return problem(status, type_, detail)
 
