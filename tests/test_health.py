@@ -108,17 +108,17 @@ async def test_a_store_behind_this_builds_migrations_is_not_ready(tmp_path: Path
         assert await _readyz(url) == (503, f"store: schema at version {latest - 1}, this build needs {latest}")
 
 
-async def test_a_store_out_of_reach_is_not_ready(pg_url: str) -> None:
+async def test_a_store_out_of_reach_is_not_ready(pg_url: str, pg_admin_dsn: str) -> None:
     database = pg_url.rsplit("/", 1)[1]
     async with _adapter(pg_url) as (url, _app):
         assert await _readyz(url) == (200, "")
-        _admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        _admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false', pg_admin_dsn)
         try:
-            _admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+            _admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'", pg_admin_dsn)
             status, detail = await _readyz(url)
             assert status == 503 and detail.startswith("store unreachable: "), detail
         finally:
-            _admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+            _admin(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true', pg_admin_dsn)
         await wait_until(lambda: _ready_again(url), within=30, what="ready once the database is back")
 
 

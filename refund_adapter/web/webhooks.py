@@ -92,7 +92,7 @@ def _log_accepted(platform: str, created: list[Refund], stored: int) -> None:
     many it only repeated."""
     if not log.isEnabledFor(logging.INFO):
         return
-    named = ", ".join(f"{r.id} ({r.request.shop!r:.80}/{r.request.platform_refund_id!r:.80})"
+    named = ", ".join(f"{r.id} ({quote(r.request.shop, 80)}/{quote(r.request.platform_refund_id, 80)})"
                       for r in created[:MAX_REFUNDS_NAMED])
     more = f" and {len(created) - MAX_REFUNDS_NAMED} more" if len(created) > MAX_REFUNDS_NAMED else ""
     log.info("webhook %s stored: %d new refunds%s%s, %d already stored", platform, len(created),
