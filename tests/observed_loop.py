@@ -24,7 +24,15 @@ from refund_adapter.alipay.sandbox import SandboxConfig, run_sandbox
 from refund_adapter.config import parse_config
 from refund_adapter.demo import PARTNER, SHOP_ID, Scenario
 from refund_adapter.logs import TEXT_FORMAT, JsonFormatter, RequestIdFilter
-from refund_adapter.testing import Samples, SimulatedShop, free_port, metric_samples, serve, wait_until
+from refund_adapter.testing import (
+    TEST_ADMIN_TOKEN,
+    Samples,
+    SimulatedShop,
+    free_port,
+    metric_samples,
+    serve,
+    wait_until,
+)
 from refund_adapter.web.app import create_app
 
 REFUNDS = 8  # refund 7 refunds a closed trade: it fails (demo.Scenario)
@@ -118,7 +126,7 @@ async def observed_run(tmp_path: Path) -> Observed:
     shopify_secret, shopify_token = secrets.token_hex(20), "shpat_" + secrets.token_hex(16)
     wc_secret, wc_key, wc_consumer_secret = secrets.token_hex(20), "ck_" + secrets.token_hex(20), "cs_" + \
         secrets.token_hex(20)
-    admin_token = secrets.token_urlsafe(32)
+    admin_token = TEST_ADMIN_TOKEN  # what metric_samples sends
     private_pem, public_pem, private_line = _rsa_pems(tmp_path)
     scenarios = [Scenario(i) for i in range(REFUNDS)]
     shop = SimulatedShop("whsec_" + generic_secret)
@@ -132,7 +140,6 @@ async def observed_run(tmp_path: Path) -> Observed:
             serve(to_sandbox.app()) as sandbox_wire,
             serve(to_adapter.app()) as adapter_wire,
             aiohttp.ClientSession() as http,
-            aiohttp.ClientSession(headers={"Authorization": f"Bearer {admin_token}"}) as operator,
         ):
             to_sandbox.target = sandbox.base_url
             port = free_port()
@@ -173,12 +180,12 @@ async def observed_run(tmp_path: Path) -> Observed:
                     assert await r.text() == "fail"  # unknown batch
 
                 async def all_reported() -> bool:
-                    samples = await metric_samples(operator, url)
+                    samples = await metric_samples(http, url)
                     delivered = samples.get("refund_adapter_report_attempts_total", {})
                     return delivered.get(frozenset({("platform", "generic"), ("outcome", "delivered")})) == REFUNDS
 
                 await wait_until(all_reported, within=60, what="every refund reported")
-                samples = await metric_samples(operator, url)
+                samples = await metric_samples(http, url)
                 async with http.get(sandbox.base_url + "/sandbox/batches") as resp:
                     batches = len(await resp.json())
     return Observed(

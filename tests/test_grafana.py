@@ -13,7 +13,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from refund_adapter.config import parse_config
-from refund_adapter.testing import free_port, local_config, serve
+from refund_adapter.testing import ADMIN_HEADERS, free_port, local_config, serve
 from refund_adapter.web.app import create_app
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana" / "refund-adapter.json"
@@ -35,7 +35,7 @@ async def _metrics_text(tmp_path: Path) -> str:
     config = parse_config(local_config(tmp_path / "r.db", port, partner="2088101122136241", md5_key="k" * 32,
                                        gateway_url="http://127.0.0.1:9/gateway.do", platforms={}), env={})
     async with serve(create_app(config, run_engine=False), port=port) as url, aiohttp.ClientSession() as http, \
-            http.get(url + "/metrics") as resp:
+            http.get(url + "/metrics", headers=ADMIN_HEADERS) as resp:
         assert resp.status == 200
         return await resp.text()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from refund_adapter import hookimpl
 from refund_adapter.config import parse_config
 from refund_adapter.models import Refund, RefundState
 from refund_adapter.plugins import create_plugin_manager
+from refund_adapter.store.sql import migrations
 from refund_adapter.testing import free_port, local_config, serve, signed_generic_webhook, wait_until
 from refund_adapter.web.app import create_app
 from tests.conftest import _admin
@@ -99,12 +99,10 @@ async def test_a_stalled_loop_is_not_ready_until_it_moves_again(tmp_path: Path) 
         await wait_until(ready, within=30, what="/readyz ready once the batcher moves again")
 
 
-async def test_a_store_behind_this_builds_migrations_is_not_ready(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
-    async with _adapter(f"sqlite:///{path}") as (url, _app):
-        with contextlib.closing(sqlite3.connect(path)) as db, db:
-            latest = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-            db.execute("DELETE FROM schema_version WHERE version = ?", (latest,))
+async def test_a_store_behind_this_builds_migrations_is_not_ready(pg_url: str) -> None:
+    latest = migrations()[-1][0]
+    async with _adapter(pg_url) as (url, _app):
+        _admin(f"DELETE FROM schema_version WHERE version = {latest}", pg_url)  # as an older build left it
         assert await _readyz(url) == (503, f"store: schema at version {latest - 1}, this build needs {latest}")
 
 
