@@ -16,7 +16,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +70,31 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, ensure_ascii=False)
+
+
+WRITE, NOTICE, SKIP = "write", "notice", "skip"
+
+
+@dataclass
+class LineSampler:
+    """At most `burst` lines of one kind a second, as production loggers sample (zap's production default: the
+    first 100 a second). A line per stored webhook costs serve about a sixth of its CPU per webhook at full load
+    (bench/README.md) and, past journald's default rate limit (10,000 lines in 30 s), would make it drop the
+    warnings and errors of the same moments. At real refund rates nothing is skipped; in a flood the counters
+    (`refund_adapter_webhooks_total`) still count every one."""
+
+    burst: int = 100
+    clock: Callable[[], float] = time.monotonic
+    _second: int = -1
+    _lines: int = 0
+
+    def take(self) -> str:
+        """WRITE this line; NOTICE: skip it and say that the rest of this second's are skipped; or SKIP it."""
+        second = int(self.clock())
+        if second != self._second:
+            self._second, self._lines = second, 0
+        self._lines += 1
+        return WRITE if self._lines <= self.burst else NOTICE if self._lines == self.burst + 1 else SKIP
 
 
 def configure_logging(level: str, fmt: str = "text") -> None:

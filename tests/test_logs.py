@@ -15,7 +15,7 @@ import yaml
 
 from refund_adapter.chaos import SERVE
 from refund_adapter.config import ConfigError, parse_config
-from refund_adapter.logs import bind_request_id, request_id
+from refund_adapter.logs import NOTICE, SKIP, WRITE, LineSampler, bind_request_id, request_id
 from refund_adapter.testing import free_port, local_config, signed_generic_webhook, wait_until
 
 SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQ="
@@ -82,3 +82,13 @@ async def test_serve_writes_json_lines_at_start_per_webhook_and_at_stop(tmp_path
     assert (stored["request_id"], stored["refund_ids"], stored["level"]) == ("trace-42", [1], "INFO")
     assert stored["message"] == "webhook generic stored: 1 new refunds: 1 ('s'/'r1'), 0 already stored"
     assert messages[-2:] == ["stopping: engine loops cancelled, in-flight requests drained", "stopped"]
+
+
+def test_stored_webhook_lines_are_sampled_to_a_burst_a_second() -> None:
+    now = [1000.2]
+    sampler = LineSampler(burst=3, clock=lambda: now[0])
+    assert [sampler.take() for _ in range(6)] == [WRITE, WRITE, WRITE, NOTICE, SKIP, SKIP]
+    now[0] = 1000.9  # the same second
+    assert sampler.take() == SKIP
+    now[0] = 1001.0  # the next: written again
+    assert [sampler.take() for _ in range(4)] == [WRITE, WRITE, WRITE, NOTICE]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from ..config import Config
+from ..logs import LineSampler
 from ..metrics import Metrics
 from ..models import Refund
 from ..platform import PlatformAdapter
@@ -48,6 +49,7 @@ class EngineContext:
     pressure: IngestPressure = field(default_factory=IngestPressure)
     metrics: Metrics = field(default_factory=Metrics)  # this application's counters (refund_adapter/metrics.py)
     loops: LoopHealth = field(default_factory=LoopHealth)  # the engine loops' heartbeats, for /readyz
+    webhook_lines: LineSampler = field(default_factory=LineSampler)  # at most 100 stored-webhook lines a second
 
     @property
     def listened(self) -> bool:

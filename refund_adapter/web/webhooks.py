@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ..engine.intake import InvalidRequest, admit, conflicts
 from ..failpoints import AFTER_ACCEPT, crash_point
-from ..logs import bind_request_id
+from ..logs import NOTICE, WRITE, LineSampler, bind_request_id
 from ..metrics import UNKNOWN_PLATFORM, Metrics
 from ..models import Refund
 from ..platform import InboundWebhook, WebhookRejected
@@ -73,7 +73,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
             if conflicting:
                 ctx.metrics.webhook_answered(platform, "conflict")
                 return _conflict(conflicting)
-            _log_accepted(platform, created, len(results))
+            _log_accepted(ctx.webhook_lines, platform, created, len(results))
             ctx.metrics.webhook_answered(platform, "accepted" if created else "duplicate")
         return web.Response(status=accepted.status, body=accepted.body, content_type=accepted.content_type)
 
@@ -87,10 +87,16 @@ def _refused(metrics: Metrics, platform: str, status: int, type_: str, detail: s
 MAX_REFUNDS_NAMED = 5  # in the line of one webhook: a webhook of thousands of refunds must not write a megabyte
 
 
-def _log_accepted(platform: str, created: list[Refund], stored: int) -> None:
+def _log_accepted(sampler: LineSampler, platform: str, created: list[Refund], stored: int) -> None:
     """One INFO line per stored webhook: the refunds it created (id and key: the engine's lines name the id) and how
-    many it only repeated."""
+    many it only repeated; at most `sampler.burst` a second (logs.LineSampler)."""
     if not log.isEnabledFor(logging.INFO):
+        return
+    verdict = sampler.take()
+    if verdict != WRITE:
+        if verdict == NOTICE:
+            log.info("more than %d webhooks stored this second: their lines are skipped until the next second"
+                     " (refund_adapter_webhooks_total counts every one)", sampler.burst)
         return
     named = ", ".join(f"{r.id} ({quote(r.request.shop, 80)}/{quote(r.request.platform_refund_id, 80)})"
                       for r in created[:MAX_REFUNDS_NAMED])
