@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from aiohttp import web
 
@@ -78,9 +79,12 @@ async def receive_webhook(request: web.Request) -> web.Response:
         return web.Response(status=accepted.status, body=accepted.body, content_type=accepted.content_type)
 
 
+_PROBLEM_TYPE = re.compile(r"[a-z0-9-]{1,64}")  # the slugs plugins raise; anything else is counted as "other"
+
+
 def _refused(metrics: Metrics, platform: str, status: int, type_: str, detail: str) -> web.Response:
     metrics.webhook_answered(platform, "refused")
-    metrics.webhook_refusals.labels(platform, type_).inc()
+    metrics.webhook_refusals.labels(platform, type_ if _PROBLEM_TYPE.fullmatch(type_) else "other").inc()
     return problem(status, type_, detail)
 
 
