@@ -288,11 +288,11 @@ async def test_the_outbox_age_is_that_of_its_oldest_result_whatever_the_attempts
                                kind="r")
     assert await store.oldest_pending_report() == T0 + 5
     first, second = await store.claim_reports(T0 + 20, 10, 30)
-    await store.report_failed(first.id, "HTTP 503", next_at=T0 + 100)  # an attempt does not make it younger
+    await store.report_failed(first.id, "HTTP 503", next_at=T0 + 100, now=T0 + 20)  # an attempt: no younger
     assert await store.oldest_pending_report() == T0 + 5
-    await store.report_delivered([first.id])
+    await store.report_delivered([first.id], T0 + 30)
     assert await store.oldest_pending_report() == T0 + 9
-    await store.report_failed(second.id, "HTTP 401", next_at=None)  # a dead letter is out of the outbox
+    await store.report_failed(second.id, "HTTP 401", next_at=None, now=T0 + 20)  # a dead letter: out of the outbox
     assert await store.oldest_pending_report() is None
 
 
