@@ -7,7 +7,7 @@ each with its own SQLite file, and drives signed `generic` webhooks at them in a
 B, A, ...), waiting before each round until both have drained their engines. It prints, per build, the median
 requests/s and the median CPU per request of its process, then the paired B/A ratios of each.
 
-    python bench/ab.py HEAD~1 [--rounds 8] [--requests 10000] [--concurrency 64] [--json]
+    python bench/ab.py HEAD~1 [--rounds 8] [--requests 10000] [--concurrency 64] [--log-level warning] [--json]
 
 Exit status 0 when every request of both builds was acknowledged and stored.
 """
@@ -55,7 +55,9 @@ def revision_on_path(revision: str, folder: Path) -> Iterator[str]:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
 
 
-async def run(revision: str, requests: int, rounds: int, concurrency: int) -> dict[str, Any]:
+async def run(
+    revision: str, requests: int, rounds: int, concurrency: int, log_level: str = "warning"
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ab-bench-") as tmp, revision_on_path(revision, Path(tmp)) as base:
         folder = Path(tmp)
         ports: set[int] = set()
@@ -73,7 +75,7 @@ async def run(revision: str, requests: int, rounds: int, concurrency: int) -> di
                 urls[build] = f"http://127.0.0.1:{port}"
                 with (folder / build / "serve.log").open("wb") as log:
                     processes[build] = await asyncio.create_subprocess_exec(
-                        *ingest.CLI, "serve", "--config", str(config), "--log-level", "warning",
+                        *ingest.CLI, "serve", "--config", str(config), "--log-level", log_level,
                         cwd=tmp, env=env[build], stdout=log, stderr=asyncio.subprocess.STDOUT)
             with (folder / "sandbox.log").open("wb") as log:
                 processes["sandbox"] = await asyncio.create_subprocess_exec(
@@ -139,9 +141,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10000, help="requests per build per round (default 10000)")
     parser.add_argument("--rounds", type=int, default=8, help="measured rounds per build (default 8)")
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
+    parser.add_argument("--log-level", default="warning",
+                        help="both serves' --log-level (default warning; info writes a line per stored webhook)")
     parser.add_argument("--json", action="store_true", help="also print the summary as one JSON object")
     args = parser.parse_args()
-    summary = asyncio.run(run(args.revision, args.requests, args.rounds, args.concurrency))
+    summary = asyncio.run(run(args.revision, args.requests, args.rounds, args.concurrency, args.log_level))
     for build in BUILDS:
         row = summary[build]
         print(f"{build} ({row['revision']}): {row['requests_per_s']:8.1f} req/s, serve CPU "

@@ -92,10 +92,10 @@ def plugins(plugins_dir: str | None) -> None:
     click.echo(json.dumps(plugins_info(create_plugin_manager(plugins_dir)), indent=2))
 
 
-def _setup_logging(level: str) -> None:
-    import logging
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    from refund_adapter.logs import configure_logging
 
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level, fmt)
 
 
 @main.command("serve")
@@ -110,8 +110,8 @@ def serve(config_path: str, log_level: str) -> None:
     from refund_adapter.web.app import create_app
     from refund_adapter.web.protocol import SERVER_LOGGER
 
-    _setup_logging(log_level)
     config = load_config_or_exit(config_path)
+    _setup_logging(log_level, config.logging.format)
     app = create_app(config)
 
     async def after_start(_app: web.Application) -> None:

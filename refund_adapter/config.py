@@ -29,6 +29,7 @@ INPUT_CHARSETS: Final = ("utf-8", "gbk", "gb2312")
 STORE_SCHEMES: Final = ("sqlite:///", "postgresql://", "postgres://")
 DEFAULT_GATEWAY_URL: Final = "https://mapi.alipay.com/gateway.do"
 MAX_BATCH_DETAILS: Final = 1000  # MAPI's limit on detail_data entries per batch_no
+LOG_FORMATS: Final = ("text", "json")  # logging.format (refund_adapter/logs.py)
 
 
 class ConfigError(Exception):
@@ -182,6 +183,14 @@ class MetricsConfig:
         return _host_port(self.listen) if self.listen else None
 
 
+@dataclass(frozen=True)
+class LoggingConfig:
+    """How `serve` writes its lines to stderr: `text` for a terminal, `json` (one object a line) for journald,
+    Loki and other collectors that index fields."""
+
+    format: str = "text"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole service configuration. `platforms.<name>` is owned, and validated, by that platform's plugin."""
@@ -196,6 +205,7 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     plugins_dir: Path | None = None
     # Plugin settings often hold webhook secrets we cannot recognise, so they stay out of the repr.
     platforms: Mapping[str, Any] = field(default_factory=dict, repr=False)
@@ -591,6 +601,14 @@ def _read_metrics(doc: _Section) -> MetricsConfig:
     return MetricsConfig(listen=listen)
 
 
+def _read_logging(doc: _Section) -> LoggingConfig:
+    section = doc.section("logging", _keys(LoggingConfig))
+    fmt = section.string("format", LoggingConfig.format)
+    if fmt not in LOG_FORMATS:
+        section.problem("format", f"must be one of {', '.join(LOG_FORMATS)}")
+    return LoggingConfig(format=fmt)
+
+
 def _read_plugins_dir(doc: _Section, base_dir: Path | None) -> Path | None:
     name = doc.string("plugins_dir")
     if not name:
@@ -634,6 +652,7 @@ def parse_config(
         engine=_read_engine(doc, http),
         admin=_read_admin(doc),
         metrics=_read_metrics(doc),
+        logging=_read_logging(doc),
         plugins_dir=_read_plugins_dir(doc, base_dir),
         platforms=_read_platforms(doc),
     )

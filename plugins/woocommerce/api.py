@@ -25,6 +25,7 @@ T = TypeVar("T")
 API_PREFIX = "/wp-json/wc/v3/"
 PAGE_SIZE = 100  # the REST API's maximum per_page
 _DETAIL_BYTES = 200
+_REDACT_MARGIN = 512  # bytes read past the limit, so a key straddling it is still found whole and redacted
 # Answers that retrying cannot fix: a request WooCommerce refuses, credentials refused, the order gone.
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 410})
 
@@ -104,7 +105,9 @@ class WooClient:
             ) as resp:
                 raw = await resp.read()
                 if not 200 <= resp.status < 300:
-                    detail = f"HTTP {resp.status}: {raw[:_DETAIL_BYTES].decode(errors='replace')}"
+                    # Redacted before it is cut: a key cut in two by the limit would not be found and half of it kept.
+                    answer = self._redact(raw[:_DETAIL_BYTES + _REDACT_MARGIN].decode(errors="replace"))
+                    detail = f"HTTP {resp.status}: {answer[:_DETAIL_BYTES]}"
                     if 300 <= resp.status < 400:
                         detail += " (redirects are not followed: fix the shop's url)"
                     retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
@@ -118,7 +121,9 @@ class WooClient:
             raise ShopApiError(what, None, "the answer is not JSON") from None
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._shop.consumer_secret, "***")
+        """The text without the shop's API keys (an error page may echo the URL, which holds both with `auth: query`);
+        WooCommerce keeps the consumer key hashed too, so neither is for a log."""
+        return text.replace(self._shop.consumer_secret, "***").replace(self._shop.consumer_key, "***")
 
 
 def _parsed(parse: Callable[[Any], T], document: Any, what: str) -> T:

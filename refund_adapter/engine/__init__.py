@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from .batcher import batch_once, next_deadline
 from .platform_poller import PlatformPoller
@@ -30,10 +31,14 @@ def start_engine(ctx: EngineContext) -> list[asyncio.Task[None]]:
         ("reconciler", ctx.signals.reconciler, ctx.config.reconciler.interval_seconds, lambda: reconcile_once(ctx)),
         ("platform-poller", ctx.signals.platform_poller, ctx.config.reconciler.interval_seconds, poller.poll_once),
     ]
-    return [
-        asyncio.create_task(run_loop(name, wake, interval, step, ctx.pressure.quiet), name=f"refund-adapter-{name}")
-        for name, wake, interval, step in loops
-    ]
+    tasks = []
+    for name, wake, interval, step in loops:
+        beat = functools.partial(ctx.loops.beat, name)
+        task = asyncio.create_task(run_loop(name, wake, interval, step, ctx.pressure.quiet, beat),
+                                   name=f"refund-adapter-{name}")
+        ctx.loops.watch(name, interval, task)
+        tasks.append(task)
+    return tasks
 
 
 async def stop_engine(tasks: list[asyncio.Task[None]]) -> None:

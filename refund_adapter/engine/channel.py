@@ -6,18 +6,23 @@ Everything MAPI-specific the engine needs stays behind this seam, so a second ch
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 import aiohttp
+from prometheus_client import Histogram
 
 from ..alipay.codec import AlipayFormatError, RefundDetail, TradeRefund, clean_reason, refused_details
 from ..alipay.gateway import GatewayClient, NotifyVerification, QueryOutcome, SubmitOutcome
 from ..alipay.signing import SignatureScheme, load_private_key, load_public_key, make_scheme, verify
 from ..config import AlipayAccount
 from ..models import Batch
+
+T = TypeVar("T")
 
 
 def scheme_for(account: AlipayAccount) -> SignatureScheme:
@@ -54,6 +59,7 @@ class MapiChannel:
     scheme: SignatureScheme
     notify_url: str
     dback_notify_url: str
+    latency: Histogram | None = None  # seconds per gateway call, by service (Metrics.gateway_latency)
 
     @classmethod
     def create(
@@ -64,6 +70,7 @@ class MapiChannel:
         *,
         notify_url: str,
         dback_notify_url: str,
+        latency: Histogram | None = None,
     ) -> MapiChannel:
         scheme = scheme_for(account)
         gateway = GatewayClient(
@@ -74,7 +81,16 @@ class MapiChannel:
             charset=account.input_charset,
             timeout=timeout,
         )
-        return cls(account, gateway, scheme, notify_url, dback_notify_url)
+        return cls(account, gateway, scheme, notify_url, dback_notify_url, latency)
+
+    async def _timed(self, service: str, call: Awaitable[T]) -> T:
+        """`call`'s result, its duration observed under `service` once it answers (a timeout is an answer here:
+        the gateway client turns it into UNKNOWN). A call that raises sent nothing, and is not observed."""
+        started = time.perf_counter()
+        result = await call
+        if self.latency is not None:
+            self.latency.labels(service).observe(time.perf_counter() - started)
+        return result
 
     def details(self, batch: Batch) -> list[RefundDetail]:
         """The batch as detail_data lines; reasons are cleaned, never a cause of rejection."""
@@ -89,14 +105,14 @@ class MapiChannel:
         engine can take them out and send the rest. Any other error escapes as it is."""
         details = self.details(batch)
         try:
-            return await self.gateway.submit(
+            return await self._timed("submit", self.gateway.submit(
                 batch_no=batch.batch_no,
                 refund_date=now,
                 details=details,
                 notify_url=self.notify_url,
                 dback_notify_url=self.dback_notify_url,
                 use_freeze_amount=self.account.use_freeze_amount,
-            )
+            ))
         except AlipayFormatError:  # raised before anything is sent (gateway.submit)
             refused = refused_details(details, self.account.input_charset)
             if not refused:
@@ -110,7 +126,7 @@ class MapiChannel:
         return verify(params, self.scheme)
 
     async def notify_id_ok(self, notify_id: str) -> bool:
-        return await self.gateway.notify_verify(notify_id) is NotifyVerification.TRUE
+        return await self._timed("notify_verify", self.gateway.notify_verify(notify_id)) is NotifyVerification.TRUE
 
     async def query(self, batch_no: str) -> QueryOutcome:
-        return await self.gateway.query(batch_no=batch_no)
+        return await self._timed("query", self.gateway.query(batch_no=batch_no))

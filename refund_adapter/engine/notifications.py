@@ -39,24 +39,39 @@ REFUND_KIND = "refund"
 DBACK_KIND = "dback"
 
 
+# How a notify ended, for the `refund_adapter_notifies_total` counter (refund_adapter/metrics.py).
+ACCEPTED, DUPLICATE, ANOMALY = "accepted", "duplicate", "anomaly"
+FORGED, UNVERIFIED, UNKNOWN_BATCH, UNKNOWN_ACCOUNT = "forged", "unverified", "unknown_batch", "unknown_account"
+MALFORMED, MISMATCH = "malformed", "mismatch"
+
+
 @dataclass(frozen=True)
 class NotifyAnswer:
     body: str
     reason: str  # why, for the log (never shown to the sender)
+    outcome: str  # one of the outcomes above
 
     @property
     def accepted(self) -> bool:
         return self.body == SUCCESS
 
 
-async def _refuse(ctx: EngineContext, reason: str, batch: Batch | None = None, kind: str = "") -> NotifyAnswer:
+@dataclass(frozen=True)
+class _Refusal:
+    reason: str
+    outcome: str
+
+
+async def _refuse(
+    ctx: EngineContext, reason: str, outcome: str, batch: Batch | None = None, kind: str = ""
+) -> NotifyAnswer:
     """`fail`, logged; kept in the journal of the batch it named, when that batch is ours."""
     reason = bounded(reason)  # anyone can post a notify: its fields are quoted into `reason`
     log.warning("alipay notify refused: %s", reason)
     if batch is not None:
         await ctx.store.record_batch_event(batch.id, f"{kind}_refused", {"verified": False, "reason": reason},
                                            ctx.clock())
-    return NotifyAnswer(FAIL, reason)
+    return NotifyAnswer(FAIL, reason, outcome)
 
 
 def check_results(batch: Batch, items: Sequence[ResultItem]) -> list[DetailResult] | str:
@@ -130,31 +145,36 @@ def _decode_and_verify(channel: MapiChannel, body: bytes) -> tuple[dict[str, str
     return params, channel.signature_ok(params)
 
 
-async def _authentic(ctx: EngineContext, batch: Batch, body: bytes, kind: NotifyKind) -> dict[str, str] | str:
-    """The decoded parameters of a genuine notify about `batch`, or why it is not one."""
+async def _authentic(
+    ctx: EngineContext, batch: Batch, body: bytes, kind: NotifyKind
+) -> tuple[dict[str, str], bool] | _Refusal:
+    """The decoded parameters of a genuine notify about `batch` and whether it was recorded before, or why it is
+    not one."""
     batch_no = batch.batch_no
     channel = ctx.channels.get(batch.account)
     if channel is None:
-        return f"batch {batch_no}: account {batch.account!r} is not configured"
+        return _Refusal(f"batch {batch_no}: account {batch.account!r} is not configured", UNKNOWN_ACCOUNT)
     if body.count(b"&") >= MAX_NOTIFY_FIELDS or body.count(b"%") > MAX_NOTIFY_ESCAPES:
-        return f"batch {batch_no}: more than {MAX_NOTIFY_FIELDS} fields or {MAX_NOTIFY_ESCAPES} %-escapes"
+        return _Refusal(f"batch {batch_no}: more than {MAX_NOTIFY_FIELDS} fields or {MAX_NOTIFY_ESCAPES} %-escapes",
+                        MALFORMED)
     if len(body) <= INLINE_DECODE_BYTES:
         params, genuine = _decode_and_verify(channel, body)
     else:
         params, genuine = await asyncio.to_thread(_decode_and_verify, channel, body)
     if not genuine:
-        return f"batch {batch_no}: bad signature"
+        return _Refusal(f"batch {batch_no}: bad signature", FORGED)
     if params.get(kind.batch_field) != batch_no:  # what was signed names another batch than the one looked up
-        return f"batch {batch_no}: the decoded notify names batch {quote(params.get(kind.batch_field, ''))}"
+        return _Refusal(f"batch {batch_no}: the decoded notify names batch {quote(params.get(kind.batch_field, ''))}",
+                        MISMATCH)
     try:  # checked before it travels to notify_verify: a signed notify may still carry 8 KB of anything there
         notify_id = read_notify_id(params)
     except AlipayFormatError as exc:
-        return f"batch {batch_no}: {exc}"
+        return _Refusal(f"batch {batch_no}: {exc}", MALFORMED)
     if await ctx.store.notify_seen(batch_no, notify_id, kind.name):
-        return params  # a redelivery of what is already recorded: acknowledge without asking again
+        return params, True  # a redelivery of what is already recorded: acknowledge without asking again
     if not await channel.notify_id_ok(notify_id):
-        return f"batch {batch_no}: notify_verify did not confirm notify_id {quote(notify_id)}"
-    return params
+        return _Refusal(f"batch {batch_no}: notify_verify did not confirm notify_id {quote(notify_id)}", UNVERIFIED)
+    return params, False
 
 
 async def handle_notify(ctx: EngineContext, body: bytes, kind: NotifyKind) -> NotifyAnswer:
@@ -162,16 +182,18 @@ async def handle_notify(ctx: EngineContext, body: bytes, kind: NotifyKind) -> No
     batch_no = _field(body, kind.batch_field)
     batch = await ctx.store.find_batch(batch_no) if batch_no else None
     if batch is None:
-        return await _refuse(ctx, f"unknown batch_no {quote(batch_no)}")
-    params = await _authentic(ctx, batch, body, kind)
-    if isinstance(params, str):
-        return await _refuse(ctx, params, batch, kind.name)
+        return await _refuse(ctx, f"unknown batch_no {quote(batch_no)}", UNKNOWN_BATCH)
+    found = await _authentic(ctx, batch, body, kind)
+    if isinstance(found, _Refusal):
+        return await _refuse(ctx, found.reason, found.outcome, batch, kind.name)
+    params, seen = found
     try:
         reading = kind.read(batch, params)
     except AlipayFormatError as exc:
-        return await _refuse(ctx, f"batch {batch.batch_no}: malformed {kind.name} notify: {exc}", batch, kind.name)
+        return await _refuse(ctx, f"batch {batch.batch_no}: malformed {kind.name} notify: {exc}", MALFORMED, batch,
+                             kind.name)
     if isinstance(reading, str):
-        return await _refuse(ctx, f"{kind.name} notify: {reading}", batch, kind.name)
+        return await _refuse(ctx, f"{kind.name} notify: {reading}", MISMATCH, batch, kind.name)
     crash_point(AFTER_NOTIFY_VERIFIED)
     # A contradicting result is answered `success` too, once its review flag is committed with the rest: Alipay
     # resends the same notify (same notify_id, same content) up to 8 times over 25 h, which would only repeat the
@@ -179,4 +201,5 @@ async def handle_notify(ctx: EngineContext, body: bytes, kind: NotifyKind) -> No
     recorded = await record_verdicts(ctx, batch, reading.results, notify_id=reading.notify_id, kind=kind.name)
     log.info("alipay %s notify %s for batch %s: %s, %d changes", kind.name, reading.notify_id, batch.batch_no,
              reading.summary, len(recorded.changes))
-    return NotifyAnswer(SUCCESS, "recorded")
+    outcome = ANOMALY if recorded.anomalies else DUPLICATE if seen else ACCEPTED
+    return NotifyAnswer(SUCCESS, "recorded", outcome)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 
 from ..failpoints import AFTER_REPORT, crash_point
 from ..models import DeliveryResult, DeliveryStatus, Refund, RefundOutcome, RefundState
@@ -55,11 +56,14 @@ async def settle_failure(ctx: EngineContext, refund: Refund, result: DeliveryRes
     if result.retry_after_seconds is not None:
         delay = max(delay, result.retry_after_seconds)
     gave_up = now + delay - final_since > settings.give_up_after_seconds
+    platform = refund.request.platform
     if result.status is DeliveryStatus.DEAD or gave_up:
-        log.error("refund %d: report is a dead letter: %s", refund.id, result.reason)
+        ctx.metrics.report_attempts.labels(platform, "dead").inc()
+        log.error("refund %d: report is a dead letter: %.300s", refund.id, result.reason)
         await ctx.store.report_failed(refund.id, result.reason, next_at=None, now=now)
         return
-    log.warning("refund %d: report failed (%s); retry in %.0fs", refund.id, result.reason, delay)
+    ctx.metrics.report_attempts.labels(platform, "retry").inc()
+    log.warning("refund %d: report failed (%.300s); retry in %.0fs", refund.id, result.reason, delay)
     await ctx.store.report_failed(refund.id, result.reason, next_at=now + delay, now=now)
 
 
@@ -78,15 +82,27 @@ async def record_delivered(ctx: EngineContext, refund_ids: list[int]) -> None:
         delay = min(delay * 2, ctx.config.reporter.max_delay_seconds)
 
 
+def _count_and_log_delivered(ctx: EngineContext, delivered: list[Refund]) -> None:
+    """One count per platform and one INFO line per step (at most REPORTS_PER_STEP refunds), naming each refund and
+    its result: a line per refund would cost as much CPU as the webhook's own line again (bench/README.md)."""
+    for platform, count in Counter(refund.request.platform for refund in delivered).items():
+        ctx.metrics.report_attempts.labels(platform, "delivered").inc(count)
+    if log.isEnabledFor(logging.INFO):
+        log.info("%d results reported: %s", len(delivered),
+                 ", ".join(f"refund {r.id} {r.state.value}{f' {r.code}' if r.code else ''}" for r in delivered),
+                 extra={"refund_ids": [refund.id for refund in delivered]})
+
+
 async def report_once(ctx: EngineContext) -> bool:
     """Deliver the reports that are due, concurrently; True when some were handled."""
     refunds = await ctx.store.claim_reports(ctx.clock(), REPORTS_PER_STEP, ctx.config.engine.lease_seconds)
 
     results = await asyncio.gather(*(_deliver(ctx, refund) for refund in refunds))
-    delivered = [r.id for r, res in zip(refunds, results, strict=True) if res.status is DeliveryStatus.DELIVERED]
+    delivered = [r for r, res in zip(refunds, results, strict=True) if res.status is DeliveryStatus.DELIVERED]
     if delivered:
         crash_point(AFTER_REPORT)
-        await record_delivered(ctx, delivered)
+        await record_delivered(ctx, [refund.id for refund in delivered])
+        _count_and_log_delivered(ctx, delivered)
     for refund, result in zip(refunds, results, strict=True):
         if result.status is not DeliveryStatus.DELIVERED:
             await settle_failure(ctx, refund, result)

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 import pluggy
 
 from ..config import Config
+from ..logs import LineSampler
 from ..metrics import Metrics
 from ..models import Refund
 from ..platform import PlatformAdapter
 from ..plugins import broadcast
 from ..store import RefundStore, StateChange, StoreUnavailable
 from .channel import MapiChannel
+from .health import LoopHealth
 from .pressure import IngestPressure
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,8 @@ class EngineContext:
     # Webhooks in flight; engine loops wait for a pause in them. start_engine applies `config.engine` to it.
     pressure: IngestPressure = field(default_factory=IngestPressure)
     metrics: Metrics = field(default_factory=Metrics)  # this application's counters (refund_adapter/metrics.py)
+    loops: LoopHealth = field(default_factory=LoopHealth)  # the engine loops' heartbeats, for /readyz
+    webhook_lines: LineSampler = field(default_factory=LineSampler)  # at most 100 stored-webhook lines a second
 
     @property
     def listened(self) -> bool:
@@ -75,21 +79,23 @@ async def run_loop(
     interval: float,
     step: Callable[[], Awaitable[bool]],
     before_cycle: Callable[[], Awaitable[None]] | None = None,
+    beat: Callable[[], None] = lambda: None,
 ) -> None:
     """Call `step` until it reports no more work, then sleep until woken or `interval` passes; forever.
 
     Each cycle first awaits `before_cycle` (if given) once, then drains every step without waiting again:
     `IngestPressure.quiet` there delays a cycle for a bounded time but never caps how much it does.
     An exception in one step is logged and retried on the next tick: a loop over durable state loses nothing
-    by starting again.
+    by starting again. `beat` is called as each cycle starts and after each step (engine/health.py).
     """
     while True:
         wake.clear()
+        beat()
         try:
             if before_cycle is not None:
                 await before_cycle()
             while await step():
-                pass
+                beat()
         except asyncio.CancelledError:
             raise
         except StoreUnavailable as exc:  # a full disk, a lost connection: one line per tick, not a traceback

@@ -28,6 +28,7 @@ BATCH_NO_FORMAT_ERROR = "BATCH_NO_FORMAT_ERROR"
 INVALID_DETAIL = "INVALID_DETAIL"  # a refund's detail breaks the channel's protocol: it never left, alone
 SUBMIT_ERROR = "SUBMIT_ERROR"  # the submit raised (a bug): retried, then the batch is left for review
 MAX_SUBMIT_ATTEMPTS_ON_ERROR = 5  # a submit that raised on this many attempts is not going to stop raising
+SUBMIT_OUTCOMES = frozenset(kind.value for kind in SubmitKind)  # counted by name; any other answer is an error
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,16 @@ async def _send(ctx: EngineContext, batch: Batch, moment: datetime) -> tuple[Cau
         return _cause(batch, f"error: {type(exc).__name__}"), after_error(batch)
 
 
+REFUNDS_NAMED = 20  # in a batch's line: enough to follow a refund of a small batch, bounded for a batch of 1000
+
+
+def named_refunds(batch: Batch) -> str:
+    """The batch's refund ids for its log line, so a refund's id leads from its webhook's line to its batch."""
+    ids = [str(detail.refund_id) for detail in batch.details[:REFUNDS_NAMED]]
+    more = len(batch.details) - REFUNDS_NAMED
+    return ", ".join(ids) + (f" and {more} more" if more > 0 else "")
+
+
 async def submit_once(ctx: EngineContext) -> bool:
     """Claim and send one batch; True when one was handled."""
     now = ctx.clock()
@@ -134,6 +145,8 @@ async def submit_once(ctx: EngineContext) -> bool:
     if sent is None:
         return True
     cause, decision = sent
+    answer = str(cause.detail["answer"])
+    ctx.metrics.batches_submitted.labels(batch.account, answer if answer in SUBMIT_OUTCOMES else "error").inc()
     done = ctx.clock()
     if decision.split:
         halves = await ctx.store.split_batch(batch.id, beijing_now(moment).date(), done, code=decision.code or "")
@@ -150,8 +163,8 @@ async def submit_once(ctx: EngineContext) -> bool:
         retry_at=None if decision.retry_after is None else done + decision.retry_after,
         cause=cause,
     )
-    log.info("batch %s (%d details): %s -> %s", batch.batch_no, len(batch.details), cause.detail["answer"],
-             decision.state.value)
+    log.info("batch %s (%d details, refunds %s): %s -> %s", batch.batch_no, len(batch.details),
+             named_refunds(batch), cause.detail["answer"], decision.state.value, extra={"batch_no": batch.batch_no})
     await ctx.announce(changes)
     if decision.state is BatchState.ABANDONED:
         ctx.signals.batcher.set()

@@ -333,6 +333,15 @@ class RefundStore(abc.ABC):
         the details returned to that many, so one page stays small whatever the batches' sizes."""
 
     @abc.abstractmethod
+    async def oldest_pending_report(self) -> float | None:
+        """When the oldest result still waiting in the outbox became final (epoch seconds), None when none waits:
+        how far behind the platforms are told."""
+
+    @abc.abstractmethod
+    async def schema_problem(self) -> str | None:
+        """Why this store cannot serve now (a migration not applied), or None; raises when it cannot be reached."""
+
+    @abc.abstractmethod
     async def counts(self) -> dict[str, dict[str, int]]:
         """Refunds by state, by report state, batches by state, and refunds flagged for review (`review`:
         `{"flagged": n}`): the operator's overview."""

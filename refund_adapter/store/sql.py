@@ -966,6 +966,17 @@ class SqlStore(PluginDataSql, RefundStore):
                     break
             return batches
 
+    async def oldest_pending_report(self) -> float | None:
+        async with self.reading() as conn:  # reads refunds_to_report's rows only (a partial index: the outbox)
+            row = await conn.fetchrow("SELECT MIN(updated_at) AS t FROM refunds WHERE report_state = 'pending'")
+        return None if row is None or row["t"] is None else float(row["t"])
+
+    async def schema_problem(self) -> str | None:
+        async with self.reading() as conn:
+            row = await conn.fetchrow("SELECT MAX(version) AS v FROM schema_version")
+        current, latest = (row["v"] if row else None) or 0, migrations()[-1][0]
+        return None if current == latest else f"schema at version {current}, this build needs {latest}"
+
     async def counts(self) -> dict[str, dict[str, int]]:
         async with self.reading() as conn:
             pairs = await conn.fetch(COUNT_REFUNDS)

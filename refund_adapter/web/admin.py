@@ -20,10 +20,6 @@ from .views import refund_json
 log = logging.getLogger(__name__)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 async def plugins(request: web.Request) -> web.Response:
     return web.json_response(plugins_info(request.app[PLUGIN_MANAGER]))
 
@@ -95,6 +91,7 @@ async def metrics(request: web.Request) -> web.Response:
         families.append(family)
     families.append(GaugeMetricFamily("refund_adapter_refunds_in_review", "refunds flagged for an operator's review",
                                       value=counts["review"]["flagged"]))
+    families += _outbox_families(counts["reports"], await ctx.store.oldest_pending_report(), ctx.clock())
 
     class _Snapshot:
         def collect(self) -> list[GaugeMetricFamily]:
@@ -106,10 +103,23 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
 
 
+def _outbox_families(reports: dict[str, int], oldest: float | None, now: float) -> list[GaugeMetricFamily]:
+    """The outbox as an on-call engineer watches it: how many results wait, how long the oldest has, and how many
+    were given up (dead letters, for an operator to retry)."""
+    return [
+        GaugeMetricFamily("refund_adapter_outbox_depth", "final results waiting to be reported to their platform",
+                          value=reports.get("pending", 0)),
+        GaugeMetricFamily("refund_adapter_outbox_oldest_age_seconds",
+                          "how long the oldest waiting result has been final (0 when none waits)",
+                          value=0.0 if oldest is None else max(0.0, now - oldest)),
+        GaugeMetricFamily("refund_adapter_dead_letters", "results whose report was given up, waiting for an operator",
+                          value=reports.get("dead", 0)),
+    ]
+
+
 def add_routes(app: web.Application, admin_token: str | None) -> None:
-    """Health for anyone; the operator's endpoints (`/-/...`, `/metrics`) behind `admin_token`, and not served at
-    all without one (closed by default: a 404 like any unknown path)."""
-    app.router.add_get("/healthz", healthz, expect_handler=expect_continue)
+    """The operator's endpoints (`/-/...`, `/metrics`) behind `admin_token`, and not served at all without one
+    (closed by default: a 404 like any unknown path). Health is for anyone: health.py."""
     if admin_token is None:
         return
     get, post = app.router.add_get, app.router.add_post

@@ -7,11 +7,13 @@ import logging
 from aiohttp import web
 
 from ..engine.notifications import DBACK, FAIL, REFUND, NotifyKind, handle_notify
+from ..logs import bind_request_id
 from ..store import StoreUnavailable
 from .keys import ENGINE
 from .problems import read_body
 
 log = logging.getLogger(__name__)
+UNAVAILABLE = "unavailable"  # the notifies counter's outcome when the store failed (answered fail: sent again)
 
 
 async def refund_notify(request: web.Request) -> web.Response:
@@ -23,11 +25,15 @@ async def dback_notify(request: web.Request) -> web.Response:
 
 
 async def _answer(request: web.Request, kind: NotifyKind) -> web.Response:
+    bind_request_id(request.headers)
+    ctx = request.app[ENGINE]
     try:
-        answer = await handle_notify(request.app[ENGINE], await _body(request), kind)
+        answer = await handle_notify(ctx, await _body(request), kind)
     except StoreUnavailable as exc:  # not recorded: anything but `success` makes Alipay send it again
+        ctx.metrics.notifies.labels(kind.name, UNAVAILABLE).inc()
         log.warning("alipay %s notify not recorded (answered fail): %s", kind.name, exc)
         return web.Response(status=503, text=FAIL)
+    ctx.metrics.notifies.labels(kind.name, answer.outcome).inc()
     return web.Response(text=answer.body)
 
 

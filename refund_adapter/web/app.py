@@ -15,10 +15,11 @@ from ..config import Config
 from ..engine import start_engine, stop_engine
 from ..engine.channel import MapiChannel
 from ..engine.runtime import EngineContext
+from ..metrics import Metrics
 from ..platform import PluginData
 from ..plugins import broadcast, collect_platforms, create_plugin_manager, unknown_accounts
 from ..store import store_from_url
-from . import admin, dashboard
+from . import admin, dashboard, health
 from .access import Access
 from .alipay import dback_notify, refund_notify
 from .keys import ACCESS, CONFIG, ENGINE, HTTP, PLUGIN_MANAGER
@@ -48,6 +49,7 @@ def create_app(
     app.router.add_get("/alipay/notify", refund_notify, expect_handler=expect_continue)
     app.router.add_post("/alipay/dback-notify", dback_notify, expect_handler=expect_continue)
     app.router.add_get("/alipay/dback-notify", dback_notify, expect_handler=expect_continue)
+    health.add_routes(app)
     token = config.server.admin_token.reveal() if config.server.admin_token else None
     if token is None:
         log.warning("the dashboard (/admin/), the admin API (/-/...) and /metrics are not served: set "
@@ -98,25 +100,33 @@ def _engine(clock: Callable[[], float], run_engine: bool) -> Callable[[web.Appli
         store = store_from_url(config.store.url)
         await store.open()
         try:
+            metrics = Metrics()
             channels = {
                 name: MapiChannel.create(
                     account, session, session.timeout,
                     notify_url=config.notify_url, dback_notify_url=config.dback_notify_url,
+                    latency=metrics.gateway_latency,
                 )
                 for name, account in config.alipay.accounts.items()
             }
             platforms = collect_platforms(pm, config, session, lambda plugin: PluginData(store, plugin, clock))
             for problem in unknown_accounts(platforms, config.alipay.accounts):
                 log.error("%s: its refunds will be refused until the account is configured", problem)
-            ctx = EngineContext(config, store, channels, platforms, pm, clock)
+            ctx = EngineContext(config, store, channels, platforms, pm, clock, metrics=metrics)
             app[ENGINE] = ctx
             tasks = start_engine(ctx) if run_engine else []
             try:
                 await broadcast(pm, "startup", app=app)
+                log.info("started: store %s, Alipay accounts %s, platforms %s, engine %s",
+                         config.store.url.split(":", 1)[0],  # the scheme: a PostgreSQL URL may hold a password
+                         ", ".join(sorted(channels)) or "none", ", ".join(sorted(platforms)) or "none",
+                         "running" if run_engine else "off")
                 yield
             finally:
+                log.info("stopping: engine loops cancelled, in-flight requests drained")
                 await stop_engine(tasks)
         finally:
             await store.close()
+            log.info("stopped")
 
     return context

@@ -276,6 +276,30 @@ async def test_the_outbox_delivers_retries_and_keeps_dead_letters(store: RefundS
     assert counts["reports"] == {"delivered": 1, "pending": 1}
 
 
+async def test_the_outbox_age_is_that_of_its_oldest_result_whatever_the_attempts(store: RefundStore) -> None:
+    assert await store.oldest_pending_report() is None
+    await store.accept([req("r1", "T1"), req("r2", "T2")], T0)
+    batch = await store.create_batch("main", 1000, DAY, T0)
+    assert batch is not None
+    await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0)
+    await store.record_results(batch.id, [DetailResult("T1", Decimal("10"), "SUCCESS")], T0 + 5, notify_id="n1",
+                               kind="r")
+    await store.record_results(batch.id, [DetailResult("T2", Decimal("10"), "SUCCESS")], T0 + 9, notify_id="n2",
+                               kind="r")
+    assert await store.oldest_pending_report() == T0 + 5
+    first, second = await store.claim_reports(T0 + 20, 10, 30)
+    await store.report_failed(first.id, "HTTP 503", next_at=T0 + 100, now=T0 + 20)  # an attempt: no younger
+    assert await store.oldest_pending_report() == T0 + 5
+    await store.report_delivered([first.id], T0 + 30)
+    assert await store.oldest_pending_report() == T0 + 9
+    await store.report_failed(second.id, "HTTP 401", next_at=None, now=T0 + 20)  # a dead letter: out of the outbox
+    assert await store.oldest_pending_report() is None
+
+
+async def test_an_open_store_has_every_migration_applied(store: RefundStore) -> None:
+    assert await store.schema_problem() is None
+
+
 async def test_listing_filters_and_pages(store: RefundStore) -> None:
     await store.accept([req(f"r{i}", trade_no=f"T{i}") for i in range(5)], T0)
     page = await store.list_refunds(limit=2)

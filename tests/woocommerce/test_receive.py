@@ -18,7 +18,7 @@ from refund_adapter.platform import PluginData
 from refund_adapter.testing import free_port
 
 from .conftest import MemoryData, inbound, shop_section
-from .fake_woocommerce import CONSUMER_SECRET, WEBHOOK_SECRET, FakeWooCommerce, ping
+from .fake_woocommerce import CONSUMER_KEY, CONSUMER_SECRET, WEBHOOK_SECRET, FakeWooCommerce, ping
 
 TRADE = "2026061522001412345678901234"
 
@@ -241,6 +241,22 @@ async def test_query_string_credentials_are_sent_when_configured(
     fake.add_refund(727, "1.00")
     problem = await rejection(platform, *fake.delivery(727))
     assert CONSUMER_SECRET not in problem.detail and "consumer_secret=***" in problem.detail
+
+
+async def test_api_keys_an_error_page_echoes_are_redacted_even_where_its_detail_is_cut(
+    fake: FakeWooCommerce, http: aiohttp.ClientSession, memory: MemoryData
+) -> None:
+    fake.auth = "query"
+    platform = WooCommercePlatform(
+        parse_settings(shop_section(fake.url, auth="query")), http, PluginData(memory, "woocommerce")
+    )
+    fake.add_order(727)
+    fake.add_refund(727, "10.00")
+    echoed = f"Not found: ?consumer_key={CONSUMER_KEY}&consumer_secret="
+    fake.fail(500, body=echoed + "x" * (190 - len(echoed)) + CONSUMER_SECRET)  # the secret straddles the cut at 200
+    problem = await rejection(platform, *fake.delivery(727))
+    assert "consumer_key=***" in problem.detail and CONSUMER_KEY not in problem.detail
+    assert CONSUMER_SECRET[:10] not in problem.detail  # was kept: the detail was cut before it was redacted
 
 
 async def test_an_unreachable_store_is_a_502(http: aiohttp.ClientSession, memory: MemoryData) -> None:
