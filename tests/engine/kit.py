@@ -90,7 +90,7 @@ def request(trade_no: str | None = None, amount: str = "20.00") -> RefundRequest
 async def settled_refund(ctx: EngineContext, code: str = "SUCCESS") -> Refund:
     """A refund carried through the store to a final result at `ctx.clock()`: its report is due now."""
     now = ctx.clock()
-    (accepted,) = await ctx.store.accept([request()], now)
+    await ctx.store.accept([request()], now)
     batch = await ctx.store.create_batch("main", 10, beijing_now(datetime.fromtimestamp(now, UTC)).date(), now)
     assert batch is not None
     await ctx.store.set_batch_state(batch.id, BatchState.SUBMITTED, now)
