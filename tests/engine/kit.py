@@ -4,8 +4,9 @@ a clock the test sets, and a shop whose answers the test chooses."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import count
@@ -48,6 +49,7 @@ class Shop:
 
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     calls: int = 0
+    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (webhook-id, JSON body)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -55,7 +57,7 @@ class Shop:
         return app
 
     async def _callback(self, request: web.Request) -> web.Response:
-        await request.read()
+        self.received.append((request.headers["webhook-id"], json.loads(await request.read())))
         self.calls += 1
         status, headers = self.answers.pop(0) if self.answers else (200, {})
         return web.Response(status=status, headers=headers, text="answer")
@@ -87,10 +89,10 @@ def request(trade_no: str | None = None, amount: str = "20.00") -> RefundRequest
                          alipay_account="main")
 
 
-async def settled_refund(ctx: EngineContext, code: str = "SUCCESS") -> Refund:
+async def settled_refund(ctx: EngineContext, code: str = "SUCCESS", platform: str = "generic") -> Refund:
     """A refund carried through the store to a final result at `ctx.clock()`: its report is due now."""
     now = ctx.clock()
-    await ctx.store.accept([request()], now)
+    await ctx.store.accept([replace(request(), platform=platform)], now)
     batch = await ctx.store.create_batch("main", 10, beijing_now(datetime.fromtimestamp(now, UTC)).date(), now)
     assert batch is not None
     await ctx.store.set_batch_state(batch.id, BatchState.SUBMITTED, now)

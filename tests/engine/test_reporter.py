@@ -4,6 +4,7 @@ retrying cannot fix, or one past the give-up horizon, becomes a dead letter."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -102,3 +103,55 @@ def test_backoff_is_jittered_between_base_and_its_capped_ceiling() -> None:
         if ceiling > BASE:
             assert max(draws) - min(draws) > (ceiling - BASE) / 2, f"attempt {attempt}: not jittered"
     assert backoff(5, BASE, BASE / 2, rng) == BASE  # a cap below the base never waits less than the base
+
+
+async def test_the_platform_is_told_each_refunds_own_outcome_under_a_stable_webhook_id(tmp_path: Path) -> None:
+    """What the shop learns is what Alipay said: status, code and batch_no of that refund, under a webhook-id of
+    its own (shops deduplicate by it) that a retry repeats."""
+    clock, shop = Clock(), Shop([(500, {})])
+    async with serve(shop.app()) as shop_url, driven_engine(tmp_path, clock, shop_url=shop_url, **REPORTER) as ctx:
+        paid = await settled_refund(ctx, "SUCCESS")
+        refused = await settled_refund(ctx, "TRADE_HAS_CLOSED")
+        assert await report_once(ctx)  # the first delivery fails (500), the second is delivered
+        clock.now += CAP
+        assert await report_once(ctx)
+        assert [(await current(ctx, r)).report_state for r in (paid, refused)] == [ReportState.DELIVERED] * 2
+    sent = {body["refund_id"]: (webhook_id, body) for webhook_id, body in shop.received}
+    assert len(shop.received) == 3 and len({webhook_id for webhook_id, _ in shop.received}) == 2
+    for refund, status in ((paid, "succeeded"), (refused, "failed")):
+        webhook_id, body = sent[refund.request.platform_refund_id]
+        assert (body["status"], body["code"], body["batch_no"]) == (status, refund.code, refund.batch_no)
+        assert refund.batch_no and webhook_id == f"refund-{refund.id}"
+
+
+class Exploding:
+    """A platform plugin whose `report` has a bug."""
+
+    async def report(self, outcome: object) -> object:
+        raise RuntimeError("plugin bug")
+
+
+async def test_a_plugin_that_raises_or_is_missing_is_retried_and_the_operator_sees_why(tmp_path: Path) -> None:
+    clock = Clock()
+    async with driven_engine(tmp_path, clock, **REPORTER) as engine:
+        ctx = dataclasses.replace(engine, platforms={"generic": Exploding()})
+        buggy = await settled_refund(ctx)
+        orphan = await settled_refund(ctx, platform="uninstalled")
+        assert await report_once(ctx)
+        buggy, orphan = await current(ctx, buggy), await current(ctx, orphan)
+    assert (buggy.report_state, buggy.report_error) == (ReportState.PENDING, "plugin error: RuntimeError: plugin bug")
+    assert (orphan.report_state, orphan.report_error) == (
+        ReportState.PENDING, "platform 'uninstalled' is not loaded"
+    )
+
+
+async def test_a_retry_falling_exactly_on_the_give_up_horizon_is_still_made(tmp_path: Path) -> None:
+    clock, shop = Clock(), Shop([(503, {"Retry-After": "600"})])
+    async with serve(shop.app()) as shop_url, driven_engine(tmp_path, clock, shop_url=shop_url, **REPORTER) as ctx:
+        refund = await settled_refund(ctx)
+        clock.now += GIVE_UP - 600
+        assert await report_once(ctx)
+        assert (await current(ctx, refund)).report_state is ReportState.PENDING
+        clock.now += 600
+        assert await report_once(ctx)
+        assert (await current(ctx, refund)).report_state is ReportState.DELIVERED
