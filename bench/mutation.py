@@ -16,7 +16,9 @@ Each target runs in its own folder, .mutation/<target>/ (a copy of refund_adapte
 stopped run resumes where it stopped. mutmut first runs the target's tests once to learn which test executes
 which function, then runs each mutant against those tests only. Bounded for a shared machine: one mutant at a
 time (`--children`), at low priority, and `--budget` seconds in all; what the budget cut off is reported as
-"not run". Logging calls are not mutated (their text is not behaviour; `do_not_mutate_patterns`).
+"not run". Logging calls are not mutated (their text is not behaviour; `do_not_mutate_patterns`). Only the
+SQLite cases run: the shared PostgreSQL server is spared a database per mutant (store/postgres.py is not
+mutated; store/sql.py is the same code on both backends).
 """
 
 from __future__ import annotations
@@ -65,12 +67,10 @@ TARGETS = {
               for name in ("__init__", "batcher", "channel", "intake", "platform_poller", "pressure", "runtime")),
         (*ENGINE_TESTS, "tests/test_webhook_intake.py"),
     ),
-    # The SQLite cases only: the shared PostgreSQL server is spared a database per mutant (postgres.py is
-    # not mutated; sql.py is the same code on both backends).
     "store": Target(
         ("refund_adapter/store/sql.py", "refund_adapter/store/sqlite.py", "refund_adapter/store/base.py",
          "refund_adapter/store/plugin_data.py"),
-        ("tests/store/", *ENGINE_TESTS, "-k", "not postgres"),
+        ("tests/store/", *ENGINE_TESTS),
     ),
     # The codec's batch_no, detail_data and notify parsing (its property tests run 200 examples each, so the
     # rest of the codec is left to a longer campaign: `--all-codec`).
@@ -108,7 +108,7 @@ source_paths = ["refund_adapter"]
 only_mutate = {toml_list(target.modules)}
 do_not_mutate_patterns = {toml_list(DO_NOT_MUTATE)}
 pytest_add_cli_args_test_selection = {toml_list(target.tests)}
-pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x", "-k", "not postgres"]
 """
     (folder / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + section)
     return folder
