@@ -502,3 +502,23 @@ async def test_notify_is_answered_success_only_once_its_results_are_committed(lo
     settled = await loop.current(refund)
     assert (settled.state, settled.code) == (RefundState.SUCCEEDED, "SUCCESS")
     assert await loop.store.notify_seen(batch_no, params(body)["notify_id"], "refund")
+
+
+async def test_each_refused_notify_is_logged_with_why(loop: Loop, caplog: pytest.LogCaptureFixture) -> None:
+    """The sender only ever reads `fail`; the operator reads why, in one warning per refused notify."""
+    await loop.faults(drop_notifies=False)
+    loop.gate.hold = {REFUND_PATH}
+    refund = await loop.refund("10.50")
+    batch_no = refund.batch_no or ""
+    genuine = await loop.held(REFUND_PATH, batch_no)
+    trade = refund.request.trade_no
+    refused = {
+        "bad signature": resigned(genuine, key=WRONG_KEY),
+        "malformed refund notify": resigned(genuine, result_details=f"{trade}^10.50"),
+        "amount 99.00 differs from the 10.50 sent": resigned(genuine, result_details=f"{trade}^99.00^SUCCESS"),
+    }
+    for why, body in refused.items():
+        caplog.clear()
+        assert await loop.post(REFUND_PATH, body) == "fail"
+        warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
+        assert len(warnings) == 1 and why in warnings[0] and batch_no in warnings[0], (why, warnings)
