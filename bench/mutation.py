@@ -9,7 +9,8 @@ through. Not part of CI: a campaign takes tens of minutes. mutmut is in the `tes
     python bench/mutation.py reporter notifications     # run those targets (resumes an earlier run)
     python bench/mutation.py --budget 1800              # every target, stopping after 30 minutes
     python bench/mutation.py --report --markdown out.md # scores and surviving mutants of what has run
-    python bench/mutation.py codec --fresh              # forget earlier results (after changing code or tests)
+    python bench/mutation.py reporter --survivors       # after adding tests: rerun only last run's survivors
+    python bench/mutation.py codec --fresh              # forget earlier results (after changing the code)
 
 Each target runs in its own folder, .mutation/<target>/ (a copy of refund_adapter/ and tests/ with a
 `[tool.mutmut]` section added to a copy of pyproject.toml), so targets keep their own test selection and a
@@ -45,6 +46,7 @@ DO_NOT_MUTATE = [r"^\s*log\.(debug|info|warning|error|exception)\("]
 # mutmut's verdicts; "not checked" is a mutant the budget left unrun.
 KILLED = ("killed", "timeout", "caught by type check")
 NOT_RUN = ("not checked", "skipped")
+SURVIVED = ("survived", "no tests", "suspicious")
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,11 @@ pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x", "-k", "not postgres
     return folder
 
 
-def run(name: str, target: Target, folder: Path, children: int, seconds: float) -> bool:
-    """Run the target's mutants; False when the budget stopped it first (its results so far are kept)."""
+def run(name: str, target: Target, folder: Path, children: int, seconds: float, only: list[str]) -> bool:
+    """Run the target's mutants (`only` these, when given); False when the budget stopped it first (its results
+    so far are kept)."""
     log = (folder / "run.log").open("w")
-    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *target.functions]
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *(only or target.functions)]
     print(f"[{name}] mutating {', '.join(target.modules)}; tests {' '.join(target.tests)}; "
           f"budget {seconds:.0f}s", flush=True)
     process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -166,7 +169,7 @@ def summarise(name: str, target: Target, folder: Path) -> dict[str, Any]:
     for mutant, verdict in verdicts.items():
         found = _MODULE.match(mutant)
         modules.setdefault(found[1] if found else "?", Counter())[verdict] += 1
-    survivors = [m for m, v in verdicts.items() if v not in KILLED and v not in NOT_RUN]
+    survivors = [m for m, v in verdicts.items() if v in SURVIVED]
     return {
         "target": name,
         "modules": {module: score(counts) for module, counts in sorted(modules.items())},
@@ -206,6 +209,8 @@ def main() -> int:
     parser.add_argument("--children", type=int, default=1, help="mutants run at once (default 1: a shared machine)")
     parser.add_argument("--fresh", action="store_true", help="discard the targets' earlier results first")
     parser.add_argument("--report", action="store_true", help="only report what earlier runs found")
+    parser.add_argument("--survivors", action="store_true",
+                        help="run again only the mutants that survived the last run (after adding tests)")
     parser.add_argument("--all-codec", action="store_true", help="mutate every function of the codec")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     parser.add_argument("--markdown", type=Path, help="also write the scores and survivors as markdown here")
@@ -229,9 +234,14 @@ def main() -> int:
         if not args.report and time.monotonic() >= deadline:
             print(f"[{name}] not run: the budget is spent", flush=True)
         elif not args.report:
+            only = [m for m, verdict in results(folder).items() if verdict in SURVIVED] if args.survivors else []
+            if args.survivors and not only:
+                print(f"[{name}] no survivors to run again", flush=True)
+                summaries.append(summarise(name, targets[name], folder))
+                continue
             folder = prepare(name, targets[name], args.fresh)
             started = time.monotonic()
-            finished = run(name, targets[name], folder, args.children, deadline - started)
+            finished = run(name, targets[name], folder, args.children, deadline - started, only)
             print(f"[{name}] {'finished' if finished else 'stopped'} after {time.monotonic() - started:.0f}s",
                   flush=True)
         summaries.append(summarise(name, targets[name], folder))
