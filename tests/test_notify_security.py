@@ -515,7 +515,7 @@ async def test_each_refused_notify_is_logged_with_why(loop: Loop, caplog: pytest
     refused = {
         "bad signature": resigned(genuine, key=WRONG_KEY),
         "malformed refund notify": resigned(genuine, result_details=f"{trade}^10.50"),
-        "amount 99.00 differs from the 10.50 sent": resigned(genuine, result_details=f"{trade}^99.00^SUCCESS"),
+        "is not in batch": resigned(genuine, result_details="2026112522999999999999^10.50^SUCCESS"),
     }
     for why, body in refused.items():
         caplog.clear()
