@@ -75,3 +75,11 @@ async def test_filters_filter_and_counts_add_up(store: RefundStore) -> None:  # 
     assert counts["refunds"] == {RefundState.SUCCEEDED.value: 2, RefundState.BATCHED.value: 1}
     assert counts["reports"] == {ReportState.DELIVERED.value: 1, ReportState.PENDING.value: 1,
                                  ReportState.NONE.value: 1}
+
+
+async def test_the_namespace_is_the_one_batch_nos_carry(store: RefundStore) -> None:  # noqa: F811
+    await settled(store, "r1")
+    (batch,) = await store.list_batches()
+    namespace = await store.namespace()
+    assert isinstance(namespace, str) and batch.batch_no[8:].startswith(namespace)
+    assert len(batch.batch_no) == 8 + len(namespace) + 6
