@@ -322,3 +322,20 @@ async def test_a_query_answering_part_of_a_batch_records_that_part_and_asks_agai
         assert await ctx.store.claim_batches_to_query(clock.now + 10 * 86400, 10, 60) == []
         assert {r.state for r in await ctx.store.list_refunds()} == {RefundState.SUCCEEDED}
     assert completed.state is BatchState.COMPLETED and completed.query_attempts == 1
+
+
+async def test_a_query_answer_naming_a_trade_not_in_the_batch_sends_it_to_review(tmp_path: Path) -> None:
+    """Under our batch_no Alipay holds a trade we never put in it: nothing is recorded, an operator looks."""
+    answer = ["is_success=T"]
+    clock = Clock()
+    async with serve(answering_from(answer)) as url, driven_engine(
+        tmp_path, clock, gateway_url=url + "/gateway.do", reconciler={"schedule_seconds": [600]}
+    ) as ctx:
+        batch = await unresolved_batch(ctx, "2026112500000081", "20.00")
+        stranger = QueryItem(batch.batch_no, ResultItem(TradeResult("2026112599999999", Decimal("20.00"), "SUCCESS")))
+        answer[0] = render_query_response(QueryResponse(True, (stranger,)))
+        assert await reconcile_once(ctx)
+        (reviewed,) = await ctx.store.list_batches()
+        (refund,) = await ctx.store.list_refunds()
+    assert (reviewed.state, reviewed.code) == (BatchState.REVIEW, "QUERY_MISMATCH")
+    assert (refund.state, refund.code, refund.report_state) == (RefundState.UNKNOWN, None, ReportState.NONE)
