@@ -75,21 +75,46 @@ async def test_an_accepted_batch_is_queried_after_first_query_after_seconds(tmp_
     assert due.state is BatchState.SUBMITTED
 
 
+def refusing(code: str, sent: list[str]) -> web.Application:
+    """A gateway on 127.0.0.1 that refuses every batch with F/`code`, noting each batch_no sent."""
+
+    async def gateway(request: web.Request) -> web.Response:
+        sent.append((await request.post())["batch_no"])
+        return web.Response(body=render_ack("F", code), content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_post("/gateway.do", gateway)
+    return app
+
+
+async def test_a_batch_no_refused_on_its_own_day_fails_its_refunds(tmp_path: Path) -> None:
+    """BATCH_NO_FORMAT_ERROR for a batch_no dated today (Beijing) is not the midnight case: Alipay refused it
+    outright, so the batch is rejected, not abandoned and sent again under another batch_no."""
+    sent: list[str] = []
+    clock = Clock()
+    async with serve(refusing("BATCH_NO_FORMAT_ERROR", sent)) as url, driven_engine(
+        tmp_path, clock, gateway_url=url + "/gateway.do"
+    ) as ctx:
+        await ctx.store.accept([request()], clock.now - 60)
+        assert await batch_once(ctx)
+        assert await submit_once(ctx)
+        (rejected,) = await ctx.store.list_batches()
+        (refund,) = await ctx.store.list_refunds()
+    assert (rejected.state, rejected.code) == (BatchState.REJECTED, "BATCH_NO_FORMAT_ERROR")
+    assert (refund.state, refund.code) == (RefundState.FAILED, "BATCH_NO_FORMAT_ERROR")
+    assert sent == [rejected.batch_no]
+
+
 async def test_a_retryable_refusal_is_sent_again_after_the_retry_delay_under_the_same_batch_no(
     tmp_path: Path,
 ) -> None:
     """Alipay answers F/SYSTEM_ERROR (a gateway on 127.0.0.1 that answers only that): nothing failed, the batch
     waits RETRY_DELAY_SECONDS, then goes out again with its batch_no."""
     sent: list[str] = []
-
-    async def gateway(request: web.Request) -> web.Response:
-        sent.append((await request.post())["batch_no"])
-        return web.Response(body=render_ack("F", "SYSTEM_ERROR"), content_type="text/xml")
-
-    app = web.Application()
-    app.router.add_post("/gateway.do", gateway)
     clock = Clock()
-    async with serve(app) as url, driven_engine(tmp_path, clock, gateway_url=url + "/gateway.do") as ctx:
+    async with serve(refusing("SYSTEM_ERROR", sent)) as url, driven_engine(
+        tmp_path, clock, gateway_url=url + "/gateway.do"
+    ) as ctx:
         await ctx.store.accept([request()], clock.now - 60)
         assert await batch_once(ctx)
         assert await submit_once(ctx)
