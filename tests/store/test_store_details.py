@@ -33,7 +33,7 @@ async def settled(store: RefundStore, *ids: str) -> tuple[int, list[int]]:  # no
 async def test_a_report_error_is_kept_up_to_500_characters(store: RefundStore) -> None:  # noqa: F811
     _, (refund_id,) = await settled(store, "r1")
     assert await store.claim_reports(NOW, 10, 60)
-    await store.report_failed(refund_id, "x" * 499 + "yz", next_at=NOW + 1)
+    await store.report_failed(refund_id, "x" * 499 + "yz", next_at=NOW + 1, now=NOW)
     found = await store.get_refund(refund_id)
     assert found is not None and found.report_error == "x" * 499 + "y"
 
@@ -68,7 +68,7 @@ async def test_filters_filter_and_counts_add_up(store: RefundStore) -> None:  # 
     second = await store.create_batch("main", 10, DAY, NOW)
     assert second is not None
     assert await store.claim_reports(NOW, 10, 60)
-    await store.report_delivered([a])  # a delivered, b still pending: two rows of succeeded refunds to count
+    await store.report_delivered([a], NOW)  # a delivered, b still pending: two rows of succeeded refunds to count
     assert sorted(r.id for r in await store.list_refunds(batch_id=first)) == sorted([a, b])
     assert [b.id for b in await store.list_batches(state=BatchState.PENDING)] == [second.id]
     counts = await store.counts()
