@@ -43,6 +43,8 @@ from refund_adapter.testing import (
     wait_until,
 )
 
+from .sqlite_faults import commits_failing
+
 PARTNER = "2088101122136241"
 MD5_KEY = "notify-security-md5-key-0123456789"
 WRONG_KEY = "not-the-partners-key-0123456789ab"
@@ -478,3 +480,45 @@ async def test_forged_get_refund_notify_is_refused(loop: Loop) -> None:
     async with loop.http.get(f"{loop.adapter_url}{REFUND_PATH}?{query}") as resp:
         assert (resp.status, await resp.text()) == (200, "fail")
     await assert_untouched(loop, refund)
+
+
+async def test_notify_is_answered_success_only_once_its_results_are_committed(loop: Loop, tmp_path: Path) -> None:
+    """A genuine notify whose results the disk refuses to commit is not acknowledged: Alipay must send it again.
+    The COMMIT fails for real (see tests/sqlite_faults.py); `success` then would lose the result for good."""
+    await loop.faults(drop_notifies=False)
+    loop.gate.hold = {REFUND_PATH}
+    refund = await loop.refund("10.50")
+    batch_no = refund.batch_no or ""
+    body = urlencode(await loop.held(REFUND_PATH, batch_no)).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    with commits_failing(tmp_path / "refunds.db", "notifies"):
+        async with loop.http.post(loop.adapter_url + REFUND_PATH, data=body, headers=headers) as resp:
+            answer = await resp.text()
+    assert answer != "success"
+    await assert_untouched(loop, refund)
+    assert not await loop.store.notify_seen(batch_no, params(body)["notify_id"], "refund")
+    # Alipay sends it again once the disk takes writes: recorded, acknowledged, reported.
+    assert await loop.post(REFUND_PATH, body) == "success"
+    settled = await loop.current(refund)
+    assert (settled.state, settled.code) == (RefundState.SUCCEEDED, "SUCCESS")
+    assert await loop.store.notify_seen(batch_no, params(body)["notify_id"], "refund")
+
+
+async def test_each_refused_notify_is_logged_with_why(loop: Loop, caplog: pytest.LogCaptureFixture) -> None:
+    """The sender only ever reads `fail`; the operator reads why, in one warning per refused notify."""
+    await loop.faults(drop_notifies=False)
+    loop.gate.hold = {REFUND_PATH}
+    refund = await loop.refund("10.50")
+    batch_no = refund.batch_no or ""
+    genuine = await loop.held(REFUND_PATH, batch_no)
+    trade = refund.request.trade_no
+    refused = {
+        "bad signature": resigned(genuine, key=WRONG_KEY),
+        "malformed refund notify": resigned(genuine, result_details=f"{trade}^10.50"),
+        "is not in batch": resigned(genuine, result_details="2026112522999999999999^10.50^SUCCESS"),
+    }
+    for why, body in refused.items():
+        caplog.clear()
+        assert await loop.post(REFUND_PATH, body) == "fail"
+        warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
+        assert len(warnings) == 1 and why in warnings[0] and batch_no in warnings[0], (why, warnings)

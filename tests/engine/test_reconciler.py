@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,16 +15,26 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
-from refund_adapter.alipay.codec import RefundDetail, TradeRefund
+from refund_adapter.alipay.codec import (
+    QueryItem,
+    QueryResponse,
+    RefundDetail,
+    ResultItem,
+    TradeRefund,
+    TradeResult,
+    beijing_now,
+    render_query_response,
+)
 from refund_adapter.alipay.gateway import SubmitKind
 from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.demo import PARTNER, SHOP_ID, demo_config
 from refund_adapter.engine.batcher import batch_once
-from refund_adapter.engine.reconciler import reconcile_batch
+from refund_adapter.engine.reconciler import reconcile_batch, reconcile_once
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
-from refund_adapter.models import BatchState, DetailResult, Refund, RefundState, ReportState
+from refund_adapter.models import Batch, BatchState, DetailResult, Refund, RefundRequest, RefundState, ReportState
 from refund_adapter.testing import (
     ADMIN_HEADERS,
     SimulatedShop,
@@ -35,6 +46,9 @@ from refund_adapter.testing import (
 )
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
+
+from .kit import EVENING_UTC, Clock, driven_engine, request
+from .kit import MD5_KEY as KIT_MD5_KEY
 
 MD5_KEY = "reconcilertestkey0123456789abcde"
 SECRET = "whsec_" + base64.b64encode(b"reconciler-test-secret!!").decode()
@@ -181,3 +195,147 @@ async def test_a_query_answer_with_another_amount_flags_the_refund_and_sends_the
     assert [(r.state, r.code, r.report_state) for r in refunds] == [(RefundState.UNKNOWN, None, ReportState.NONE)] * 2
     assert [r.review for r in refunds] == [f"query: SUCCESS for {amount + 1}, but {amount} was sent"
                                            for amount in TRADES.values()]
+
+
+async def unresolved_batch(ctx: EngineContext, trade_no: str, amount: str) -> Batch:
+    """One refund batched and left `unknown` (its submit unanswered), its query due now."""
+    await ctx.store.accept([request(trade_no, amount)], ctx.clock() - 60)
+    assert await batch_once(ctx)
+    (batch,) = await ctx.store.list_batches()
+    await ctx.store.set_batch_state(batch.id, BatchState.UNKNOWN, ctx.clock(), next_query_at=ctx.clock())
+    return batch
+
+
+@pytest.mark.parametrize(("formed_at", "resent"), [(EVENING_UTC, True), (EVENING_UTC - 86400, False)])
+async def test_a_batch_alipay_never_received_is_resent_only_while_its_date_is_today_in_beijing(
+    tmp_path: Path, formed_at: float, resent: bool
+) -> None:
+    """At 17:00 UTC the batch formed at that moment is dated tomorrow (Beijing) and still valid: sent again under
+    the same batch_no; one formed a day earlier can no longer be sent, so it waits for the next query."""
+    async with run_sandbox(SandboxConfig(partner=PARTNER, md5_key=KIT_MD5_KEY)) as sandbox:
+        clock = Clock(formed_at)
+        async with driven_engine(tmp_path, clock, gateway_url=sandbox.url) as ctx:
+            batch = await unresolved_batch(ctx, "2026112500000078", "20.00")
+            clock.now = EVENING_UTC
+            assert await reconcile_once(ctx)
+            (after,) = await ctx.store.list_batches()
+            (refund,) = await ctx.store.list_refunds()
+    assert after.batch_no == batch.batch_no
+    assert after.state is (BatchState.PENDING if resent else BatchState.UNKNOWN)
+    assert refund.state is RefundState.UNKNOWN
+
+
+def answering(text: str) -> web.Application:
+    """A gateway on 127.0.0.1 answering every query with `text` (the query's answer is plain, unsigned text)."""
+    return answering_from([text])
+
+
+def answering_from(answer: list[str]) -> web.Application:
+    """A gateway answering every query with `answer[0]`, which the test may change between queries."""
+
+    async def gateway(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text=answer[0])
+
+    app = web.Application()
+    app.router.add_post("/gateway.do", gateway)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("answer", "resent"),
+    [
+        ("is_success=T", True),  # Alipay holds no verdict for it: never evaluated, so never paid
+        ("is_success=F&error_code=REFUND_NOT_EXIST", True),
+        ("is_success=F&error_code=SYSTEM_ERROR", False),  # says nothing about the batch: ask again later
+    ],
+)
+async def test_an_unknown_batch_of_today_is_resent_only_when_alipay_says_it_has_no_verdict(
+    tmp_path: Path, answer: str, resent: bool
+) -> None:
+    clock = Clock()
+    async with serve(answering(answer)) as url, driven_engine(
+        tmp_path, clock, gateway_url=url + "/gateway.do", reconciler={"schedule_seconds": [600, 1200]}
+    ) as ctx:
+        batch = await unresolved_batch(ctx, "2026112500000079", "20.00")
+        assert await reconcile_once(ctx)
+        (after,) = await ctx.store.list_batches()
+        if not resent:  # asked again after the schedule's first delay, not before
+            assert await ctx.store.claim_batches_to_query(clock.now + 599, 10, 60) == []
+            assert [b.id for b in await ctx.store.claim_batches_to_query(clock.now + 600, 10, 60)] == [batch.id]
+    assert after.state is (BatchState.PENDING if resent else BatchState.UNKNOWN)
+    assert after.batch_no == batch.batch_no
+
+
+async def test_a_batch_whose_account_is_gone_is_asked_about_on_schedule_then_sent_to_review(tmp_path: Path) -> None:
+    clock = Clock()
+    async with driven_engine(tmp_path, clock, reconciler={"schedule_seconds": [600]}) as ctx:
+        await ctx.store.accept([dataclasses.replace(request(), alipay_account="removed")], clock.now)
+        batch = await ctx.store.create_batch("removed", 10, beijing_now().date(), clock.now)
+        assert batch is not None
+        await ctx.store.set_batch_state(batch.id, BatchState.UNKNOWN, clock.now, next_query_at=clock.now)
+        assert await reconcile_once(ctx)
+        (waiting,) = await ctx.store.list_batches()
+        assert not await reconcile_once(ctx)
+        clock.now += 600
+        assert await reconcile_once(ctx)
+        (reviewed,) = await ctx.store.list_batches()
+        (refund,) = await ctx.store.list_refunds()
+    assert (waiting.state, waiting.query_attempts) == (BatchState.UNKNOWN, 1)
+    assert (reviewed.state, reviewed.code) == (BatchState.REVIEW, "UNRESOLVED")
+    assert refund.state is RefundState.UNKNOWN
+
+
+async def test_a_query_answering_part_of_a_batch_records_that_part_and_asks_again_for_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Alipay has evaluated one detail of two: that refund is settled (and the reporter woken); the batch is
+    asked about again after the schedule's next delay, and once all are answered it is completed, not asked again.
+    """
+    answer = ["is_success=T"]
+    clock = Clock()
+    async with serve(answering_from(answer)) as url, driven_engine(
+        tmp_path, clock, gateway_url=url + "/gateway.do", reconciler={"schedule_seconds": [600, 1200]}
+    ) as ctx:
+        first, second = request(amount="20.00"), request(amount="30.00")
+        await ctx.store.accept([first, second], clock.now - 60)
+        assert await batch_once(ctx)
+        (batch,) = await ctx.store.list_batches()
+        await ctx.store.set_batch_state(batch.id, BatchState.SUBMITTED, clock.now, next_query_at=clock.now)
+
+        def verdicts(*requests: RefundRequest) -> str:
+            return render_query_response(QueryResponse(True, tuple(
+                QueryItem(batch.batch_no, ResultItem(TradeResult(r.trade_no, r.amount, "SUCCESS"))) for r in requests
+            )))
+
+        answer[0] = verdicts(first)
+        assert await reconcile_once(ctx)
+        states = {r.request.trade_no: r.state for r in await ctx.store.list_refunds()}
+        assert states == {first.trade_no: RefundState.SUCCEEDED, second.trade_no: RefundState.SUBMITTED}
+        assert ctx.signals.reporter.is_set()
+        assert await ctx.store.claim_batches_to_query(clock.now + 599, 10, 60) == []
+        clock.now += 600
+        answer[0] = verdicts(first, second)
+        assert await reconcile_once(ctx)
+        (completed,) = await ctx.store.list_batches()
+        assert not await reconcile_once(ctx)
+        assert await ctx.store.claim_batches_to_query(clock.now + 10 * 86400, 10, 60) == []
+        assert {r.state for r in await ctx.store.list_refunds()} == {RefundState.SUCCEEDED}
+    assert completed.state is BatchState.COMPLETED and completed.query_attempts == 1
+
+
+async def test_a_query_answer_naming_a_trade_not_in_the_batch_sends_it_to_review(tmp_path: Path) -> None:
+    """Under our batch_no Alipay holds a trade we never put in it: nothing is recorded, an operator looks."""
+    answer = ["is_success=T"]
+    clock = Clock()
+    async with serve(answering_from(answer)) as url, driven_engine(
+        tmp_path, clock, gateway_url=url + "/gateway.do", reconciler={"schedule_seconds": [600]}
+    ) as ctx:
+        batch = await unresolved_batch(ctx, "2026112500000081", "20.00")
+        stranger = QueryItem(batch.batch_no, ResultItem(TradeResult("2026112599999999", Decimal("20.00"), "SUCCESS")))
+        answer[0] = render_query_response(QueryResponse(True, (stranger,)))
+        assert await reconcile_once(ctx)
+        (reviewed,) = await ctx.store.list_batches()
+        (refund,) = await ctx.store.list_refunds()
+    assert (reviewed.state, reviewed.code) == (BatchState.REVIEW, "QUERY_MISMATCH")
+    assert (refund.state, refund.code, refund.report_state) == (RefundState.UNKNOWN, None, ReportState.NONE)

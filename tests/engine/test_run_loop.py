@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from refund_adapter.engine.pressure import IngestPressure
 from refund_adapter.engine.runtime import run_loop
 from refund_adapter.testing import wait_until
@@ -82,3 +84,33 @@ async def test_a_loop_cancelled_while_its_before_cycle_waits_stops() -> None:
         done, _ = await asyncio.wait({task}, timeout=2)
     assert done == {task} and task.cancelled()
     assert (steps, pressure.waiting) == (0, 0)
+
+
+async def test_a_loop_survives_a_step_that_raises_and_runs_it_again(caplog: pytest.LogCaptureFixture) -> None:
+    """A step's exception is logged with its traceback; the loop then waits for its next tick (here a wake-up)
+    and calls the step again, rather than dying and leaving its work undone until a restart."""
+    wake = asyncio.Event()
+    calls: list[int] = []
+    failed, recovered = asyncio.Event(), asyncio.Event()
+
+    async def step() -> bool:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            failed.set()
+            raise RuntimeError("the store went away for a moment")
+        recovered.set()
+        return False
+
+    task = asyncio.create_task(run_loop("flaky", wake, 3600, step))
+    try:
+        async with asyncio.timeout(5):
+            await failed.wait()
+            wake.set()
+            await recovered.wait()
+        assert not task.done()
+    finally:
+        task.cancel()
+    (record,) = [r for r in caplog.records if r.name == "refund_adapter.engine.runtime"]
+    assert record.levelname == "ERROR" and "flaky step failed" in record.getMessage()
+    assert record.exc_info is not None and "went away" in str(record.exc_info[1])
+    assert calls == [0, 1]

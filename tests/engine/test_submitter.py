@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from refund_adapter.alipay.gateway import SubmitKind, SubmitOutcome
-from refund_adapter.engine.submitter import decide
+from refund_adapter.engine.submitter import RETRY_DELAY_SECONDS, Decision, decide
 from refund_adapter.models import Batch, BatchDetail, BatchState
 
 FORMED_ON = date(2026, 11, 25)
@@ -59,3 +59,33 @@ def test_a_refusal_one_detail_may_cause_isolates_that_detail(sent: Batch, state:
     outcome = SubmitOutcome(SubmitKind.DETAIL_REFUSED, "DETAIL_DATA_FORMAT_ERROR")
     decision = decide(outcome, sent, FORMED_ON, 300)
     assert (decision.state, decision.split, decision.code) == (state, split, "DETAIL_DATA_FORMAT_ERROR")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "attempts", "today", "decision"),
+    [
+        (SubmitOutcome(SubmitKind.ACCEPTED), 1, FORMED_ON, Decision(BatchState.SUBMITTED, query_after=300)),
+        (SubmitOutcome(SubmitKind.PROCESSING), 1, FORMED_ON, Decision(BatchState.SUBMITTED, query_after=300)),
+        (SubmitOutcome(SubmitKind.DUPLICATE, "DUPLICATE_BATCH_NO"), 2, FORMED_ON,
+         Decision(BatchState.SUBMITTED, query_after=300)),
+        (SubmitOutcome(SubmitKind.UNKNOWN), 1, FORMED_ON, Decision(BatchState.UNKNOWN, query_after=300)),
+        (SubmitOutcome(SubmitKind.REJECTED, "SYSTEM_ERROR"), 1, FORMED_ON,
+         Decision(BatchState.PENDING, code="SYSTEM_ERROR", retry_after=RETRY_DELAY_SECONDS)),
+        (SubmitOutcome(SubmitKind.REJECTED, "SELLER_STATUS_NOT_ALLOW"), 1, FORMED_ON,
+         Decision(BatchState.REJECTED, code="SELLER_STATUS_NOT_ALLOW")),
+        # an F with no error code: Alipay refused it (no money moved), for a reason it did not say
+        (SubmitOutcome(SubmitKind.REJECTED), 1, FORMED_ON, Decision(BatchState.REJECTED, code="UNKNOWN_ERROR")),
+        (SubmitOutcome(SubmitKind.REJECTED, "BATCH_NO_FORMAT_ERROR"), 2, FORMED_ON,
+         Decision(BatchState.REJECTED, code="BATCH_NO_FORMAT_ERROR")),
+        (SubmitOutcome(SubmitKind.REJECTED, "BATCH_NO_FORMAT_ERROR"), 1, NEXT_DAY,
+         Decision(BatchState.ABANDONED, code="BATCH_NO_FORMAT_ERROR")),
+        # the resend is asked about at once: only the query can say whether the first send landed
+        (SubmitOutcome(SubmitKind.REJECTED, "BATCH_NO_FORMAT_ERROR"), 2, NEXT_DAY,
+         Decision(BatchState.UNKNOWN, code="BATCH_NO_FORMAT_ERROR", query_after=0)),
+    ],
+)
+def test_decide_sets_the_code_and_when_to_query_or_resend(
+    outcome: SubmitOutcome, attempts: int, today: date, decision: Decision
+) -> None:
+    """Not only the state: the code the refunds carry, and when the reconciler or the submitter acts next."""
+    assert decide(outcome, batch(attempts), today, 300) == decision
