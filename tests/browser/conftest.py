@@ -2,7 +2,11 @@
 that Playwright downloads. Without /usr/bin/chromium these tests are skipped with one line saying so.
 
 Fixtures: `browser` (a headless chromium), `page` (a fresh context and page), `dashboard` (the service with an
-admin token on a free port); helpers `log_in(page, url)` and `screenshot(page, name)` (docs/images/NAME.png)."""
+admin token on a free port); helpers `log_in(page, url)` and `screenshot(page, name)`.
+
+Screenshots are always taken (a page that cannot be drawn fails its test), into a folder of the session's own;
+`REFUND_ADAPTER_SCREENSHOTS=docs/images python3 -m pytest tests/browser` writes them where the README shows them,
+so an ordinary run leaves the checkout as it found it."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from refund_adapter.web.app import create_app
 CHROMIUM = Path(os.environ.get("REFUND_ADAPTER_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+SCREENSHOTS_ENV = "REFUND_ADAPTER_SCREENSHOTS"
 VIEWPORT = {"width": 1280, "height": 800}
 
 
@@ -79,9 +83,17 @@ async def log_in(page: Any, base_url: str, token: str = TEST_ADMIN_TOKEN, *, nex
         await page.click("form[action='/admin/login'] button[type=submit]")
 
 
-async def screenshot(page: Any, name: str) -> Path:
-    """Save the whole page as docs/images/NAME.png (the README shows these)."""
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    path = IMAGES / f"{name}.png"
+@pytest.fixture(scope="session")
+def screenshots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where `screenshot` saves: $REFUND_ADAPTER_SCREENSHOTS (docs/images for the README), else a temporary folder."""
+    chosen = os.environ.get(SCREENSHOTS_ENV)
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def screenshot(page: Any, folder: Path, name: str) -> Path:
+    """Save the whole page as FOLDER/NAME.png."""
+    path = folder / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     return path

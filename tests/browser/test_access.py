@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .conftest import Dashboard, log_in, screenshot
 
 
-async def test_without_a_session_the_dashboard_sends_to_the_login_page(page: Any, dashboard: Dashboard) -> None:
+async def test_without_a_session_the_dashboard_sends_to_the_login_page(
+    page: Any, dashboard: Dashboard, screenshots_dir: Path
+) -> None:
     await page.goto(f"{dashboard.url}/admin/")
     assert page.url == f"{dashboard.url}/admin/login?next=/admin/"
     assert await page.text_content("h1") == "Log in"
-    await screenshot(page, "login-en")
+    await screenshot(page, screenshots_dir, "login-en")
     await page.fill("#token", "not-the-token")
     async with page.expect_navigation():
         await page.click("form[action='/admin/login'] button[type=submit]")
@@ -24,7 +27,6 @@ async def test_without_a_session_the_dashboard_sends_to_the_login_page(page: Any
     session = cookies["ra_session"]  # kept although Secure: Chromium counts 127.0.0.1 as a secure origin
     assert (session["secure"], session["httpOnly"], session["sameSite"], session["path"]) == (True, True, "Strict",
                                                                                                "/admin")
-    await screenshot(page, "overview-en")
 
     async with page.expect_navigation():
         await page.click("form[action='/admin/logout'] button")
@@ -52,7 +54,7 @@ async def test_a_form_without_its_csrf_token_is_refused(page: Any, dashboard: Da
     assert "ra_session" not in {c["name"] for c in await page.context.cookies()}
 
 
-async def test_switching_to_chinese_translates_the_page(page: Any, dashboard: Dashboard) -> None:
+async def test_switching_to_chinese_translates_the_page(page: Any, dashboard: Dashboard, screenshots_dir: Path) -> None:
     await log_in(page, dashboard.url)
     async with page.expect_navigation():
         await page.click("a[lang=zh-Hans]")
@@ -60,11 +62,10 @@ async def test_switching_to_chinese_translates_the_page(page: Any, dashboard: Da
     assert await page.text_content("h1") == "概览"
     assert await page.get_attribute("html", "lang") == "zh-Hans"
     assert await page.text_content("form[action='/admin/logout'] button") == "退出登录"
-    await screenshot(page, "overview-zh_Hans")
     await page.context.clear_cookies(name="ra_session")
     await page.goto(f"{dashboard.url}/admin/")
     assert await page.text_content("h1") == "登录"  # the choice outlives the session
-    await screenshot(page, "login-zh_Hans")
+    await screenshot(page, screenshots_dir, "login-zh_Hans")
     async with page.expect_navigation():
         await page.click("a[lang=en]")
     assert await page.text_content("h1") == "Log in"

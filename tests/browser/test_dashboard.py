@@ -130,7 +130,7 @@ PAGES = (  # (image name, path builder, the heading in English and in Chinese)
 )
 
 
-async def test_every_page_in_english_and_in_chinese(page: Any, operated: Admin) -> None:
+async def test_every_page_in_english_and_in_chinese(page: Any, operated: Admin, screenshots_dir: Path) -> None:
     """Each page answers in both languages, headed in that language; the screenshots are the README's."""
     late = await _refund(operated, "r-late")
     assert late.batch_id is not None
@@ -144,7 +144,7 @@ async def test_every_page_in_english_and_in_chinese(page: Any, operated: Admin) 
             await page.goto(operated.url + path(ids))
             assert await page.get_attribute("html", "lang") == language.replace("_", "-")
             assert (await page.text_content("h1") or "").startswith(headings[index])
-            await screenshot(page, f"{name}-{language}")
+            await screenshot(page, screenshots_dir, f"{name}-{language}")
     assert "交易已关闭，不允许退款" in (await _page_text(page, operated.url + "/admin/refunds"))
     assert "¥98.50" in (await _page_text(page, operated.url + "/admin/"))  # refunded by the account: 10.50 + 88.00
 
