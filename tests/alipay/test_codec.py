@@ -420,7 +420,7 @@ def test_batch_serial_refuses_bad_input(namespace: str, batch_id: int, field: st
 
 def test_build_batch_no_prefixes_the_beijing_day() -> None:
     assert build_batch_no(date(2024, 3, 15), "A1", 12345) == "20240315A10009IX"
-    with refused("day"):
+    with refused("day", "BATCH_NO_FORMAT_ERROR"):
         build_batch_no(datetime(2024, 3, 15, tzinfo=BEIJING), "A1", 1)  # a datetime hides a zone choice
 
 
@@ -616,8 +616,31 @@ def _royalty(
         ([_trade(amount=Decimal("0.001"))], "detail_data[0].amount", "DETAIL_DATA_FORMAT_ERROR"),
         ([_trade(reason="a" * 257)], "detail_data[0].reason", "BATCH_MEMO_LENGTH_EXCEED_LIMIT"),
         ([_trade(reason="a^b")], "detail_data[0].reason", "DETAIL_DATA_FORMAT_ERROR"),
-        ([RefundDetail(_trade().trade, (_royalty(out=("", "")),))], "detail_data[0].royalties[0].out", None),
-        ([RefundDetail(_trade().trade, (_royalty(into=("", "")),))], "detail_data[0].royalties[0].in", None),
+        (
+            [RefundDetail(_trade().trade, (_royalty(out=("", "")),))],
+            "detail_data[0].royalties[0].out",
+            "DETAIL_DATA_FORMAT_ERROR",
+        ),
+        (
+            [RefundDetail(_trade().trade, (_royalty(into=("", "")),))],
+            "detail_data[0].royalties[0].in",
+            "DETAIL_DATA_FORMAT_ERROR",
+        ),
+        (
+            [RefundDetail(_trade().trade, (RoyaltyRefund("from", "", "", "2088701892019088", Decimal("1"), "a|b"),))],
+            "detail_data[0].royalties[0].reason",
+            "DETAIL_DATA_FORMAT_ERROR",
+        ),
+        (
+            [RefundDetail(_trade().trade, (RoyaltyRefund("from", "", "", "2088701892019088", Decimal("0.001"), "r"),))],
+            "detail_data[0].royalties[0].amount",
+            "DETAIL_DATA_FORMAT_ERROR",
+        ),
+        (
+            [RefundDetail(_trade().trade, sub_trade=SubTradeRefund(Decimal("0.001"), "r"))],
+            "detail_data[0].sub_trade.amount",
+            "DETAIL_DATA_FORMAT_ERROR",
+        ),
         (
             [RefundDetail(_trade().trade, (_royalty(out=("", "2087701892019087")),))],
             "detail_data[0].royalties[0].out_user_id",
@@ -693,6 +716,7 @@ def test_detail_data_byte_limit_depends_on_the_charset() -> None:
         ("T1^1^r$$$1^r", "detail_data[0].sub_trade.amount"),
         ("T1^1^r|a^2088701892019087^b^2088701892019088^1", "detail_data[0].royalties[0]"),
         ("T1^1^r|^^b^2088701892019088^1^r", "detail_data[0].royalties[0].out"),
+        ("T1^1^r|a@b.com^^^2088701892019088^0.001^r", "detail_data[0].royalties[0].amount"),
         ("T1^1^r#T1^2^r", "detail_data[1].trade_no"),
     ],
 )
@@ -1279,6 +1303,7 @@ def test_parse_dback_notify() -> None:
         ({"refund_batch_no": "2010"}, "refund_batch_no"),
         ({"trade_no": "a-b"}, "trade_no"),
         ({"refund_id": ""}, "refund_id"),
+        ({"refund_id": "a-b"}, "refund_id"),
         ({"notify_id": ""}, "notify_id"),
         ({"bank_name": "a^b"}, "bank_name"),
         ({"notify_time": "yesterday"}, "notify_time"),
