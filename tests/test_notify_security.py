@@ -30,6 +30,7 @@ from refund_adapter.alipay.codec import NOTIFY_TYPE_REFUND, beijing_now, format_
 from refund_adapter.alipay.sandbox import Notification, RunningSandbox, SandboxConfig
 from refund_adapter.alipay.signing import MD5Scheme, signed
 from refund_adapter.config import Config, parse_config
+from refund_adapter.engine.notifications import MAX_NOTIFY_ESCAPES, MAX_NOTIFY_FIELDS
 from refund_adapter.models import Refund, RefundState, ReportState
 from refund_adapter.plugins import create_plugin_manager
 from refund_adapter.store import RefundStore
@@ -522,3 +523,32 @@ async def test_each_refused_notify_is_logged_with_why(loop: Loop, caplog: pytest
         assert await loop.post(REFUND_PATH, body) == "fail"
         warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
         assert len(warnings) == 1 and why in warnings[0] and batch_no in warnings[0], (why, warnings)
+
+
+async def test_a_notify_is_refused_undecoded_exactly_past_its_field_and_escape_limits(
+    loop: Loop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At the limits a body is still decoded (and refused for its signature: it has none); one `&` or one `%`
+    more and it is refused as malformed before any decoding, each counted under its outcome."""
+    refund = await loop.refund()
+    batch_no = refund.batch_no or ""
+    head = f"batch_no={batch_no}"
+    bodies = [
+        (head + "&a=b" * (MAX_NOTIFY_FIELDS - 1), "bad signature", "forged"),
+        (head + "&a=b" * MAX_NOTIFY_FIELDS, "fields or", "malformed"),
+        (head + "&a=" + "%41" * MAX_NOTIFY_ESCAPES, "bad signature", "forged"),
+        (head + "&a=" + "%41" * (MAX_NOTIFY_ESCAPES + 1), "fields or", "malformed"),
+    ]
+    for body, why, outcome in bodies:
+        counted = await notifies(loop, outcome)
+        caplog.clear()
+        assert await loop.post(REFUND_PATH, body.encode()) == "fail"
+        warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
+        assert len(warnings) == 1 and why in warnings[0], (why, warnings)
+        assert await notifies(loop, outcome) == counted + 1
+    await assert_untouched(loop, refund)
+
+
+async def notifies(loop: Loop, outcome: str) -> float:
+    return await metric_value(loop.http, loop.adapter_url, "refund_adapter_notifies_total", kind="refund",
+                              outcome=outcome)
