@@ -826,6 +826,27 @@ def test_decode_result_details_refuses_malformed_text(text: str, field: str) -> 
 
 
 @pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("T-1^1^SUCCESS", "result_details[0].trade_no"),
+        ("T1^1^SUCCESS$^^1^SUCCESS", "result_details[0].charge"),
+        ("T1^1^SUCCESS|^^b@c.com^^1^SUCCESS", "result_details[0].royalties[0].out"),
+        ("T1^1^SUCCESS|a@b.com^^^^1^SUCCESS", "result_details[0].royalties[0].in"),
+        ("T1^1^SUCCESS|a@b.com^^b@c.com^^1^SUCCESS|^^b@c.com^^1^SUCCESS", "result_details[0].royalties[1].out"),
+    ],
+)
+def test_a_result_naming_no_party_or_a_bad_trade_is_an_illegal_argument_at_its_place(text: str, field: str) -> None:
+    with refused(field, "ILLEGAL_ARGUMENT"):
+        decode_result_details(text)
+
+
+@pytest.mark.parametrize("serial", ["X00", "XXX", "0X0"])
+def test_a_serial_of_x_and_zeros_is_not_all_zeros(serial: str) -> None:
+    assert validate_batch_no("20240315" + serial) == "20240315" + serial
+    assert batch_no_date("20240315" + serial) == date(2024, 3, 15)
+
+
+@pytest.mark.parametrize(
     ("trade", "field"),
     [
         (TradeResult("T1", Decimal("1"), "SUCCESS", None, "S"), "result_details[0].dback_result"),
