@@ -552,3 +552,23 @@ async def test_a_notify_is_refused_undecoded_exactly_past_its_field_and_escape_l
 async def notifies(loop: Loop, outcome: str) -> float:
     return await metric_value(loop.http, loop.adapter_url, "refund_adapter_notifies_total", kind="refund",
                               outcome=outcome)
+
+
+async def test_a_signed_notify_whose_decoded_batch_no_is_another_is_refused_as_a_mismatch(
+    loop: Loop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch is looked up by a search of the raw body for `batch_no=`; a signed notify naming another batch
+    under an escaped name (`batch%5Fno`, decoded last) points the search at ours: refused, nothing recorded."""
+    refund = await loop.refund()
+    batch_no = refund.batch_no or ""
+    other = batch_no[:8] + "9" * (len(batch_no) - 8)
+    (dropped,) = loop.notifications(batch_no)
+    signed_other = form(refund_notify(other, details(refund), notify_id=dropped.notify_id))
+    body = f"batch_no={batch_no}&".encode() + signed_other.replace(b"batch_no=", b"batch%5Fno=")
+    counted = await notifies(loop, "mismatch")
+    caplog.clear()
+    assert await loop.post(REFUND_PATH, body) == "fail"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
+    assert len(warnings) == 1 and f"batch {batch_no}: the decoded notify names batch '{other}'" in warnings[0]
+    assert await notifies(loop, "mismatch") == counted + 1
+    await assert_untouched(loop, refund)
