@@ -15,6 +15,7 @@ import asyncio
 import base64
 import dataclasses
 import itertools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from refund_adapter.config import Config, parse_config
 from refund_adapter.engine.notifications import MAX_NOTIFY_ESCAPES, MAX_NOTIFY_FIELDS
 from refund_adapter.models import Refund, RefundState, ReportState
 from refund_adapter.plugins import create_plugin_manager
-from refund_adapter.store import RefundStore
+from refund_adapter.store import RefundStore, synthetic
 from refund_adapter.testing import (
     ADMIN_HEADERS,
     SimulatedShop,
@@ -572,3 +573,20 @@ async def test_a_signed_notify_whose_decoded_batch_no_is_another_is_refused_as_a
     assert len(warnings) == 1 and f"batch {batch_no}: the decoded notify names batch '{other}'" in warnings[0]
     assert await notifies(loop, "mismatch") == counted + 1
     await assert_untouched(loop, refund)
+
+
+async def test_a_notify_for_a_batch_of_an_account_no_longer_configured_is_refused(
+    loop: Loop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No key to check its signature with: refused, named as such for the operator, and counted."""
+    (batch_id,) = await synthetic.add_batches(loop.store, 1, account="gone", state="submitted", now=time.time())
+    batch = await loop.store.get_batch(batch_id)
+    assert batch is not None
+    counted = await notifies(loop, "unknown_account")
+    caplog.clear()
+    body = form(refund_notify(batch.batch_no, "2010031206252779^1.00^SUCCESS", notify_id="n1"))
+    assert await loop.post(REFUND_PATH, body) == "fail"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
+    assert len(warnings) == 1 and f"batch {batch.batch_no}: account 'gone' is not configured" in warnings[0]
+    assert await notifies(loop, "unknown_account") == counted + 1
+    assert await loop.store.get_batch(batch_id) == batch
