@@ -253,8 +253,10 @@ async def test_notify_id_not_confirmed_by_notify_verify_is_refused(loop: Loop) -
     batch_no = refund.batch_no or ""
     never_issued = refund_notify(batch_no, details(refund), notify_id="f" * 32)
     issued_never_delivered = refund_notify(batch_no, details(refund), notify_id=dropped.notify_id)
+    unverified = await notifies(loop, "unverified")
     assert await loop.post(REFUND_PATH, form(never_issued)) == "fail"
     assert await loop.post(REFUND_PATH, form(issued_never_delivered)) == "fail"
+    assert await notifies(loop, "unverified") == unverified + 2
     await assert_untouched(loop, refund)
     assert not await loop.store.notify_seen(batch_no, dropped.notify_id, "refund")
 
@@ -348,11 +350,14 @@ async def test_genuine_notify_delivered_three_times_is_recorded_once(loop: Loop)
     result = loop.shop.results[refund.request.platform_refund_id]
     assert (result["status"], result["code"], result["amount"]) == ("succeeded", "SUCCESS", "12.30")
     assert loop.sandbox.state.trades[refund.request.trade_no].refund_count == 1
+    accepted, duplicates = await notifies(loop, "accepted"), await notifies(loop, "duplicate")
+    assert accepted >= 1 and accepted + duplicates == 3  # copies racing may each find it not yet recorded
 
     # A replay after success: notify_verify now says false (acknowledged), yet the recorded notify is
     # acknowledged again, and nothing changes.
     replay = loop.gate.bodies(REFUND_PATH)[0]
     assert await loop.post(REFUND_PATH, replay) == "success"
+    assert (await notifies(loop, "accepted"), await notifies(loop, "duplicate")) == (accepted, duplicates + 1)
     again = await loop.current(refund)
     assert (again.state, again.code, again.report_state) == (RefundState.SUCCEEDED, "SUCCESS", ReportState.DELIVERED)
     assert again.report_attempts == settled.report_attempts
@@ -590,3 +595,17 @@ async def test_a_notify_for_a_batch_of_an_account_no_longer_configured_is_refuse
     assert len(warnings) == 1 and f"batch {batch.batch_no}: account 'gone' is not configured" in warnings[0]
     assert await notifies(loop, "unknown_account") == counted + 1
     assert await loop.store.get_batch(batch_id) == batch
+
+
+async def test_a_signed_notify_with_a_malformed_notify_id_is_refused_before_notify_verify(
+    loop: Loop, caplog: pytest.LogCaptureFixture
+) -> None:
+    refund = await loop.refund()
+    batch_no = refund.batch_no or ""
+    malformed = await notifies(loop, "malformed")
+    caplog.clear()
+    assert await loop.post(REFUND_PATH, form(refund_notify(batch_no, details(refund), notify_id="has space"))) == "fail"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
+    assert len(warnings) == 1 and f"batch {batch_no}: notify_id" in warnings[0], warnings
+    assert await notifies(loop, "malformed") == malformed + 1
+    await assert_untouched(loop, refund)
