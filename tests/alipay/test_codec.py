@@ -818,6 +818,11 @@ def test_royalty_and_sub_trade_split_in_the_documented_order() -> None:
         ("T1^1^SUCCESS$$1^1", "result_details[0].sub_trade"),
         ("T1^1^SUCCESS#", "result_details[1]"),
         ("T1^1^SUCCESS|a^2088101003147483^b^^1", "result_details[0].royalties[0]"),
+        ("T1^1^SUCCESS$$1^1^SUCCESS$$1^1^SUCCESS", "result_details[0]"),
+        ("T1^1^SUCCESS$a@b.com^^x^SUCCESS", "result_details[0].charge.amount"),
+        ("T1^1^SUCCESS|a@b.com^^b@c.com^^x^SUCCESS", "result_details[0].royalties[0].amount"),
+        ("T1^1^SUCCESS$$x^1^SUCCESS", "result_details[0].sub_trade.amount"),
+        ("T1^1^SUCCESS$$1^x^SUCCESS", "result_details[0].sub_trade.refundable_amount"),
     ],
 )
 def test_decode_result_details_refuses_malformed_text(text: str, field: str) -> None:
@@ -838,6 +843,13 @@ def test_decode_result_details_refuses_malformed_text(text: str, field: str) -> 
 def test_a_result_naming_no_party_or_a_bad_trade_is_an_illegal_argument_at_its_place(text: str, field: str) -> None:
     with refused(field, "ILLEGAL_ARGUMENT"):
         decode_result_details(text)
+
+
+def test_an_empty_result_list_and_a_second_sub_trade_are_refused_with_their_place_and_code() -> None:
+    with refused("result_details", "ILLEGAL_ARGUMENT"):
+        encode_result_details([])
+    with refused("detail_data[0]", "DETAIL_DATA_FORMAT_ERROR"):
+        decode_detail_data("T1^1^r$$1^r$$1^r")
 
 
 @pytest.mark.parametrize("serial", ["X00", "XXX", "0X0"])
