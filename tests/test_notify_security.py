@@ -609,3 +609,22 @@ async def test_a_signed_notify_with_a_malformed_notify_id_is_refused_before_noti
     assert len(warnings) == 1 and f"batch {batch_no}: notify_id" in warnings[0], warnings
     assert await notifies(loop, "malformed") == malformed + 1
     await assert_untouched(loop, refund)
+
+
+async def test_the_batch_is_looked_up_by_the_batch_no_the_decoded_form_holds(loop: Loop) -> None:
+    """The batch_no is found by a search of the raw body, not a decode; it must be the one decoding finds (and
+    the signature covers): the last of two, the very first field, or the first after a leading `&`."""
+    await loop.faults(drop_notifies=False)
+    loop.gate.hold = {REFUND_PATH}
+    refund = await loop.refund()
+    batch_no = refund.batch_no or ""
+    genuine = {k: v for k, v in (await loop.held(REFUND_PATH, batch_no)).items() if k not in ("sign", "sign_type")}
+    first = form({"batch_no": batch_no, **genuine})
+    assert first.startswith(b"batch_no=") and first.count(b"batch_no=") == 1
+    name, rest = form(genuine).split(b"&", 1)
+    other = batch_no[:8] + "9" * (len(batch_no) - 8)
+    repeated = name + f"&batch_no={other}&".encode() + rest  # decoding keeps the last: ours
+    for body in (first, b"&" + first, repeated):
+        assert await loop.post(REFUND_PATH, body) == "success", body
+    settled = await loop.current(refund)
+    assert (settled.state, settled.code) == (RefundState.SUCCEEDED, "SUCCESS")
