@@ -845,9 +845,11 @@ def test_a_result_naming_no_party_or_a_bad_trade_is_an_illegal_argument_at_its_p
         decode_result_details(text)
 
 
-def test_an_empty_result_list_and_a_second_sub_trade_are_refused_with_their_place_and_code() -> None:
+def test_an_empty_list_and_a_second_sub_trade_are_refused_with_their_place_and_code() -> None:
     with refused("result_details", "ILLEGAL_ARGUMENT"):
         encode_result_details([])
+    with refused("detail_data", "DETAIL_DATA_FORMAT_ERROR"):
+        decode_detail_data("")
     with refused("detail_data[0]", "DETAIL_DATA_FORMAT_ERROR"):
         decode_detail_data("T1^1^r$$1^r$$1^r")
 
