@@ -270,6 +270,8 @@ async def test_notify_for_an_unknown_batch_is_refused(loop: Loop) -> None:
     notify = refund_notify(other_batch_no, details(refund), notify_id=dropped.notify_id)
     assert await loop.post(REFUND_PATH, form(notify)) == "fail"
     assert await loop.post(REFUND_PATH, b"") == "fail"
+    assert await loop.post(REFUND_PATH, b"batch_no=%E4%B8%AD%FF") == "fail"  # escapes no batch_no of ours has
+    assert await notifies(loop, "unknown_batch") == 3
     await assert_untouched(loop, refund)
 
 
@@ -427,6 +429,7 @@ async def test_a_signed_notify_with_another_amount_is_not_applied_and_flags_the_
     other_amount = resigned(genuine, result_details=details(refund, amount="99.00"))
     assert await loop.post(REFUND_PATH, other_amount) == "success"
     await assert_untouched(loop, refund)  # no verdict applied, nothing told to the shop
+    assert await notifies(loop, "anomaly") == 1
     reason = f"refund {genuine['notify_id']}: SUCCESS for 99.00, but 10.50 was sent"
     assert (await loop.current(refund)).review == reason
     assert [r["id"] for r in await flagged(loop)] == [refund.id]
@@ -520,13 +523,15 @@ async def test_each_refused_notify_is_logged_with_why(loop: Loop, caplog: pytest
     genuine = await loop.held(REFUND_PATH, batch_no)
     trade = refund.request.trade_no
     refused = {
-        "bad signature": resigned(genuine, key=WRONG_KEY),
-        "malformed refund notify": resigned(genuine, result_details=f"{trade}^10.50"),
-        "is not in batch": resigned(genuine, result_details="2026112522999999999999^10.50^SUCCESS"),
+        "bad signature": (resigned(genuine, key=WRONG_KEY), "forged"),
+        "malformed refund notify": (resigned(genuine, result_details=f"{trade}^10.50"), "malformed"),
+        "is not in batch": (resigned(genuine, result_details="2026112522999999999999^10.50^SUCCESS"), "mismatch"),
     }
-    for why, body in refused.items():
+    for why, (body, outcome) in refused.items():
         caplog.clear()
+        counted = await notifies(loop, outcome)
         assert await loop.post(REFUND_PATH, body) == "fail"
+        assert await notifies(loop, outcome) == counted + 1
         warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
         assert len(warnings) == 1 and why in warnings[0] and batch_no in warnings[0], (why, warnings)
 
