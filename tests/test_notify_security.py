@@ -629,7 +629,8 @@ async def test_the_batch_is_looked_up_by_the_batch_no_the_decoded_form_holds(loo
     name, rest = form(genuine).split(b"&", 1)
     other = batch_no[:8] + "9" * (len(batch_no) - 8)
     repeated = name + f"&batch_no={other}&".encode() + rest  # decoding keeps the last: ours
-    for body in (first, b"&" + first, repeated):
+    last = form(genuine) + f"&batch_no={batch_no}".encode()  # the same batch_no once more, as the last field
+    for body in (first, b"&" + first, repeated, last):
         assert await loop.post(REFUND_PATH, body) == "success", body
     settled = await loop.current(refund)
     assert (settled.state, settled.code) == (RefundState.SUCCEEDED, "SUCCESS")

@@ -823,6 +823,8 @@ def test_royalty_and_sub_trade_split_in_the_documented_order() -> None:
         ("T1^1^SUCCESS|a@b.com^^b@c.com^^x^SUCCESS", "result_details[0].royalties[0].amount"),
         ("T1^1^SUCCESS$$x^1^SUCCESS", "result_details[0].sub_trade.amount"),
         ("T1^1^SUCCESS$$1^x^SUCCESS", "result_details[0].sub_trade.refundable_amount"),
+        ("T1^1^SUCCESS|a@b.com^^b@c.com^^1^", "result_details[0].royalties[0].code"),
+        ("T1^1^SUCCESS$$1^1^", "result_details[0].sub_trade.code"),
     ],
 )
 def test_decode_result_details_refuses_malformed_text(text: str, field: str) -> None:
