@@ -6,7 +6,7 @@ API would answer and renders it; an action is the API's action, then a redirect 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -14,13 +14,14 @@ from aiohttp import web
 from multidict import MultiDict
 from yarl import URL
 
+from ..engine.runtime import EngineContext
 from ..models import BatchState, RefundState, ReportState
 from ..store import JournalEntry, RefundFilter
 from . import admin_api
 from .access import HOME, Access, safe_next
 from .chart import STACKS, bar_chart
 from .keys import CONFIG, ENGINE
-from .problems import bad_request, expect_continue, read_form
+from .problems import Handler, bad_request, expect_continue, read_form
 from .templating import render
 
 PAGE_SIZE: Final = 50
@@ -155,22 +156,22 @@ async def _back(request: web.Request, fallback: str, done: str) -> web.StreamRes
     raise web.HTTPSeeOther(str(target.update_query(done=done)))
 
 
-async def retry_action(request: web.Request) -> web.StreamResponse:
-    refund_id = admin_api.path_id(request)
-    try:
-        await admin_api.retry_dead_letter(request.app[ENGINE], refund_id)
-    except admin_api.ActionRefused as refused:
-        return await _back(request, f"/admin/refunds/{refund_id}", refused.slug)
-    return await _back(request, f"/admin/refunds/{refund_id}", "retried")
+def _action(act: Callable[[EngineContext, int | None], Awaitable[Any]], page: str, done: str) -> Handler:
+    """A form's POST: the admin API's action on the id in the path, then back to `page` saying what happened."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        target_id = admin_api.path_id(request)
+        try:
+            await act(request.app[ENGINE], target_id)
+        except admin_api.ActionRefused as refused:
+            return await _back(request, f"{page}/{target_id}", refused.slug)
+        return await _back(request, f"{page}/{target_id}", done)
+
+    return handler
 
 
-async def requery_action(request: web.Request) -> web.StreamResponse:
-    batch_id = admin_api.path_id(request)
-    try:
-        await admin_api.requery_now(request.app[ENGINE], batch_id)
-    except admin_api.ActionRefused as refused:
-        return await _back(request, f"/admin/batches/{batch_id}", refused.slug)
-    return await _back(request, f"/admin/batches/{batch_id}", "requeried")
+retry_action = _action(admin_api.retry_dead_letter, "/admin/refunds", "retried")
+requery_action = _action(admin_api.requery_now, "/admin/batches", "requeried")
 
 
 def add_routes(app: web.Application, access: Access) -> None:
