@@ -20,9 +20,9 @@ import aiohttp
 import pytest
 from refund_adapter_generic import standard_webhooks
 
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed
 from refund_adapter.config import Config, parse_config
 from refund_adapter.models import Refund, RefundState, ReportState
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed
 from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore
 from refund_adapter.testing import (
     SimulatedShop,

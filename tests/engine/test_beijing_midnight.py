@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.demo import PARTNER, SHOP_ID, demo_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.reconciler import reconcile_once
@@ -27,6 +26,7 @@ from refund_adapter.engine.reporter import report_once
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
 from refund_adapter.models import BatchState, RefundState
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import SimulatedShop, free_port, serve, wait_until
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE

@@ -28,13 +28,13 @@ from refund_adapter.alipay.codec import (
     render_query_response,
 )
 from refund_adapter.alipay.gateway import SubmitKind
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.demo import PARTNER, SHOP_ID, demo_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.reconciler import reconcile_batch, reconcile_once
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
 from refund_adapter.models import Batch, BatchState, DetailResult, Refund, RefundRequest, RefundState, ReportState
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import (
     ADMIN_HEADERS,
     SimulatedShop,

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.cli import main
 from refund_adapter.config import Config, parse_config
 from refund_adapter.platform import PluginData
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.store import RefundStore
 from refund_adapter.testing import adapter_loop, local_config, wait_until
 

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.config import parse_config
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import free_port, serve, wait_until
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE

@@ -26,10 +26,10 @@ from refund_adapter.alipay.codec import (
     parse_refund_notify,
 )
 from refund_adapter.alipay.gateway import GatewayClient, NotifyVerification, SubmitKind
-from refund_adapter.alipay.sandbox import PROBLEM_TYPE, RunningSandbox, SandboxConfig, run_sandbox
 from refund_adapter.alipay.signing import MD5Scheme, RSAScheme, SignatureScheme, signed
-from tests.alipay import sandbox_kit as kit
-from tests.alipay.sandbox_kit import (
+from refund_adapter.sandbox import PROBLEM_TYPE, RunningSandbox, SandboxConfig, run_sandbox
+from tests.sandbox import kit
+from tests.sandbox.kit import (
     DEADLINE,
     MD5_KEY,
     PARTNER,

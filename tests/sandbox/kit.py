@@ -30,8 +30,8 @@ from refund_adapter.alipay.codec import (
     parse_ack,
 )
 from refund_adapter.alipay.gateway import GatewayClient, NotifyVerification
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.alipay.signing import MD5Scheme, RSAScheme, SignatureScheme, signed, verify
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 
 PARTNER = "2088101122136241"
 MD5_KEY = "1234567890abcdefghijklmnopqrstuv"
