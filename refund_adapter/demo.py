@@ -212,7 +212,7 @@ async def run_demo(
         by_state=counts["refunds"],
         reported=counts["reports"].get("delivered", 0),
         unexpected=unexpected,
-        paid_twice=sum(1 for trade in sandbox.state.trades.values() if trade.refund_count > 1),
+        paid_twice=sum(1 for trade in sandbox.state.ledger.trades.values() if trade.refund_count > 1),
         batches=sum(counts["batches"].values()),
         elapsed_s=elapsed,
     )

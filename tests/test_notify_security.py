@@ -351,7 +351,7 @@ async def test_genuine_notify_delivered_three_times_is_recorded_once(loop: Loop)
     assert loop.shop.deliveries == 1
     result = loop.shop.results[refund.request.platform_refund_id]
     assert (result["status"], result["code"], result["amount"]) == ("succeeded", "SUCCESS", "12.30")
-    assert loop.sandbox.state.trades[refund.request.trade_no].refund_count == 1
+    assert loop.sandbox.state.ledger.trades[refund.request.trade_no].refund_count == 1
     accepted, duplicates = await notifies(loop, "accepted"), await notifies(loop, "duplicate")
     assert accepted >= 1 and accepted + duplicates == 3  # copies racing may each find it not yet recorded
 

@@ -127,7 +127,7 @@ async def test_a_batch_formed_before_beijing_midnight_and_first_sent_after_it_is
         assert await submit_once(midnight.ctx)
         await midnight.settle()
     assert midnight.ledger() == [(renewed, "2027-01-01 00:00:01", [trade(i) for i in range(REFUNDS)])]
-    assert {t.trade_no: t.refund_count for t in midnight.sandbox.state.trades.values()} == {
+    assert {t.trade_no: t.refund_count for t in midnight.sandbox.state.ledger.trades.values()} == {
         trade(i): 1 for i in range(REFUNDS)
     }
     assert {r["refund_id"]: (r["status"], r["batch_no"]) for r in midnight.shop.results.values()} == {

@@ -94,7 +94,7 @@ class Run:
             return batches
 
     def refunded(self) -> dict[str, int]:
-        return {trade_no: trade.refund_count for trade_no, trade in self.loop.sandbox.state.trades.items()}
+        return {trade_no: trade.refund_count for trade_no, trade in self.loop.sandbox.state.ledger.trades.items()}
 
 
 Start = Callable[..., contextlib.AbstractAsyncContextManager[Run]]

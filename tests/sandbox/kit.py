@@ -111,7 +111,7 @@ def detail(trade_no: str, amount: str = "10.00", reason: str = "协商退款") -
 
 def seed(sandbox: RunningSandbox, trade_no: str, amount: str = "100.00", **fields: Any) -> None:
     """Put a trade in the ledger in-process (the HTTP endpoint has tests of its own)."""
-    sandbox.state.seed(TradeSeed.from_json({"trade_no": trade_no, "amount": amount, **fields}))
+    sandbox.state.ledger.seed(TradeSeed.from_json({"trade_no": trade_no, "amount": amount, **fields}))
 
 
 async def eventually(check: Callable[[], T | None], what: str) -> T:
