@@ -78,7 +78,7 @@ TARGETS = {
     "reconciler": Target(("refund_adapter/engine/reconciler.py",), tuple(ENGINE_TESTS)),
     "engine": Target(
         tuple(f"refund_adapter/engine/{name}.py"
-              for name in ("__init__", "batcher", "channel", "intake", "platform_poller", "pressure", "runtime")),
+              for name in ("__init__", "batcher", "intake", "platform_poller", "pressure", "runtime")),
         (*ENGINE_TESTS, "tests/test_webhook_intake.py"),
     ),
     "store": Target(

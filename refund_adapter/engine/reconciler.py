@@ -1,4 +1,4 @@
-"""Resolves batches Alipay has not told us about: queries `refund_fastpay_query` on a growing schedule,
+"""Resolves batches Alipay has not told us about: asks the batch's channel (its query) on a growing schedule,
 records what it proves, and hands a batch still unresolved at the end of the schedule to an operator."""
 
 from __future__ import annotations
@@ -6,11 +6,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from ..channels.mapi.batch_no import batch_no_date
 from ..models import Batch, BatchState
-from ..money import beijing_now
 from ..store import Cause
-from .notifications import check_results
 from .results import record_verdicts
 from .runtime import EngineContext
 
@@ -18,7 +15,6 @@ log = logging.getLogger(__name__)
 
 QUERIES_PER_STEP = 20
 QUERY_KIND = "query"
-NOT_FOUND_CODES = frozenset({"REFUND_NOT_EXIST", "BATCH_NO_NOT_EXIST", "TRADE_NOT_EXISTS"})
 
 
 def next_query_delay(ctx: EngineContext, attempts: int) -> float | None:
@@ -28,7 +24,7 @@ def next_query_delay(ctx: EngineContext, attempts: int) -> float | None:
 
 
 def _query_cause(batch: Batch, answer: str) -> Cause:
-    return Cause(QUERY_KIND, f"query {batch.query_attempts + 1} of batch {batch.batch_no}: {answer}",
+    return Cause(QUERY_KIND, f"query {batch.query_attempts + 1} of batch {batch.reference}: {answer}",
                  {"attempt": batch.query_attempts + 1, "answer": answer})
 
 
@@ -36,7 +32,7 @@ async def _reschedule_or_review(ctx: EngineContext, batch: Batch, why: str) -> N
     now = ctx.clock()
     delay = next_query_delay(ctx, batch.query_attempts)
     if delay is None:
-        log.error("batch %s unresolved after %d queries (%s): marked for review", batch.batch_no,
+        log.error("batch %s unresolved after %d queries (%s): marked for review", batch.reference,
                   batch.query_attempts, why)
         await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="UNRESOLVED",
                                         cause=_query_cause(batch, f"{why}; the schedule is spent"))
@@ -49,32 +45,24 @@ async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
     if channel is None:
         await _reschedule_or_review(ctx, batch, "account not configured")
         return
-    outcome = await channel.query(batch.batch_no)
-    response = outcome.response
-    if response is None:
-        await _reschedule_or_review(ctx, batch, f"query unanswered: {outcome.detail}")
-        return
+    answer = await channel.query(batch, datetime.fromtimestamp(ctx.clock(), UTC))
     now = ctx.clock()
-    if not response.is_success or not response.items:
-        today = beijing_now(datetime.fromtimestamp(now, UTC)).date()
-        not_found = response.error_code in NOT_FOUND_CODES or (response.is_success and not response.items)
-        if batch.state is BatchState.UNKNOWN and not_found and batch_no_date(batch.batch_no) == today:
-            # Alipay never received it and the batch_no is still valid today: send the same batch_no again.
-            log.warning("batch %s unknown to Alipay: resending it", batch.batch_no)
+    if answer.mismatch is not None:
+        log.error("batch %s: query answer inconsistent: %s", batch.reference, answer.mismatch)
+        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="QUERY_MISMATCH",
+                                        cause=_query_cause(batch, f"inconsistent: {answer.mismatch}"))
+        return
+    if answer.unresolved is not None:
+        if batch.state is BatchState.UNKNOWN and answer.resendable:
+            # Alipay never received it and its reference is still valid: send the same batch again.
+            log.warning("batch %s unknown to Alipay: resending it", batch.reference)
             await ctx.store.set_batch_state(batch.id, BatchState.PENDING, now,
                                             cause=_query_cause(batch, "unknown to Alipay: sent again"))
             ctx.signals.submitter.set()
             return
-        await _reschedule_or_review(ctx, batch, f"query answered {response.error_code or 'no items'}")
+        await _reschedule_or_review(ctx, batch, answer.unresolved)
         return
-    ours = [item.result for item in response.items if item.batch_no == batch.batch_no]
-    results = check_results(batch, ours)
-    if isinstance(results, str):
-        log.error("batch %s: query answer inconsistent: %s", batch.batch_no, results)
-        await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="QUERY_MISMATCH",
-                                        cause=_query_cause(batch, f"inconsistent: {results}"))
-        return
-    recorded = await record_verdicts(ctx, batch, results, notify_id=None, kind=QUERY_KIND)
+    recorded = await record_verdicts(ctx, batch, answer.results, message_id=None, kind=QUERY_KIND)
     if recorded.anomalies:  # asking again would only get the same contradiction: the batch waits for an operator
         await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, ctx.clock(), code="QUERY_MISMATCH",
                                         cause=_query_cause(batch, "a result contradicts the record"))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pluggy
 
+from ..channels.base import RefundChannel
 from ..config import Config
 from ..logs import LineSampler
 from ..metrics import Metrics
@@ -18,7 +19,6 @@ from ..models import Refund
 from ..platform import PlatformAdapter
 from ..plugins import broadcast
 from ..store import RefundStore, StateChange, StoreUnavailable
-from .channel import MapiChannel
 from .health import LoopHealth
 from .pressure import IngestPressure
 
@@ -40,7 +40,7 @@ class Signals:
 class EngineContext:
     config: Config
     store: RefundStore
-    channels: Mapping[str, MapiChannel]
+    channels: Mapping[str, RefundChannel]
     platforms: Mapping[str, PlatformAdapter]
     pm: pluggy.PluginManager
     clock: Callable[[], float] = time.time

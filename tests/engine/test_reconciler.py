@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.channels.mapi.detail_data import RefundDetail, TradeRefund
 from refund_adapter.channels.mapi.gateway import SubmitKind
 from refund_adapter.channels.mapi.query import QueryResponse, render_query_response
@@ -148,7 +149,7 @@ async def test_a_query_answer_contradicting_a_recorded_result_changes_nothing_bu
         assert batch.state is BatchState.SUBMITTED and len(batch.details) == 2
         await evaluated(loop, batch.batch_no)
         wrong = DetailResult(first, TRADES[first], "TRADE_HAS_CLOSED")
-        await ctx.store.record_results(batch.id, [wrong], ctx.clock(), notify_id=None, kind="refund")
+        await ctx.store.record_results(batch.id, [wrong], ctx.clock(), message_id=None, kind="refund")
         caplog.clear()
         await reconcile_batch(ctx, batch)
         after = await ctx.store.get_batch(batch.id)
@@ -265,7 +266,7 @@ async def test_a_batch_whose_account_is_gone_is_asked_about_on_schedule_then_sen
     clock = Clock()
     async with driven_engine(tmp_path, clock, reconciler={"schedule_seconds": [600]}) as ctx:
         await ctx.store.accept([dataclasses.replace(request(), alipay_account="removed")], clock.now)
-        batch = await ctx.store.create_batch("removed", 10, beijing_now().date(), clock.now)
+        batch = await ctx.store.create_batch("removed", 10, batch_nos(beijing_now().date()), clock.now)
         assert batch is not None
         await ctx.store.set_batch_state(batch.id, BatchState.UNKNOWN, clock.now, next_query_at=clock.now)
         assert await reconcile_once(ctx)

@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from refund_adapter.channels.mapi.ack import render_ack
-from refund_adapter.channels.mapi.batch_no import batch_no_date
+from refund_adapter.channels.mapi.batch_no import batch_no_date, batch_nos
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.submitter import RETRY_DELAY_SECONDS, submit_once
 from refund_adapter.models import BatchState, RefundState
@@ -28,7 +28,7 @@ async def test_a_batch_whose_account_is_gone_goes_to_review_and_its_refunds_wait
     clock = Clock()
     async with driven_engine(tmp_path, clock) as ctx:
         await ctx.store.accept([dataclasses.replace(request(), alipay_account="removed")], clock.now)
-        batch = await ctx.store.create_batch("removed", 10, beijing_now().date(), clock.now)
+        batch = await ctx.store.create_batch("removed", 10, batch_nos(beijing_now().date()), clock.now)
         assert batch is not None
         assert await submit_once(ctx)  # handled: the loop goes on to the next batch
         (reviewed,) = await ctx.store.list_batches()
