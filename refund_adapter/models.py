@@ -60,7 +60,7 @@ class BatchState(StrEnum):
     # they are re-batched; refused for a detail it does not name, they are split into two new batches.
     ABANDONED = "abandoned"
     COMPLETED = "completed"  # every detail has a result
-    REVIEW = "review"  # the reconciler gave up: an operator must look
+    REVIEW = "review"  # the Alipay query gave up: an operator must look
 
 
 @dataclass(frozen=True)

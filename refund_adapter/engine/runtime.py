@@ -32,7 +32,7 @@ class Signals:
     batcher: asyncio.Event = field(default_factory=asyncio.Event)
     submitter: asyncio.Event = field(default_factory=asyncio.Event)
     reporter: asyncio.Event = field(default_factory=asyncio.Event)
-    reconciler: asyncio.Event = field(default_factory=asyncio.Event)
+    alipay_query: asyncio.Event = field(default_factory=asyncio.Event)
     platform_poller: asyncio.Event = field(default_factory=asyncio.Event)
 
 

@@ -32,7 +32,7 @@ ERROR_ANSWER = "error"  # the submitted-batches metric's label for a submit that
 class Decision:
     state: BatchState
     code: str | None = None
-    query_after: float | None = None  # seconds until the reconciler asks Alipay
+    query_after: float | None = None  # seconds until the Alipay query loop asks
     retry_after: float | None = None  # seconds until the batch is sent again
     split: bool = False  # ABANDONED by halving: its refunds go on in two new batches
 
@@ -105,7 +105,7 @@ async def _send(ctx: EngineContext, batch: Batch, moment: datetime) -> tuple[Cau
     try:
         outcome = await channel.submit(batch, moment)
         crash_point(AFTER_SUBMIT)
-        decision = decide(outcome, batch, ctx.config.reconciler.first_query_after_seconds)
+        decision = decide(outcome, batch, ctx.config.alipay_query.first_query_after_seconds)
         return _cause(batch, outcome.answer, outcome), decision, outcome.answer
     except DetailsRefused as refused:
         if await _take_out(ctx, batch, refused):
@@ -166,5 +166,5 @@ async def submit_once(ctx: EngineContext) -> bool:
     if decision.state is BatchState.ABANDONED:
         ctx.signals.batcher.set()
     if decision.query_after is not None:
-        ctx.signals.reconciler.set()
+        ctx.signals.alipay_query.set()
     return True

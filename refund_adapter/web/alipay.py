@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ..channels.base import NotifyKind
 from ..channels.mapi.channel import DBACK, REFUND
-from ..engine.notifications import FAIL, handle_notify
+from ..engine.alipay_notifies import FAIL, handle_notify
 from ..logs import bind_request_id
 from ..store import StoreUnavailable
 from .keys import ENGINE

@@ -61,17 +61,17 @@ async def test_a_batch_formed_yesterday_in_beijing_and_sent_today_is_abandoned_a
 
 
 async def test_an_accepted_batch_is_queried_after_first_query_after_seconds(tmp_path: Path) -> None:
-    """The reconciler is woken, and the batch becomes due for a query exactly first_query_after seconds on
+    """The Alipay query loop is woken, and the batch becomes due for a query exactly first_query_after seconds on
     (its notify is dropped here, so only the query can settle it)."""
     async with run_sandbox(SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, faults={"drop_notifies": True},
                                          trades=[TradeSeed(TRADE, Decimal("100.00"))])) as sandbox:
         clock = Clock(time.time())
         async with driven_engine(tmp_path, clock, gateway_url=sandbox.url,
-                                 reconciler={"first_query_after_seconds": 300}) as ctx:
+                                 alipay_query={"first_query_after_seconds": 300}) as ctx:
             await ctx.store.accept([request(TRADE)], clock.now - 60)
             assert await batch_once(ctx)
             assert await submit_once(ctx)
-            assert ctx.signals.reconciler.is_set()
+            assert ctx.signals.alipay_query.is_set()
             assert await ctx.store.claim_batches_to_query(clock.now + 299, 10, 60) == []
             (due,) = await ctx.store.claim_batches_to_query(clock.now + 300, 10, 60)
     assert due.state is BatchState.SUBMITTED

@@ -98,5 +98,5 @@ def test_a_refusal_one_detail_may_cause_isolates_that_detail(sent: Batch, state:
 def test_decide_sets_the_code_and_when_to_query_or_resend(
     outcome: SubmitOutcome, attempts: int, today: date, decision: Decision
 ) -> None:
-    """Not only the state: the code the refunds carry, and when the reconciler or the submitter acts next."""
+    """Not only the state: the code the refunds carry, and when the Alipay query or the submitter acts next."""
     assert decide(outcome, batch(attempts), today, 300) == decision

@@ -1,5 +1,7 @@
-"""Resolves batches Alipay has not told us about: asks the batch's channel (its query) on a growing schedule,
-records what it proves, and hands a batch still unresolved at the end of the schedule to an operator."""
+"""The Alipay query loop: resolves batches Alipay has not told us about by asking the batch's channel (its
+query) on a growing schedule (`alipay_query` in the config), records what it proves, and hands a batch still
+unresolved at the end of the schedule to an operator. (The platform poll, platform_poller.py, is the other way
+round: it asks the platforms for refunds their webhooks missed.)"""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ QUERY_KIND = "query"
 
 def next_query_delay(ctx: EngineContext, attempts: int) -> float | None:
     """Seconds until the next query after `attempts` queries, or None when the schedule is spent."""
-    schedule = ctx.config.reconciler.schedule_seconds
+    schedule = ctx.config.alipay_query.schedule_seconds
     return schedule[attempts] if attempts < len(schedule) else None
 
 
@@ -40,7 +42,7 @@ async def _reschedule_or_review(ctx: EngineContext, batch: Batch, why: str) -> N
     await ctx.store.schedule_query(batch.id, now + delay, now, cause=_query_cause(batch, why))
 
 
-async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
+async def query_batch(ctx: EngineContext, batch: Batch) -> None:
     channel = ctx.channels.get(batch.account)
     if channel is None:
         await _reschedule_or_review(ctx, batch, "account not configured")
@@ -72,8 +74,8 @@ async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
         await _reschedule_or_review(ctx, batch, "some details still without a result")
 
 
-async def reconcile_once(ctx: EngineContext) -> bool:
+async def query_once(ctx: EngineContext) -> bool:
     batches = await ctx.store.claim_batches_to_query(ctx.clock(), QUERIES_PER_STEP, ctx.config.engine.lease_seconds)
     for batch in batches:
-        await reconcile_batch(ctx, batch)
+        await query_batch(ctx, batch)
     return bool(batches)
