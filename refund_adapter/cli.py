@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import click
@@ -90,6 +91,30 @@ def plugins(plugins_dir: str | None) -> None:
     from refund_adapter.plugins import create_plugin_manager, plugins_info
 
     click.echo(json.dumps(plugins_info(create_plugin_manager(plugins_dir)), indent=2))
+
+
+@main.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "--dir", "directory", type=click.Path(path_type=Path), help="Where to write it [default: ./refund-adapter-NAME]."
+)
+def new_plugin(name: str, directory: Path | None) -> None:
+    """Write a new platform plugin NAME: a pip-installable package whose tests pass against the testing kit."""
+    from refund_adapter.scaffold import ScaffoldError, check_name, write_plugin
+
+    installed = {plugin_name for plugin_name, _ in create_plugin_manager().list_name_plugin()}
+    try:
+        names = check_name(name, taken=installed)
+        target = directory or Path(names.distribution)
+        written = write_plugin(names, target)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(
+        f"next: cd {target} && python -m pip install -e . && python -m pytest; then refund-adapter plugins lists it"
+        " (the tutorial: docs/writing_plugins.md)"
+    )
 
 
 def _setup_logging(level: str, fmt: str = "text") -> None:
