@@ -10,6 +10,7 @@ import click
 import pluggy
 
 from refund_adapter.console.commands import add_operator_commands
+from refund_adapter.console.context import load_config_or_exit
 from refund_adapter.plugins import _call, _hookimpls, create_plugin_manager
 
 
@@ -182,30 +183,6 @@ def demo(refunds: int, as_json: bool, log_level: str) -> None:
                f"paid twice {data['paid_twice']})")
         )
     raise SystemExit(0 if summary.ok else 1)
-
-
-def load_config_or_exit(config_path: str) -> Any:
-    """The configuration, or every problem on stderr and exit 2 (for plugin commands too)."""
-    from refund_adapter.config import ConfigError, load_config
-
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        raise SystemExit(2) from None
-
-
-async def with_store(config_path: str, work: Any) -> Any:
-    """Open the configured store, `await work(store)`, close it: for commands that read or fix state."""
-    from refund_adapter.store import store_from_url
-
-    store = store_from_url(load_config_or_exit(config_path).store.url)
-    await store.open()
-    try:
-        return await work(store)
-    finally:
-        await store.close()
 
 
 def add_plugin_commands(cli: click.Group, pm: pluggy.PluginManager) -> None:

@@ -57,3 +57,12 @@ def parse_decimal_text(text: object) -> Decimal | None:
     if not isinstance(text, str) or DECIMAL_TEXT.fullmatch(text) is None:
         return None
     return Decimal(text)
+
+
+def parse_amount_text(text: object) -> Decimal | None:
+    """A payable amount written as plain text with at most 2 decimals ("12.30", "80"), greater than zero, or None:
+    for amounts a plugin reads from its own files or settings (a payment's total), where a third decimal is an
+    error rather than a refund to store rejected."""
+    if not isinstance(text, str) or AMOUNT_TEXT.fullmatch(text) is None:
+        return None
+    return to_amount(Decimal(text))

@@ -1,4 +1,4 @@
-"""Helpers `refund_adapter.platform` offers every plugin."""
+"""Helpers `refund_adapter.platform` and `refund_adapter.signatures` offer every plugin."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from refund_adapter.platform import (
-    WebhookRejected,
-    hmac_base64,
-    hmac_base64_matches,
-    json_object,
-    non_empty_string,
-    retry_after_seconds,
-)
+from refund_adapter.platform import WebhookRejected, json_object, non_empty_string, retry_after_seconds
+from refund_adapter.signatures import hmac_base64, hmac_base64_matches
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
