@@ -1,0 +1,31 @@
+"""docs/writing_plugins.md shows real code: each excerpt that names its file (`# plugins/...` as its first line)
+is found there verbatim, so the tutorial cannot drift from the plugins it teaches with."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIAL = ROOT / "docs" / "writing_plugins.md"
+EXCERPTS = [
+    (match["path"], match["code"])
+    for match in re.finditer(
+        r"^```python\n# (?P<path>[\w/.]+\.py)\n(?P<code>.*?)^```$", TUTORIAL.read_text(encoding="utf-8"), re.M | re.S
+    )
+]
+
+
+def test_the_tutorial_has_excerpts() -> None:
+    assert len(EXCERPTS) >= 8, "the excerpt pattern no longer matches docs/writing_plugins.md"
+
+
+@pytest.mark.parametrize(("path", "code"), EXCERPTS, ids=[f"{path}:{index}" for index, (path, _) in enumerate(EXCERPTS)])
+def test_each_excerpt_is_the_real_code(path: str, code: str) -> None:
+    assert code in (ROOT / path).read_text(encoding="utf-8"), f"docs/writing_plugins.md shows {path} as it is not"
+
+
+def test_the_readme_links_the_tutorial() -> None:
+    assert "(docs/writing_plugins.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
