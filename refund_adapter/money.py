@@ -23,6 +23,7 @@ TRADE_NO_RULE = "must be 1 to 64 ASCII letters or digits"
 # Plain decimal text: ASCII digits, at most 12 before the point and 2 after; no sign, exponent, space or comma.
 AMOUNT_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 AMOUNT_TEXT_RULE = "must be plain digits with at most 2 decimals (no sign, exponent or spaces)"
+AMOUNT_RULE = f"{AMOUNT_TEXT_RULE}, greater than zero"  # what parse_amount_text reads
 # The same as platforms write amounts, with any number of decimals (WooCommerce writes the shop's: "10.500").
 DECIMAL_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]+)?")
 

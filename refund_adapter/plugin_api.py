@@ -13,9 +13,9 @@ plugin authors is `refund_adapter.testing` (fixtures, a fake-platform base, the 
   raises nothing for an HTTP answer: a platform that is down is `DeliveryResult.retry(...)`, a result the platform
   already has is `DeliveryResult.delivered()`, credentials refused `DeliveryResult.dead(...)`.
 - Settings validation: `check_section`, `parse_shops`, `required_text`, `positive_seconds`, `raise_problems`.
-- Money and trade numbers (one definition each): `CURRENCY`, `MAX_AMOUNT`, `TRADE_NO_RULE`, `is_trade_no`,
-  `amount_problem`, `to_amount`, `parse_decimal_text`, `parse_amount_text`; `Unpayable` codes for refunds that
-  can be stored but not paid; `alipay_code_meaning` for the merchant's message.
+- Money and trade numbers (one definition each): `CURRENCY`, `MAX_AMOUNT`, `AMOUNT_RULE`, `TRADE_NO_RULE`,
+  `is_trade_no`, `amount_problem`, `to_amount`, `parse_decimal_text`, `parse_amount_text`; `Unpayable` codes for
+  refunds that can be stored but not paid; `alipay_code_meaning` for the merchant's message.
 - Webhook helpers: `json_object`, `non_empty_string`, `quote` (untrusted text in a message), `retry_after_seconds`;
   signatures `hmac_digest`, `hmac_base64`, `hmac_base64_matches`, `hmac_hex_matches`.
 - Commands (`register_commands`): `load_config_or_exit`, `with_store`.
@@ -28,6 +28,7 @@ from .console.context import load_config_or_exit, with_store
 from .hookspecs import PlatformsConfig, hookimpl
 from .models import DeliveryResult, Refund, RefundOutcome, RefundRequest, RefundState, Unpayable
 from .money import (
+    AMOUNT_RULE,
     CURRENCY,
     MAX_AMOUNT,
     TRADE_NO_RULE,
@@ -56,6 +57,7 @@ from .signatures import hmac_base64, hmac_base64_matches, hmac_digest, hmac_hex_
 from .untrusted import quote
 
 __all__ = [
+    "AMOUNT_RULE",
     "CURRENCY",
     "MAX_AMOUNT",
     "TRADE_NO_RULE",

@@ -18,17 +18,18 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from refund_adapter import (
+from refund_adapter.plugin_api import (
     DeliveryResult,
     InboundWebhook,
+    PluginData,
     RefundOutcome,
     RefundRequest,
     ShopInfo,
     WebhookAccepted,
     WebhookRejected,
+    json_object,
+    quote,
 )
-from refund_adapter.platform import PluginData, json_object
-from refund_adapter.untrusted import quote
 
 from . import webhook as wire
 from .api import ShopApiError, WooClient
