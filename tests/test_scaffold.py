@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from refund_adapter.cli import main
+from tests.test_plugin_fence import fence_violations, is_test_file
 
 STEP_TIMEOUT_S = 300  # one step (an install, the plugin's test run) on a loaded 2-core machine
 
@@ -111,3 +112,16 @@ def test_an_empty_directory_is_used_and_the_default_is_named_after_the_distribut
     result = CliRunner().invoke(main, ["new-plugin", "acme"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "refund-adapter-acme" / "pyproject.toml").is_file()
+
+
+def test_the_new_plugin_imports_nothing_of_the_core_but_the_public_api_and_the_kit(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["new-plugin", "acme", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    files = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*.py"))
+    assert len(files) >= 5
+    violations = {
+        str(path): found
+        for path in files
+        if (found := fence_violations((tmp_path / path).read_text(encoding="utf-8"), test_file=is_test_file(path)))
+    }
+    assert violations == {}
