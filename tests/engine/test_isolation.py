@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.alipay import gateway
 from refund_adapter.alipay.codec import beijing_now
@@ -32,16 +33,7 @@ from refund_adapter.engine.submitter import (
 )
 from refund_adapter.models import BatchState, RefundRequest, RefundState, ReportState
 from refund_adapter.store import store_from_url
-from refund_adapter.testing import (
-    ADMIN_HEADERS,
-    AdapterLoop,
-    SimulatedShop,
-    adapter_loop,
-    free_port,
-    local_config,
-    serve,
-    wait_until,
-)
+from refund_adapter.testing import ADMIN_HEADERS, AdapterLoop, adapter_loop, free_port, local_config, serve, wait_until
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.alipay.codec import (
     QueryItem,
@@ -35,15 +36,7 @@ from refund_adapter.engine.reconciler import reconcile_batch, reconcile_once
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
 from refund_adapter.models import Batch, BatchState, DetailResult, Refund, RefundRequest, RefundState, ReportState
-from refund_adapter.testing import (
-    ADMIN_HEADERS,
-    SimulatedShop,
-    free_port,
-    metric_value,
-    serve,
-    wait_until,
-    with_admin_token,
-)
+from refund_adapter.testing import ADMIN_HEADERS, free_port, metric_value, serve, wait_until, with_admin_token
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
 
