@@ -1,8 +1,8 @@
 """`refund-adapter new-plugin NAME`: write a pip-installable platform plugin that passes the testing kit.
 
-The files come from `plugin_template/` (package data, one place): each `*.tmpl` is a `string.Template` whose
-`$name`, `$module`, `$distribution`, `$title`, `$camel` and `$core_version` are filled in, and a
-`__module__` path segment becomes the plugin's module. Pure file work, no network: what it writes is the
+The files come from `plugin_template/` (package data, one place): each `*.tmpl` is a `string.Template`, its path
+as well as its text, in which `$name`, `$module`, `$distribution`, `$title`, `$camel` and `$core_version` are
+filled in (`$module/adapter.py.tmpl` becomes `refund_adapter_acme/adapter.py`). Pure file work, no network: what it writes is the
 starting point of docs/writing_plugins.md.
 """
 
@@ -17,7 +17,6 @@ from pathlib import Path
 from string import Template
 
 TEMPLATE_SUFFIX = ".tmpl"
-MODULE_SEGMENT = "__module__"
 # The platform's name is part of URLs (/webhooks/NAME/...), YAML keys (platforms.NAME) and a module name.
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
@@ -73,7 +72,7 @@ def render(names: PluginNames, core_version: str) -> dict[Path, str]:
     """Every file of the new plugin, by its path relative to the plugin's directory."""
     values: Mapping[str, str] = {**vars(names), "core_version": core_version}
     return {
-        Path(*(names.module if part == MODULE_SEGMENT else part for part in relative)): Template(
+        Path(*(Template(part).substitute(values) for part in relative)): Template(
             source.read_text(encoding="utf-8")
         ).substitute(values)
         for relative, source in _templates(resources.files(__package__) / "plugin_template", ())

@@ -5,6 +5,7 @@ before writing anything."""
 from __future__ import annotations
 
 import json
+import re
 import site
 import subprocess
 import sys
@@ -59,7 +60,11 @@ def test_a_new_plugin_installs_passes_its_tests_and_is_listed(tmp_path: Path) ->
     assert "acme_pay" not in run(python, "-m", "refund_adapter", "plugins")
     run(python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet", plugin)
     # -P: the installed copy is tested, not the source folder beside the tests.
-    run(python, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=plugin)
+    tested = run(python, "-P", "-m", "pytest", "-p", "no:cacheprovider", cwd=plugin)
+    assert {"tests/test_conformance.py", "tests/test_adapter.py", "tests/test_settings.py"} <= set(
+        re.findall(r"^(tests/\S+\.py) ", tested, re.M)
+    ), tested
+    assert re.search(r"^=+ \d+ passed in ", tested, re.M), tested  # nothing skipped, deselected or expected to fail
     run(python, "-m", "ruff", "check", "--quiet", "--no-cache", plugin)
 
     listed = {entry["name"]: entry for entry in json.loads(run(python, "-m", "refund_adapter", "plugins"))}
