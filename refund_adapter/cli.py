@@ -113,8 +113,8 @@ def new_plugin(name: str, directory: Path | None) -> None:
     for path in written:
         click.echo(f"wrote {path}")
     click.echo(
-        f"next: cd {target} && python -m pip install -e . && python -m pytest; then refund-adapter plugins lists it"
-        " (the tutorial: docs/writing_plugins.md)"
+        f"next: cd {target} && python -m pip install -e '.[test]' && python -m pytest; then `refund-adapter plugins`"
+        " lists it. The tutorial: docs/writing_plugins.md"
     )
 
 

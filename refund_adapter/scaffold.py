@@ -2,8 +2,8 @@
 
 The files come from `plugin_template/` (package data, one place): each `*.tmpl` is a `string.Template`, its path
 as well as its text, in which `$name`, `$module`, `$distribution`, `$title`, `$camel` and `$core_version` are
-filled in (`$module/adapter.py.tmpl` becomes `refund_adapter_acme/adapter.py`). Pure file work, no network: what it writes is the
-starting point of docs/writing_plugins.md.
+filled in (`$module/adapter.py.tmpl` becomes `refund_adapter_acme/adapter.py`). Pure file work, no network: what
+it writes is the starting point of docs/writing_plugins.md.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def test_the_tutorial_has_excerpts() -> None:
     assert len(EXCERPTS) >= 8, "the excerpt pattern no longer matches docs/writing_plugins.md"
 
 
-@pytest.mark.parametrize(("path", "code"), EXCERPTS, ids=[f"{path}:{index}" for index, (path, _) in enumerate(EXCERPTS)])
+@pytest.mark.parametrize(("path", "code"), EXCERPTS, ids=[f"{path}:{i}" for i, (path, _) in enumerate(EXCERPTS)])
 def test_each_excerpt_is_the_real_code(path: str, code: str) -> None:
     assert code in (ROOT / path).read_text(encoding="utf-8"), f"docs/writing_plugins.md shows {path} as it is not"
 
