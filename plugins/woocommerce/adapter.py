@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from refund_adapter.plugin_api import (
+    CURRENCY,
     DeliveryResult,
     InboundWebhook,
     PluginData,
@@ -299,7 +300,7 @@ def _log_skip(shop: WooShop, order_id: int, refund_id: int | None, skipped: Skip
 
 def _note(refund_id: int, result: dict[str, Any]) -> str:
     return (
-        f"Alipay refund {result['status']} for refund #{refund_id}: {result['amount']} CNY, "
+        f"Alipay refund {result['status']} for refund #{refund_id}: {result['amount']} {CURRENCY}, "
         f"code {result['code'] or '-'}, batch_no {result['batch_no'] or '-'}, trade {result['trade_no']}"
     )
 

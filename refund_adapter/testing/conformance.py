@@ -16,14 +16,15 @@ sandbox paying, the report out to the fake:
         def is_report(self, call: Call) -> bool: ...
         def already_reported(self, run: ConformanceRun, refund: SampleRefund) -> None: ...
 
-The fixtures it needs (`running_sandbox`, `tmp_path`) come with the kit's pytest plugin.
+A platform that authenticates otherwise than by a signature over the body (a client certificate) overrides
+`forged` too. The fixtures it needs (`running_sandbox`, `tmp_path`) come with the kit's pytest plugin.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -120,9 +121,10 @@ class PlatformConformance:
         """A delivery of `body`, whatever it holds, signed as the platform signs: for malformed bodies."""
         raise NotImplementedError
 
-    def forged(self, webhook: Webhook) -> Webhook:
-        """`webhook` as a forger sends it; by default its body is changed after signing."""
-        return webhook.tampered()
+    def forged(self, webhook: Webhook, body: bytes) -> Webhook:
+        """A forger's delivery of `body` (another refund's, well formed): by default with `webhook`'s headers, so
+        its signature is of another body."""
+        return replace(webhook, body=body)
 
     def is_report(self, call: Call) -> bool:
         """Whether a request the fake received is (part of) a report of a result."""
@@ -151,9 +153,9 @@ class PlatformConformance:
 
     async def test_a_forged_webhook_is_refused_and_nothing_stored(self, conformance_run: ConformanceRun) -> None:
         run = conformance_run
-        refund = run.sample(1)
-        webhook = await self.refund_webhook(run, refund)
-        status, body = await run.post(self.forged(webhook))
+        refund, other = run.sample(1), run.sample(6)
+        webhook, decoy = await self.refund_webhook(run, refund), await self.refund_webhook(run, other)
+        status, body = await run.post(self.forged(decoy, webhook.body))
         assert 400 <= status < 500, f"a forged webhook was answered {status}: {body[:500]!r}"
         assert await run.refunds() == []
         await self._accepted(run, webhook)  # the same refund, genuine, is stored: the check above could see it
