@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
-from .alipay.codec import ERROR_CODES
 from .models import DeliveryResult, RefundOutcome, RefundRequest
 
 
@@ -158,6 +157,8 @@ def retry_after_seconds(value: str | None) -> float | None:
 def alipay_code_meaning(code: str) -> str | None:
     """What Alipay documents a result code to mean (in Alipay's Chinese), or None for a code it does not list (the
     core's own, such as EXCEEDS_PAID_AMOUNT): for the message a plugin writes back to the merchant."""
+    from .alipay.codec import ERROR_CODES  # here: importing the plugin API should not compile the codec's grammars
+
     known = ERROR_CODES.get(code)
     return None if known is None else known.meaning
 

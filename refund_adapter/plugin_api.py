@@ -23,7 +23,7 @@ plugin authors is `refund_adapter.testing` (fixtures, a fake-platform base, the 
 
 from __future__ import annotations
 
-from .config import ConfigError
+from .config_error import ConfigError
 from .console.context import load_config_or_exit, with_store
 from .hookspecs import PlatformsConfig, hookimpl
 from .models import DeliveryResult, Refund, RefundOutcome, RefundRequest, RefundState, Unpayable

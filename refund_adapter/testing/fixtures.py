@@ -17,7 +17,7 @@ import pytest
 
 try:
     from pytest_asyncio import fixture as async_fixture
-except ImportError:  # pragma: no cover - the session still starts; only these async fixtures need pytest-asyncio
+except ImportError:  # the session still starts; only these async fixtures need pytest-asyncio
     async_fixture = pytest.fixture
 
 if TYPE_CHECKING:
