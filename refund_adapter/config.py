@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from refund_adapter.channels.signing import SUPPORTED_SIGN_TYPES
+from refund_adapter.config_error import ConfigError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -32,14 +33,6 @@ STORE_SCHEMES: Final = ("sqlite:///", "postgresql://", "postgres://")
 DEFAULT_GATEWAY_URL: Final = "https://mapi.alipay.com/gateway.do"
 MAX_BATCH_DETAILS: Final = 1000  # MAPI's limit on detail_data entries per batch_no
 LOG_FORMATS: Final = ("text", "json")  # logging.format (refund_adapter/logs.py)
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; `problems` lists every reason, one `path: message` each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class Secret:
