@@ -12,6 +12,11 @@ they do (in line they held it for tens of milliseconds, and seconds for a millio
 
 Webhook intake uses group commit: the webhooks that reach `accept` within GROUP_COMMIT_WINDOW_SECONDS of the
 first are stored by one set-based transaction (`SqlStore.accept_in`) with one fsync.
+
+`serve` may run its engine in a process of its own on the same file (engine/process.py): each process opens the
+store in its `role`, and SQLite's own lock orders their transactions. The web process (`web`) waits for that lock
+on the event loop, a fraction of a millisecond at a time, never in line (SQLite's busy handler would sleep the
+loop for up to 100 ms at a time); the engine process (`engine`) waits in line, as nothing there answers a platform.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ import fcntl
 import functools
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Literal, TextIO, TypeVar
 from urllib.parse import quote
 
 from ..models import RefundRequest
@@ -49,6 +55,17 @@ GROUP_COMMIT_WINDOW_SECONDS = 0.0005
 STATEMENT_CACHE = 1024
 # Errors of the disk, not of the statement: the same transaction can succeed once space or the disk is back.
 _UNAVAILABLE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_CANTOPEN})
+# Roles (see the module docstring): which of the two lock files each takes, whether it resets leases at open.
+Role = Literal["all", "web", "engine"]
+SERVICE_LOCK, ENGINE_LOCK = ".lock", ".engine.lock"
+_LOCKS: dict[str, tuple[str, ...]] = {
+    "all": (SERVICE_LOCK, ENGINE_LOCK), "web": (SERVICE_LOCK,), "engine": (ENGINE_LOCK,),
+}
+# The engine process waits this long for the engine lock of a predecessor still dying (killed with its parent).
+ENGINE_LOCK_WAIT_SECONDS = 30.0
+# The web process's wait for the write lock: polled this often on the loop, for at most the busy timeout.
+BUSY_POLL_SECONDS = 0.0005
+BUSY_TIMEOUT_SECONDS = 10.0
 SQLITE = Dialect(serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT", id_type="INTEGER", skip_locked="",
                  account_lock_sql=None)
 
@@ -68,6 +85,10 @@ def _disk_errors_are_unavailable() -> Iterator[None]:
         if exc.sqlite_errorcode & 0xFF not in _UNAVAILABLE:
             raise
         raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+
+async def _in_line(work: Callable[[], T]) -> T:
+    return work()
 
 
 def _rollback(writer: sqlite3.Connection) -> None:
@@ -114,8 +135,9 @@ class _ThreadTx:
 class SqliteStore(SqlStore):
     dialect = SQLITE
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, role: Role = "all") -> None:
         self.path = str(path)
+        self.role = role
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
@@ -123,7 +145,7 @@ class SqliteStore(SqlStore):
         self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-bulk-write")
         self._queued: list[_Queued] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._file_lock: TextIO | None = None
+        self._file_locks: list[TextIO] = []
 
     def _connect(self) -> sqlite3.Connection:
         # Each connection is used by one thread: the writer by the loop, the reader by its own thread (which
@@ -138,28 +160,58 @@ class SqliteStore(SqlStore):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._lock_file()
+            for suffix in _LOCKS[self.role]:
+                await self._lock_file(suffix)
         self._writer = self._connect()
+        if self.role == "web":
+            self._writer.execute("PRAGMA busy_timeout = 0")  # waited for on the loop instead (_begin)
         self._writer.execute("PRAGMA journal_mode = WAL")
         self._writer.execute("PRAGMA synchronous = FULL")  # money state: every commit reaches the disk
         async with self.transaction() as tx:
             await self.migrate(tx)
-            # One process owns the file (see _lock_file): what an earlier process had leased died with it.
-            await tx.execute("UPDATE batches SET lease_until = 0 WHERE state = 'sending'")
-            # Reports it had claimed (or was waiting to retry) are due now, on whatever clock the engine keeps.
-            await tx.execute("UPDATE refunds SET report_next_at = 0 WHERE report_state = 'pending'")
+            if self.role != "web":
+                # One engine works on the file (see _lock_file): what an earlier one had leased died with it.
+                await tx.execute("UPDATE batches SET lease_until = 0 WHERE state = 'sending'")
+                # Reports it had claimed (or was waiting to retry) are due now, on whatever clock the engine keeps.
+                await tx.execute("UPDATE refunds SET report_next_at = 0 WHERE report_state = 'pending'")
         self._reader = self._writer if self.path == ":memory:" else self._connect()
 
-    def _lock_file(self) -> None:
-        """SQLite is the single-instance backend: a second process on the same file is refused, not raced."""
-        self._file_lock = open(self.path + ".lock", "w")  # noqa: SIM115 - held open for the store's lifetime
-        try:
-            fcntl.flock(self._file_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file_lock.close()
-            self._file_lock = None
-            raise RuntimeError(f"{self.path} is in use by another refund-adapter process (use PostgreSQL to run "
-                               "several instances)") from None
+    async def _lock_file(self, suffix: str) -> None:
+        """SQLite is the single-instance backend: a second service on the same file is refused, not raced, and
+        only one engine ever works on it (the engine process waits for one killed with its parent to be gone)."""
+        lock = open(self.path + suffix, "w")  # noqa: SIM115, ASYNC230 - held for the store's lifetime; never blocks
+        deadline = time.monotonic() + (ENGINE_LOCK_WAIT_SECONDS if self.role == "engine" else 0)
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    lock.close()
+                    raise RuntimeError(f"{self.path} is in use by another refund-adapter process (use PostgreSQL "
+                                       "to run several instances)") from None
+                await asyncio.sleep(0.05)
+        self._file_locks.append(lock)
+
+    async def _begin(self, run: Callable[[Callable[[], object]], Awaitable[object]]) -> None:
+        """BEGIN IMMEDIATE through `run`. In the web role the connection does not wait for SQLite's write lock:
+        a busy lock is tried again every BUSY_POLL_SECONDS on the loop, for at most BUSY_TIMEOUT_SECONDS (then
+        StoreUnavailable, as a busy timeout would have raised)."""
+        writer = self._writer
+        assert writer is not None, "the store is not open"
+        deadline = None
+        while True:
+            try:
+                await run(lambda: writer.execute("BEGIN IMMEDIATE"))
+                return
+            except sqlite3.OperationalError as exc:
+                if self.role != "web" or exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise
+                now = time.monotonic()
+                deadline = deadline or now + BUSY_TIMEOUT_SECONDS
+                if now >= deadline:
+                    raise
+            await asyncio.sleep(BUSY_POLL_SECONDS)
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -176,9 +228,9 @@ class SqliteStore(SqlStore):
                 writer.close()
         self._read_thread.shutdown()
         self._write_thread.shutdown()
-        if self._file_lock is not None:
-            self._file_lock.close()
-            self._file_lock = None
+        for lock in self._file_locks:
+            lock.close()
+        self._file_locks.clear()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_InlineTx]:
@@ -186,7 +238,7 @@ class SqliteStore(SqlStore):
         assert writer is not None, "the store is not open"
         async with self._write_lock:
             with _disk_errors_are_unavailable():
-                writer.execute("BEGIN IMMEDIATE")
+                await self._begin(_in_line)
                 try:
                     yield _InlineTx(writer)
                 except BaseException:
@@ -220,7 +272,7 @@ class SqliteStore(SqlStore):
         async with self._write_lock:
             with _disk_errors_are_unavailable():
                 try:
-                    await run(lambda: writer.execute("BEGIN IMMEDIATE"))  # cancelled here, it has still begun
+                    await self._begin(run)  # cancelled here, it has still begun
                     yield _ThreadTx(writer, run)
                 except BaseException:
                     await run(lambda: _rollback(writer))
