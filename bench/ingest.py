@@ -131,6 +131,9 @@ class Round:
     drain_s: float = 0.0  # serve rounds: from the round's end until every refund was final and reported
     server_cpu_us: float | None = None  # CPU (user + system) of the target's processes per request; None off Linux
     server_busy: float | None = None  # that CPU over the round's wall time: 1.0 is one core saturated
+    server_cpu_started: float | None = field(default=None, repr=False)  # the processes' CPU seconds at the start
+    # serve rounds: the CPU per request from the round's start until drained (the engine's deferred work included)
+    server_cpu_us_with_drain: float | None = None
     generator_cpu_us: float = 0.0  # CPU of the load generator per request
     generator_busy: float = 0.0
     load_average: float = 0.0  # the 1-minute load average as the round started
@@ -208,6 +211,7 @@ async def measured_drive(
     load = os.getloadavg()[0]
     result = await drive(session, target, work, concurrency)
     server_after, generator_after, wall = process_cpu_seconds(pid), time.process_time(), time.perf_counter() - started
+    result.server_cpu_started = server_before
     if server_before is not None and server_after is not None:
         result.server_cpu_us = (server_after - server_before) / len(work) * 1e6
         result.server_busy = (server_after - server_before) / wall
@@ -257,6 +261,7 @@ async def wrk_round(
                    result.non_2xx + result.socket_errors, [], result.acknowledged, sent=result.sent,
                    wraps=result.wraps, generator_cpu_us=result.cpu_s / answered * 1e6,
                    generator_busy=result.cpu_s / wall, load_average=load)
+    round_.server_cpu_started = server_before
     if server_before is not None and server_after is not None:
         round_.server_cpu_us = (server_after - server_before) / answered * 1e6
         round_.server_busy = (server_after - server_before) / wall
@@ -297,6 +302,15 @@ async def settle(session: aiohttp.ClientSession, serve_url: str) -> float:
                   file=sys.stderr)
             return time.monotonic() - started
         await asyncio.sleep(0.05)
+
+
+async def drained(session: aiohttp.ClientSession, serve_url: str, result: Round, pid: int) -> None:
+    """Wait for serve to finish the round's work; set the round's drain time and its CPU per request including
+    that work (an engine that defers its work to after a burst does it then)."""
+    result.drain_s = await settle(session, serve_url)
+    after = process_cpu_seconds(pid)
+    if after is not None and result.server_cpu_started is not None:
+        result.server_cpu_us_with_drain = (after - result.server_cpu_started) / max(result.acknowledged_count, 1) * 1e6
 
 
 async def seed_trades(session: aiohttp.ClientSession, sandbox_url: str, indices: range) -> None:
@@ -413,14 +427,6 @@ async def stored_ids(store_url: str) -> list[str]:
         await conn.close()
 
 
-def on_disk(database: Path, acknowledged: list[str]) -> int:
-    """How many of the acknowledged refund ids are stored, reading the SQLite file read-only."""
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        rows = db.execute("SELECT platform_refund_id FROM refunds WHERE platform = 'generic' AND shop = ?", (SHOP,))
-        stored = {row[0] for row in rows}
-    return len(stored.intersection(acknowledged))
-
-
 def durability(rounds: list[Round], stored: list[str]) -> dict[str, Any]:
     """Every acknowledged webhook stored, none twice. The Python driver knows each acknowledged id; wrk knows how
     many were acknowledged among the first `sent` ids of a round, so each round's stored ids must number at least
@@ -463,6 +469,7 @@ def summarise(rounds: list[Round], checks: dict[str, Any], settings: dict[str, A
             "rounds": [{k: v for k, v in asdict(r).items() if k != "acknowledged"} for r in mine],
             "server_cpu_us_per_request": median_or_none([r.server_cpu_us for r in mine]),
             "server_busy": median_or_none([r.server_busy for r in mine], 2),
+            "server_cpu_us_with_drain": median_or_none([r.server_cpu_us_with_drain for r in mine]),
             "generator_cpu_us_per_request": round(statistics.median(r.generator_cpu_us for r in mine), 1),
             "generator_busy": round(statistics.median(r.generator_busy for r in mine), 2),
         }
@@ -587,7 +594,7 @@ class Runner:
                 self.best_bare = max(self.best_bare, result.requests_per_s)
         if target == "serve":
             result.first_index = indices.start
-            result.drain_s = await settle(self.session, self.running.urls["serve"])
+            await drained(self.session, self.running.urls["serve"], result, pid)
             if result.wraps:
                 print(f"warning: serve's records ran out ({result.wraps} times): repeats were sent", file=sys.stderr)
             if not measured:
@@ -604,7 +611,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         ratio = summary[f"ratio_{bare}"]
         print(f"serve/{bare}: requests/s {ratio['requests_per_s']}, p99 {ratio['p99']}x (rounds {ratio['rounds']})")
     print(f"serve: every refund of a round final and reported {summary['serve']['drain_s']} s after the round "
-          "(median)")
+          f"(median); CPU {summary['serve']['server_cpu_us_with_drain']} µs per request, drain included")
     for target in TARGETS:
         row = summary[target]
         if row["server_cpu_us_per_request"] is not None:
