@@ -149,6 +149,7 @@ def summarise(revision: str, measured: dict[str, list[ingest.Round]], checks: di
             "drain_s": round(statistics.median(r.drain_s for r in rounds), 2),
             "server_cpu_us_per_request": ingest.median_or_none([r.server_cpu_us for r in rounds]),
             "server_cpu_us_with_drain": ingest.median_or_none([r.server_cpu_us_with_drain for r in rounds]),
+            "intake_cpu_us_per_request": ingest.median_or_none([r.intake_cpu_us for r in rounds]),
             "errors": sum(r.errors for r in rounds),
             "load_average": [round(r.load_average, 2) for r in rounds],
             "checks": checks[build],
@@ -180,7 +181,8 @@ def main() -> None:
     for build in BUILDS:
         row = summary[build]
         print(f"{build} ({row['revision']}): {row['requests_per_s']:8.1f} req/s, p99 {row['p99_ms']} ms, serve CPU "
-              f"{row['server_cpu_us_per_request']} µs/request ({row['server_cpu_us_with_drain']} with the drain), "
+              f"{row['server_cpu_us_per_request']} µs/request ({row['server_cpu_us_with_drain']} with the drain; web "
+              f"process {row['intake_cpu_us_per_request']}), "
               f"drained in {row['drain_s']} s (medians); load {row['load_average']}; {row['checks']}")
     for key in ("b_over_a_requests_per_s", "b_over_a_p99", "b_over_a_cpu_per_request"):
         if key in summary:

@@ -131,6 +131,7 @@ class Round:
     drain_s: float = 0.0  # serve rounds: from the round's end until every refund was final and reported
     server_cpu_us: float | None = None  # CPU (user + system) of the target's processes per request; None off Linux
     server_busy: float | None = None  # that CPU over the round's wall time: 1.0 is one core saturated
+    intake_cpu_us: float | None = None  # serve: the part of server_cpu_us spent by its web process alone
     server_cpu_started: float | None = field(default=None, repr=False)  # the processes' CPU seconds at the start
     # serve rounds: the CPU per request from the round's start until drained (the engine's deferred work included)
     server_cpu_us_with_drain: float | None = None
@@ -139,12 +140,12 @@ class Round:
     load_average: float = 0.0  # the 1-minute load average as the round started
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process `pid` and its live descendants so far, from /proc (None where there is
-    no /proc). A descendant that exits during a round is counted only up to its last reading."""
-    tree = _descendants(pid)
+def process_cpu_seconds(pid: int, *, tree: bool = True) -> float | None:
+    """User + system CPU seconds of process `pid` and (`tree`) its live descendants so far, from /proc (None where
+    there is no /proc). A descendant that exits during a round is counted only up to its last reading."""
+    members = _descendants(pid) if tree else [pid]
     total = 0.0
-    for member in tree:
+    for member in members:
         try:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -254,14 +255,18 @@ async def wrk_round(
     """One wrk run against `url`, with the CPU of the target's processes (`pid` and its children)."""
     load = os.getloadavg()[0]
     server_before, started = process_cpu_seconds(pid), time.perf_counter()
+    intake_before = process_cpu_seconds(pid, tree=False)
     result = await wrk_driver.run(url, records, duration_s, connections, threads, folder)
     server_after, wall = process_cpu_seconds(pid), time.perf_counter() - started
+    intake_after = process_cpu_seconds(pid, tree=False)
     answered = max(result.answered, 1)
     round_ = Round(target, result.requests_per_s, result.p50_ms, result.p99_ms,
                    result.non_2xx + result.socket_errors, [], result.acknowledged, sent=result.sent,
                    wraps=result.wraps, generator_cpu_us=result.cpu_s / answered * 1e6,
                    generator_busy=result.cpu_s / wall, load_average=load)
     round_.server_cpu_started = server_before
+    if intake_before is not None and intake_after is not None:
+        round_.intake_cpu_us = (intake_after - intake_before) / answered * 1e6
     if server_before is not None and server_after is not None:
         round_.server_cpu_us = (server_after - server_before) / answered * 1e6
         round_.server_busy = (server_after - server_before) / wall
@@ -470,6 +475,7 @@ def summarise(rounds: list[Round], checks: dict[str, Any], settings: dict[str, A
             "server_cpu_us_per_request": median_or_none([r.server_cpu_us for r in mine]),
             "server_busy": median_or_none([r.server_busy for r in mine], 2),
             "server_cpu_us_with_drain": median_or_none([r.server_cpu_us_with_drain for r in mine]),
+            "intake_cpu_us_per_request": median_or_none([r.intake_cpu_us for r in mine]),
             "generator_cpu_us_per_request": round(statistics.median(r.generator_cpu_us for r in mine), 1),
             "generator_busy": round(statistics.median(r.generator_busy for r in mine), 2),
         }
@@ -611,7 +617,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         ratio = summary[f"ratio_{bare}"]
         print(f"serve/{bare}: requests/s {ratio['requests_per_s']}, p99 {ratio['p99']}x (rounds {ratio['rounds']})")
     print(f"serve: every refund of a round final and reported {summary['serve']['drain_s']} s after the round "
-          f"(median); CPU {summary['serve']['server_cpu_us_with_drain']} µs per request, drain included")
+          f"(median); CPU {summary['serve']['server_cpu_us_with_drain']} µs per request, drain included, of which "
+          f"the web process {summary['serve']['intake_cpu_us_per_request']} µs during the round")
     for target in TARGETS:
         row = summary[target]
         if row["server_cpu_us_per_request"] is not None:

@@ -36,10 +36,6 @@ from .remote import REPORT_SECONDS
 from .runtime import EngineContext
 
 PR_SET_PDEATHSIG = 1
-# The engine's niceness above the web process's: when the cores are short (a small machine, with the load
-# generator on it), the kernel gives intake the CPU first, as the in-process engine's yielding to webhooks did; the
-# engine catches up in the pauses, and with a core to spare it runs at full speed anyway.
-NICENESS = 5
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,7 +47,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     _die_with_parent(args.parent)
     failpoints.die_with(args.parent)
-    os.nice(NICENESS)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -6,8 +6,8 @@ thousand refunds, reporting them) never holds the loop that answers webhooks. Bo
 What used to pass between them in memory passes over a socket pair, as JSON lines:
 
 - web to engine, `{"wake": [loop names]}`: the `Signals` of the web process's context are `RemoteEvent`s, so a
-  stored webhook wakes the batcher and a recorded notify the reporter as before; a burst of webhooks sends one
-  line per event-loop turn, not one per webhook. A lost wake costs at most a loop's tick: every loop also polls.
+  stored webhook wakes the batcher and a recorded notify the reporter as before; a burst of webhooks sends a line
+  every WAKE_INTERVAL_SECONDS, not one per webhook. A lost wake costs at most a loop's tick: every loop also polls.
 - engine to web, every REPORT_SECONDS: its loops' health (for /readyz) and its counters (for /metrics).
 
 The engine process (engine/process.py) is killed by the kernel when the web process dies, and waits for the engine
@@ -42,6 +42,9 @@ REPORT_SECONDS = 1.0
 SILENT_AFTER_SECONDS = 10.0  # no report for this long: the engine process is stuck
 STOP_SECONDS = 15.0
 RESTART_SECONDS = 1.0
+# Wakes are sent at most this often: a burst of webhooks wakes the batcher 50 times a second, not once per
+# webhook (each wake costs the engine a look at its pending work; a loop woken late by this misses nothing).
+WAKE_INTERVAL_SECONDS = 0.02
 
 
 class RemoteEvent(asyncio.Event):
@@ -76,6 +79,8 @@ class EngineProcess:
         self._child: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: set[str] = set()
+        self._flush_at: asyncio.TimerHandle | None = None
+        self._flushed_at = 0.0  # the event loop's clock
         self._report: dict[str, Any] | None = None
         self._report_at = 0.0
         self._started_at = 0.0
@@ -139,14 +144,17 @@ class EngineProcess:
             await self._spawn()
 
     def wake(self, name: str) -> None:
-        """Wake the engine loop `name`, with whatever else is woken in this event-loop turn."""
-        if not self._pending:
-            asyncio.get_running_loop().call_soon(self._flush)
+        """Wake the engine loop `name` at the next flush: at once, or WAKE_INTERVAL_SECONDS after the last one."""
         self._pending.add(name)
+        if self._flush_at is None:
+            loop = asyncio.get_running_loop()
+            self._flush_at = loop.call_at(max(loop.time(), self._flushed_at + WAKE_INTERVAL_SECONDS), self._flush)
 
     def _flush(self) -> None:
+        self._flush_at = None
         if self._writer is None or self._writer.is_closing() or not self._pending:
-            return
+            return  # no process to tell (yet): the next one is told when it starts (_spawn)
+        self._flushed_at = asyncio.get_running_loop().time()
         self._writer.write(json.dumps({"wake": sorted(self._pending)}).encode() + b"\n")
         self._pending.clear()
 

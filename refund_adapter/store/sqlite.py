@@ -14,9 +14,11 @@ Webhook intake uses group commit: the webhooks that reach `accept` within GROUP_
 first are stored by one set-based transaction (`SqlStore.accept_in`) with one fsync.
 
 `serve` may run its engine in a process of its own on the same file (engine/process.py): each process opens the
-store in its `role`, and SQLite's own lock orders their transactions. The web process (`web`) waits for that lock
-on the event loop, a fraction of a millisecond at a time, never in line (SQLite's busy handler would sleep the
-loop for up to 100 ms at a time); the engine process (`engine`) waits in line, as nothing there answers a platform.
+store in its `role`. Their write transactions take turns through a lock file (`WRITE_LOCK`, flock) taken before
+BEGIN and let go after COMMIT: a process that finds it taken waits on a thread of its own, so its event loop goes
+on, and is woken as the other lets go. Without it they met at SQLite's own lock, whose busy handler sleeps the
+waiting thread (the event loop) for up to 100 ms at a time; polling it from the loop instead cost the web process
+a third of its CPU under load (bench/ingest.py, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -63,9 +65,7 @@ _LOCKS: dict[str, tuple[str, ...]] = {
 }
 # The engine process waits this long for the engine lock of a predecessor still dying (killed with its parent).
 ENGINE_LOCK_WAIT_SECONDS = 30.0
-# The web process's wait for the write lock: polled this often on the loop, for at most the busy timeout.
-BUSY_POLL_SECONDS = 0.0005
-BUSY_TIMEOUT_SECONDS = 10.0
+WRITE_LOCK = ".write.lock"  # taken around each write transaction by the web and engine processes
 SQLITE = Dialect(serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT", id_type="INTEGER", skip_locked="",
                  account_lock_sql=None)
 
@@ -85,10 +85,6 @@ def _disk_errors_are_unavailable() -> Iterator[None]:
         if exc.sqlite_errorcode & 0xFF not in _UNAVAILABLE:
             raise
         raise StoreUnavailable(f"SQLite: {exc}") from exc
-
-
-async def _in_line(work: Callable[[], T]) -> T:
-    return work()
 
 
 def _rollback(writer: sqlite3.Connection) -> None:
@@ -146,6 +142,8 @@ class SqliteStore(SqlStore):
         self._queued: list[_Queued] = []
         self._flusher: asyncio.Task[None] | None = None
         self._file_locks: list[TextIO] = []
+        self._process_write_lock: TextIO | None = None  # WRITE_LOCK, in serve's two-process layout
+        self._lock_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write-lock")
 
     def _connect(self) -> sqlite3.Connection:
         # Each connection is used by one thread: the writer by the loop, the reader by its own thread (which
@@ -162,9 +160,9 @@ class SqliteStore(SqlStore):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             for suffix in _LOCKS[self.role]:
                 await self._lock_file(suffix)
+            if self.role != "all":
+                self._process_write_lock = open(self.path + WRITE_LOCK, "w")  # noqa: SIM115, ASYNC230 - as above
         self._writer = self._connect()
-        if self.role == "web":
-            self._writer.execute("PRAGMA busy_timeout = 0")  # waited for on the loop instead (_begin)
         self._writer.execute("PRAGMA journal_mode = WAL")
         self._writer.execute("PRAGMA synchronous = FULL")  # money state: every commit reaches the disk
         async with self.transaction() as tx:
@@ -193,25 +191,28 @@ class SqliteStore(SqlStore):
                 await asyncio.sleep(0.05)
         self._file_locks.append(lock)
 
-    async def _begin(self, run: Callable[[Callable[[], object]], Awaitable[object]]) -> None:
-        """BEGIN IMMEDIATE through `run`. In the web role the connection does not wait for SQLite's write lock:
-        a busy lock is tried again every BUSY_POLL_SECONDS on the loop, for at most BUSY_TIMEOUT_SECONDS (then
-        StoreUnavailable, as a busy timeout would have raised)."""
-        writer = self._writer
-        assert writer is not None, "the store is not open"
-        deadline = None
-        while True:
-            try:
-                await run(lambda: writer.execute("BEGIN IMMEDIATE"))
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """This process's writer and, between serve's two processes, the file's (see the module docstring)."""
+        async with self._write_lock:
+            lock = self._process_write_lock
+            if lock is None:
+                yield
                 return
-            except sqlite3.OperationalError as exc:
-                if self.role != "web" or exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                taken = asyncio.get_running_loop().run_in_executor(self._lock_thread, fcntl.flock, lock, fcntl.LOCK_EX)
+                try:
+                    await asyncio.shield(taken)
+                except asyncio.CancelledError:
+                    await asyncio.wait([taken])  # it is taken once the thread returns: let it go again
+                    fcntl.flock(lock, fcntl.LOCK_UN)
                     raise
-                now = time.monotonic()
-                deadline = deadline or now + BUSY_TIMEOUT_SECONDS
-                if now >= deadline:
-                    raise
-            await asyncio.sleep(BUSY_POLL_SECONDS)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -228,17 +229,19 @@ class SqliteStore(SqlStore):
                 writer.close()
         self._read_thread.shutdown()
         self._write_thread.shutdown()
-        for lock in self._file_locks:
+        self._lock_thread.shutdown()
+        for lock in [*self._file_locks, *filter(None, [self._process_write_lock])]:
             lock.close()
         self._file_locks.clear()
+        self._process_write_lock = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_InlineTx]:
         writer = self._writer
         assert writer is not None, "the store is not open"
-        async with self._write_lock:
+        async with self._writing():
             with _disk_errors_are_unavailable():
-                await self._begin(_in_line)
+                writer.execute("BEGIN IMMEDIATE")
                 try:
                     yield _InlineTx(writer)
                 except BaseException:
@@ -269,10 +272,10 @@ class SqliteStore(SqlStore):
                 await asyncio.wait([future])
                 raise
 
-        async with self._write_lock:
+        async with self._writing():
             with _disk_errors_are_unavailable():
                 try:
-                    await self._begin(run)  # cancelled here, it has still begun
+                    await run(lambda: writer.execute("BEGIN IMMEDIATE"))  # cancelled here, it has still begun
                     yield _ThreadTx(writer, run)
                 except BaseException:
                     await run(lambda: _rollback(writer))

@@ -37,29 +37,46 @@ async def _longest_stall_while(work: asyncio.Task[object]) -> float:
     return longest
 
 
-async def test_the_web_role_waits_for_the_write_lock_without_holding_the_loop(tmp_path: Path) -> None:
+def _engine_holding_a_transaction(db: Path, held: threading.Event, seconds: float) -> None:
+    """The engine process, as a thread with its own loop and store: one write transaction held for `seconds`."""
+
+    async def hold() -> None:
+        store = SqliteStore(db, role="engine")
+        await store.open()
+        try:
+            async with store.transaction():
+                held.set()
+                await asyncio.sleep(seconds)  # its own loop: the web process's must go on meanwhile
+        finally:
+            await store.close()
+
+    asyncio.run(hold())
+
+
+async def test_the_web_role_waits_for_the_engines_transaction_without_holding_the_loop(tmp_path: Path) -> None:
     db = tmp_path / "refunds.db"
     store = SqliteStore(db, role="web")
     await store.open()
-    other = sqlite3.connect(db, isolation_level=None)  # the engine process, in the middle of a transaction
+    held = threading.Event()
+    engine = threading.Thread(target=_engine_holding_a_transaction, args=(db, held, HELD_SECONDS))
     try:
-        other.execute("BEGIN IMMEDIATE")
-        loop = asyncio.get_running_loop()
-        loop.call_later(HELD_SECONDS, other.execute, "COMMIT")
+        engine.start()
+        await asyncio.to_thread(held.wait, 10)
         started = time.monotonic()
         accepting = asyncio.create_task(store.accept([refund(1)], NOW))
         stall = await _longest_stall_while(accepting)
         (result,) = accepting.result()
         assert result.created
-        assert time.monotonic() - started >= HELD_SECONDS  # it did wait for the lock...
-        assert stall < HELD_SECONDS / 2  # ...on the loop, not in a busy handler that sleeps it
+        assert time.monotonic() - started >= HELD_SECONDS / 2  # it did wait for the engine's transaction...
+        assert stall < HELD_SECONDS / 2  # ...on a thread, not in SQLite's busy handler, which sleeps the loop
     finally:
-        other.close()
+        await asyncio.to_thread(engine.join)
         await store.close()
 
 
-async def test_the_all_role_waits_in_line_as_before(tmp_path: Path) -> None:
-    """The contrast that shows the test above can fail: SQLite's busy handler holds the loop."""
+async def test_without_the_process_lock_the_wait_holds_the_loop(tmp_path: Path) -> None:
+    """The contrast that shows the test above can fail: a writer met at SQLite's own lock (the single-process
+    role, and any writer that does not take WRITE_LOCK) waits in its busy handler, on the loop."""
     db = tmp_path / "refunds.db"
     store = SqliteStore(db)
     await store.open()
