@@ -35,7 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,11 +329,11 @@ async def seed_trades(session: aiohttp.ClientSession, sandbox_url: str, indices:
 
 
 def write_files(
-    folder: Path, serve_port: int, sandbox_port: int, shop_port: int, trades: int, yield_max_s: float | None = None,
-    store_url: str | None = None,
+    folder: Path, serve_port: int, sandbox_port: int, shop_port: int, trades: int,
+    settings: Sequence[str] = (), store_url: str | None = None,
 ) -> Path:
     """The serve config (YAML) and, when `trades`, the sandbox's trade ledger (JSON) in `folder`; returns the
-    config's path."""
+    config's path. `settings`: `section.key=value` lines (the value read as YAML) put into the config."""
     config: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": serve_port, "public_url": f"http://127.0.0.1:{serve_port}",
                    "admin_token": TEST_ADMIN_TOKEN},
@@ -343,8 +343,13 @@ def write_files(
         "platforms": {"generic": {"shops": [{"id": SHOP, "secret": SECRET, "alipay_account": "main",
                                               "callback_url": f"http://127.0.0.1:{shop_port}/callback"}]}},
     }
-    if yield_max_s is not None:
-        config["engine"] = {"yield_max_seconds": yield_max_s}
+    for setting in settings:
+        dotted, _, value = setting.partition("=")
+        *sections, key = dotted.split(".")
+        place = config
+        for section in sections:
+            place = place.setdefault(section, {})
+        place[key] = yaml.safe_load(value)
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config), "utf-8")
     if trades:
@@ -362,7 +367,7 @@ class Servers:
 
 
 @contextlib.asynccontextmanager
-async def servers(folder: Path, trades: int, yield_max_s: float | None, store_url: str | None
+async def servers(folder: Path, trades: int, settings: Sequence[str], store_url: str | None
                   ) -> AsyncIterator[Servers]:
     """Start the sandbox, the shop, both bare servers and serve; on exit stop serve with SIGTERM (so it drains)
     and then the rest."""
@@ -370,7 +375,7 @@ async def servers(folder: Path, trades: int, yield_max_s: float | None, store_ur
     while len(ports) < 5:
         ports.add(free_port())
     sandbox, shop, bare, bare_asyncio, serve = ports
-    config = write_files(folder, serve, sandbox, shop, trades, yield_max_s, store_url)
+    config = write_files(folder, serve, sandbox, shop, trades, settings, store_url)
     trades_file = ("--trades", str(folder / "trades.json")) if trades else ()
     me = (sys.executable, __file__)
     commands = {
@@ -508,7 +513,7 @@ class Plan:
     warmup: int
     warmup_s: float
     store: str
-    yield_max_s: float | None
+    settings: list[str]  # serve's config: section.key=value
 
 
 async def run(plan: Plan) -> dict[str, Any]:
@@ -539,7 +544,7 @@ async def _rounds(plan: Plan, folder: Path, store_url: str
     """The measured rounds, serve's warm-up rounds, serve's final counts and the shop's, with every server
     stopped when it returns."""
     rounds: list[Round] = []
-    async with (servers(folder, 0, plan.yield_max_s, store_url) as running,
+    async with (servers(folder, 0, plan.settings, store_url) as running,
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=plan.connections)) as session):
         for name in ("sandbox", "shop", *TARGETS):
             path = {"serve": "/healthz", "sandbox": "/sandbox/faults", "shop": "/count"}.get(name, "/")
@@ -644,8 +649,8 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite",
                         help=f"serve's store; postgres: a fresh database on {PG_ADMIN} (REFUND_ADAPTER_TEST_PG)")
     parser.add_argument("--json", action="store_true", help="also print the summary as one JSON object")
-    parser.add_argument("--engine-yield-max", type=float, metavar="SECONDS",
-                        help="serve's engine.yield_max_seconds (default: the config's)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="put this into serve's config (repeatable), e.g. engine.own_process=false")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--asyncio", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--shop-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -659,7 +664,7 @@ def main() -> None:
     if args.driver == "wrk" and not wrk_driver.available():
         parser.error("wrk is not installed (apt-get install wrk), or use --driver python")
     plan = Plan(args.driver, args.rounds, args.duration, args.connections, args.threads, args.requests, args.warmup,
-                args.warmup_seconds, args.store, args.engine_yield_max)
+                args.warmup_seconds, args.store, args.set)
     summary = asyncio.run(run(plan))
     print_summary(summary)
     if args.json:
