@@ -29,6 +29,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -514,6 +515,7 @@ class Plan:
     warmup_s: float
     store: str
     settings: list[str]  # serve's config: section.key=value
+    profile: Path | None = None  # py-spy's profiles of serve's measured rounds go here
 
 
 async def run(plan: Plan) -> dict[str, Any]:
@@ -536,7 +538,7 @@ async def run(plan: Plan) -> dict[str, Any]:
                     and not checks["stored_never_sent"]
                     and checks["succeeded"] == checks["delivered"] == checks["shop_distinct"] == len(stored)
                     and not checks["review"])
-    return summarise(rounds, checks, asdict(plan))
+    return summarise(rounds, checks, {**asdict(plan), "profile": plan.profile and str(plan.profile)})
 
 
 async def _rounds(plan: Plan, folder: Path, store_url: str
@@ -566,6 +568,7 @@ class Runner:
 
     def __init__(self, plan: Plan, running: Servers, session: aiohttp.ClientSession, folder: Path) -> None:
         self.plan, self.running, self.session, self.folder = plan, running, session, folder
+        self.profiled = 0
         self.next_index = 0
         self.best_bare = 0.0
         self.warm_rounds: list[Round] = []
@@ -575,6 +578,21 @@ class Runner:
         indices = range(self.next_index, self.next_index + count)
         self.next_index += count
         return indices
+
+    async def _profile(self, pid: int, seconds: float) -> list[asyncio.subprocess.Process]:
+        """With `--profile DIR`: py-spy sampling serve's processes (the web process, then its engine process) for
+        the round, as collapsed stacks in DIR/serve-<round>-<n>.txt (`bench/stacks.py` gives the top entries)."""
+        if self.plan.profile is None:
+            return []
+        self.profiled += 1
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.plan.profile.mkdir(parents=True, exist_ok=True)
+        return [await asyncio.create_subprocess_exec(
+                    spy, "record", "--pid", str(member), "--rate", "100", "--nonblocking", "--format", "raw",
+                    "--duration", str(int(seconds)), "--output",
+                    str(self.plan.profile / f"serve-{self.profiled}-{n}.txt"),
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+                for n, member in enumerate(_descendants(pid))]
 
     async def round(self, target: str, measured: bool) -> Round:
         plan, url, pid = self.plan, self.running.urls[target], self.running.processes[target].pid
@@ -599,8 +617,11 @@ class Runner:
                     wrk_driver.write_records(records, plan.threads, raw_webhooks(url, range(20_000)))
                     self.bare_records = records
                 indices = range(0)
+            samplers = await self._profile(pid, duration) if target == "serve" and measured else []
             result = await wrk_round(target, url + "/", records, duration, plan.connections, plan.threads,
                                      self.folder, pid)
+            for sampler in samplers:
+                await sampler.wait()
             if target in BARES:
                 self.best_bare = max(self.best_bare, result.requests_per_s)
         if target == "serve":
@@ -651,6 +672,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="also print the summary as one JSON object")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="put this into serve's config (repeatable), e.g. engine.own_process=false")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample serve's processes with py-spy during its measured rounds (collapsed stacks)")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--asyncio", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--shop-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -664,7 +687,7 @@ def main() -> None:
     if args.driver == "wrk" and not wrk_driver.available():
         parser.error("wrk is not installed (apt-get install wrk), or use --driver python")
     plan = Plan(args.driver, args.rounds, args.duration, args.connections, args.threads, args.requests, args.warmup,
-                args.warmup_seconds, args.store, args.set)
+                args.warmup_seconds, args.store, args.set, args.profile)
     summary = asyncio.run(run(plan))
     print_summary(summary)
     if args.json:
