@@ -121,6 +121,8 @@ class EngineProcess:
         self._started_at = time.monotonic()
         self._report = None
         self._reported.clear()
+        if self._writer is not None:  # the socket of the process that died
+            self._writer.close()
         self._reader, self._writer = await asyncio.open_unix_connection(sock=mine)
         if self._pending:  # wakes sent while there was no process: the new one gets them
             self._flush()
