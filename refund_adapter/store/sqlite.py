@@ -10,8 +10,7 @@ Work over many rows (a batch of a thousand refunds, a chunk of an operator's bul
 runs in a `bulk_transaction`, whose statements run on a thread of the writer's own, so the loop is free while
 they do (in line they held it for tens of milliseconds, and seconds for a million dead letters: bench/stalls.py).
 
-Webhook intake uses group commit: the webhooks that reach `accept` within GROUP_COMMIT_WINDOW_SECONDS of the
-first are stored by one set-based transaction (`SqlStore.accept_in`) with one fsync.
+Webhook intake uses group commit (store/group_commit.py): a group's COMMIT, and its fsync, is shared by all of it.
 
 `serve` may run its engine in a process of its own on the same file (engine/process.py): each process opens the
 store in its `role`. Their write transactions take turns through a lock file (`WRITE_LOCK`, flock) taken before
@@ -30,27 +29,19 @@ import functools
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal, TextIO, TypeVar
 from urllib.parse import quote
 
-from ..models import RefundRequest
-from .base import AcceptResult, StoreUnavailable
-from .sql import Dialect, Row, SqlStore
+from .base import StoreUnavailable
+from .group_commit import GroupCommit
+from .sql import Dialect, Row
 
 T = TypeVar("T")
-_Queued = tuple[Sequence[RefundRequest], float, "asyncio.Future[list[AcceptResult]]"]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
-# How long the first webhook of a group waits for others to join it. Measured with `bench/ingest.py` (64 in
-# flight) on asyncio's loop: without it groups averaged 13 webhooks, with 0.5 ms 39, and throughput rose by about
-# 15%, because each group's fsync blocks the loop. Like PostgreSQL's commit_delay; it adds at most this to one
-# webhook. Timers have 1 ms resolution: asyncio's loop rounds 0.5 ms up to 1 ms, uvloop down to the next loop
-# iteration, where groups still average 35 (the webhooks read in one pass over the ready sockets), and 1 ms on
-# uvloop measured 0.94x the requests/s (bench/ab.py, 26 November).
-GROUP_COMMIT_WINDOW_SECONDS = 0.0005
 # Prepared statements kept per connection. Intake's statements take the group's size (multi-row VALUES, IN
 # lists), so a busy adapter runs three shapes per group size: with sqlite3's default of 128 they were evicted and
 # re-prepared, 3.3 µs more per webhook in `serve` (bench/ingest.py, 26 November).
@@ -128,7 +119,7 @@ class _ThreadTx:
         await self._run(lambda: self._conn.execute(_sql(sql), args))
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(GroupCommit):
     dialect = SQLITE
 
     def __init__(self, path: str | Path, role: Role = "all") -> None:
@@ -139,8 +130,6 @@ class SqliteStore(SqlStore):
         self._write_lock = asyncio.Lock()
         self._read_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
         self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-bulk-write")
-        self._queued: list[_Queued] = []
-        self._flusher: asyncio.Task[None] | None = None
         self._file_locks: list[TextIO] = []
         self._process_write_lock: TextIO | None = None  # WRITE_LOCK, in serve's two-process layout
         self._lock_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write-lock")
@@ -215,8 +204,7 @@ class SqliteStore(SqlStore):
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        await self._flushed()
         loop = asyncio.get_running_loop()
         reader, writer = self._reader, self._writer
         self._writer = self._reader = None
@@ -293,42 +281,9 @@ class SqliteStore(SqlStore):
         loop = asyncio.get_running_loop()
         yield _ThreadTx(reader, lambda work: loop.run_in_executor(self._read_thread, work))
 
-    async def accept(self, requests: Sequence[RefundRequest], now: float) -> list[AcceptResult]:
-        """Group commit: join the next transaction with whatever else is waiting, return once it is durable."""
-        future: asyncio.Future[list[AcceptResult]] = asyncio.get_running_loop().create_future()
-        self._queued.append((requests, now, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future  # a cancelled caller cancels only its wait: the group is stored all the same
-
-    async def _flush(self) -> None:
-        while self._queued:
-            await asyncio.sleep(GROUP_COMMIT_WINDOW_SECONDS)
-            async with self._write_lock:
-                group, self._queued = self._queued, []
-            try:
-                await self._commit_group(group)
-            except Exception:
-                # One caller's requests broke the shared transaction: commit each alone, so only it fails.
-                for member in group:
-                    with contextlib.suppress(Exception):
-                        await self._commit_group([member])
-
-    async def _commit_group(self, group: list[_Queued]) -> None:
-        try:
-            async with self.transaction() as tx:
-                # One set-based accept for the whole group, stamped with its latest arrival time.
-                results = await self.accept_in(tx, [r for requests, _, _ in group for r in requests],
-                                               max(now for _, now, _ in group))
-        except Exception as exc:
-            if len(group) == 1 and not group[0][2].done():
-                group[0][2].set_exception(exc)
-            raise
-        start = 0
-        for requests, _, future in group:
-            if not future.done():
-                future.set_result(results[start : start + len(requests)])
-            start += len(requests)
+    async def _writer_free(self) -> None:
+        async with self._write_lock:
+            pass
 
 
 class ReadOnlySqliteStore(SqliteStore):
