@@ -131,6 +131,7 @@ def serve(config_path: str, log_level: str) -> None:
     """Run the service until SIGTERM or SIGINT, which drain in-flight requests and stop the engine cleanly."""
     from aiohttp import web
 
+    from refund_adapter.engine.remote import EngineProcess
     from refund_adapter.event_loop import new_event_loop
     from refund_adapter.heap import settle_heap
     from refund_adapter.web.app import create_app
@@ -138,7 +139,8 @@ def serve(config_path: str, log_level: str) -> None:
 
     config = load_config_or_exit(config_path)
     _setup_logging(log_level, config.logging.format)
-    app = create_app(config)
+    engine = EngineProcess(config_path, log_level) if config.engine.own_process else None
+    app = create_app(config, engine_process=engine)
 
     async def after_start(_app: web.Application) -> None:
         settle_heap()  # after the cleanup contexts (store, plugins, engine): on_startup runs them first

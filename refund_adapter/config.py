@@ -165,6 +165,10 @@ class EngineConfig:
     # that dies holding work delays it by at most this, and one that outlives it may see the work done twice
     # (the same batch_no resent, a result delivered again), so it must exceed http.total_timeout_seconds.
     lease_seconds: float = 120.0
+    # `serve` runs the engine in a process of its own beside the web process (both on the same store), so that
+    # intake keeps a core of its own and the engine's catching up never holds intake's event loop. False: the
+    # engine runs on the web process's loop, yielding to webhooks as above (the yield settings apply only then).
+    own_process: bool = True
 
 
 @dataclass(frozen=True)
@@ -603,7 +607,9 @@ def _read_engine(doc: _Section, http: HttpConfig) -> EngineConfig:
     lease = engine.seconds("lease_seconds", EngineConfig.lease_seconds)
     if lease <= http.total_timeout_seconds:
         engine.problem("lease_seconds", "must be > http.total_timeout_seconds")
-    return EngineConfig(yield_quiet_seconds=quiet, yield_max_seconds=longest, lease_seconds=lease)
+    own_process = engine.boolean("own_process", EngineConfig.own_process)
+    return EngineConfig(yield_quiet_seconds=quiet, yield_max_seconds=longest, lease_seconds=lease,
+                        own_process=own_process)
 
 
 def _read_admin(doc: _Section) -> AdminConfig:

@@ -79,7 +79,7 @@ WRITE, NOTICE, SKIP = "write", "notice", "skip"
 class LineSampler:
     """At most `burst` lines of one kind a second, as production loggers sample (zap's production default: the
     first 100 a second). A line per stored webhook costs serve about a sixth of its CPU per webhook at full load
-    (bench/README.md) and, past journald's default rate limit (10,000 lines in 30 s), would make it drop the
+    (docs/performance.md) and, past journald's default rate limit (10,000 lines in 30 s), would make it drop the
     warnings and errors of the same moments. At real refund rates nothing is skipped; in a flood the counters
     (`refund_adapter_webhooks_total`) still count every one."""
 

@@ -14,7 +14,11 @@ any sender grow the registry without bound) and increment it where the event hap
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import Metric
 
 # Alipay's gateway answers within tens of milliseconds when well; the HTTP client gives up after 15 s by default.
 GATEWAY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0)
@@ -89,3 +93,41 @@ class Metrics:
 
     def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
         return Counter(name, documentation, labels, registry=self.registry)
+
+
+def snapshot(registry: CollectorRegistry) -> list[list[Any]]:
+    """The registry's families as JSON-ready lists: what the engine's own process sends the web process's
+    /metrics (engine/remote.py)."""
+    return [[family.name, family.documentation, family.type, family.unit,
+             [[sample.name, sample.labels, sample.value] for sample in family.samples]]
+            for family in registry.collect()]
+
+
+def from_snapshot(data: list[list[Any]]) -> list[Metric]:
+    families = []
+    for name, documentation, type_, unit, samples in data:
+        family = Metric(name, documentation, type_, unit)
+        for sample_name, labels, value in samples:
+            family.add_sample(sample_name, labels, value)
+        families.append(family)
+    return families
+
+
+def merged(*sources: Iterable[Metric]) -> list[Metric]:
+    """Families of several processes as one: samples of the same name and labels are added up (a counter counted
+    in both processes is their sum), but a `_created` time is the first one's."""
+    families: dict[str, tuple[Metric, dict[tuple[str, tuple[tuple[str, str], ...]], float]]] = {}
+    for source in sources:
+        for family in source:
+            target, values = families.setdefault(
+                family.name, (Metric(family.name, family.documentation, family.type, family.unit), {}))
+            for sample in family.samples:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                if key not in values:
+                    values[key] = sample.value
+                elif not sample.name.endswith("_created"):
+                    values[key] += sample.value
+    for target, values in families.values():
+        for (name, labels), value in values.items():
+            target.add_sample(name, dict(labels), value)
+    return [target for target, _ in families.values()]

@@ -17,16 +17,35 @@ def run_script(name: str, *args: str) -> dict[str, object]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_ingest_bench_stores_every_acknowledged_refund_and_reports_cpu() -> None:
-    summary = run_script("ingest.py", "--requests", "150", "--rounds", "1", "--warmup", "30", "--concurrency", "16")
-    assert summary["acknowledged_on_disk"] == summary["acknowledged"] == 30 + 150  # serve's warm-up and round
-    for target in ("bare", "serve"):
+def _check_ingest(summary: dict[str, object]) -> None:
+    checks = summary["checks"]
+    assert checks["ok"] and checks["acknowledged"] > 0 and checks["acknowledged_missing"] == 0
+    for target in ("bare", "bare-asyncio", "serve"):
         row = summary[target]
-        assert row["errors"] == 0 and row["requests_per_s"] > 0
+        assert row["errors"] == 0 and row["requests_per_s"] > 0 and row["p99_ms"] >= row["p50_ms"] > 0
         # /proc counts CPU in 10 ms ticks: a round this short may show none, but the figures must be there.
         assert row["server_cpu_us_per_request"] is not None and row["server_cpu_us_per_request"] >= 0
         assert row["generator_cpu_us_per_request"] > 0
-    assert summary["ratio"] > 0 and len(summary["rounds_ratio"]) == 1
+    for bare in ("bare", "bare-asyncio"):
+        assert summary[f"ratio_{bare}"]["requests_per_s"] > 0 and len(summary[f"ratio_{bare}"]["rounds"]) == 1
+    assert summary["serve"]["drain_s"] >= 0 and len(summary["load_average"]) == 3
+
+
+def test_ingest_bench_with_wrk_stores_every_acknowledged_refund_and_reports_cpu() -> None:
+    summary = run_script("ingest.py", "--duration", "2", "--warmup-seconds", "1", "--rounds", "1",
+                         "--connections", "16")
+    _check_ingest(summary)
+    # every stored refund was sent, the shop got each result, none twice
+    checks = summary["checks"]
+    assert checks["stored"] >= checks["acknowledged"] and checks["stored_never_sent"] == checks["duplicates"] == 0
+    assert checks["shop_distinct"] == checks["stored"] == checks["delivered"]
+
+
+def test_ingest_bench_with_the_python_driver() -> None:
+    summary = run_script("ingest.py", "--driver", "python", "--requests", "150", "--rounds", "1", "--warmup", "30",
+                         "--concurrency", "16")
+    _check_ingest(summary)
+    assert summary["checks"]["acknowledged"] == summary["checks"]["stored"] == 30 + 150  # warm-up and round
 
 
 def test_batching_bench_drains_the_backlog_before_and_after_0003() -> None:
@@ -40,7 +59,8 @@ def test_ab_bench_runs_two_builds_side_by_side_and_stores_every_acknowledged_ref
     summary = run_script("ab.py", "HEAD", "--requests", "100", "--rounds", "1", "--concurrency", "8")
     for build in ("A", "B"):
         row = summary[build]
-        assert row["errors"] == 0 and row["acknowledged_on_disk"] == row["acknowledged"] == 500 + 100
+        assert row["errors"] == 0 and row["checks"]["stored"] == row["checks"]["acknowledged"] == 500 + 100
+        assert row["checks"]["acknowledged_missing"] == 0
     assert summary["A"]["revision"] == "HEAD"
     assert len(summary["b_over_a_requests_per_s"]) == 1
 

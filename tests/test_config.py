@@ -81,7 +81,7 @@ def test_defaults_fill_every_optional_setting() -> None:
     assert config.alipay_query.interval_seconds == 30
     assert config.platform_poll.interval_seconds == 30
     assert dataclasses.astuple(config.http) == (5, 15)
-    assert dataclasses.astuple(config.engine) == (0.05, 5, 120)
+    assert dataclasses.astuple(config.engine) == (0.05, 5, 120, True)  # own_process: serve starts the engine apart
     assert config.plugins_dir is None
     assert dict(config.platforms) == {}
     account = config.alipay.accounts["main"]
@@ -264,7 +264,13 @@ def test_engine_yield_settings_accept_zero_and_environment_values() -> None:
     config = parse_config(minimal(engine={"yield_quiet_seconds": 0, "yield_max_seconds": "${MAX}"}), env={"MAX": "0"})
     assert config.engine == EngineConfig(yield_quiet_seconds=0, yield_max_seconds=0)
     config = parse_config(minimal(engine={"yield_quiet_seconds": 0.2, "yield_max_seconds": 1.5}), env={})
-    assert dataclasses.astuple(config.engine) == (0.2, 1.5, 120)
+    assert dataclasses.astuple(config.engine) == (0.2, 1.5, 120, True)
+
+
+def test_the_engine_runs_apart_unless_told_not_to() -> None:
+    assert parse_config(minimal(), env={}).engine.own_process
+    assert not parse_config(minimal(engine={"own_process": "${APART}"}), env={"APART": "false"}).engine.own_process
+    assert problems(minimal(engine={"own_process": "sometimes"})) == ["engine.own_process: must be true or false"]
 
 
 def test_engine_section_problems_are_reported_with_their_path() -> None:

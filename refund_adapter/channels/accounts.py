@@ -9,24 +9,25 @@ from __future__ import annotations
 import aiohttp
 from prometheus_client import Histogram
 
-from ..config import AlipayAccount
+from ..config import AlipayAccount, Config
 from .base import RefundChannel
 from .mapi import detail_data
 from .mapi.channel import MapiChannel
 
 
 def open_channel(
+    config: Config,
     account: AlipayAccount,
     session: aiohttp.ClientSession,
     timeout: aiohttp.ClientTimeout,
     *,
-    notify_url: str,
-    dback_notify_url: str,
     latency: Histogram | None = None,
 ) -> RefundChannel:
-    """The account's channel over the app's shared session; `latency` observes each call to Alipay."""
+    """The account's channel over the app's shared session, told where Alipay posts its notifies (the service's
+    public URL in `config`); `latency` observes each call to Alipay."""
     return MapiChannel.create(
-        account, session, timeout, notify_url=notify_url, dback_notify_url=dback_notify_url, latency=latency
+        account, session, timeout,
+        notify_url=config.notify_url, dback_notify_url=config.dback_notify_url, latency=latency,
     )
 
 

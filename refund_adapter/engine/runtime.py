@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pluggy
+from prometheus_client.metrics_core import Metric
 
 from ..channels.base import RefundChannel
 from ..config import Config
@@ -50,6 +51,8 @@ class EngineContext:
     metrics: Metrics = field(default_factory=Metrics)  # this application's counters (refund_adapter/metrics.py)
     loops: LoopHealth = field(default_factory=LoopHealth)  # the engine loops' heartbeats, for /readyz
     webhook_lines: LineSampler = field(default_factory=LineSampler)  # at most 100 stored-webhook lines a second
+    # The engine's counters when it runs in a process of its own (engine/remote.py); /metrics adds them to these.
+    engine_metrics: Callable[[], Iterable[Metric]] = lambda: ()
 
     @property
     def listened(self) -> bool:

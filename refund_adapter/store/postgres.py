@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from .base import StoreUnavailable
-from .sql import Dialect, Row, SqlStore
+from .group_commit import GroupCommit
+from .sql import Dialect, Row
 
 POSTGRES = Dialect(
     serial_pk="BIGSERIAL PRIMARY KEY",
@@ -44,7 +45,7 @@ class _PostgresTx:
         await self._conn.execute(sql, *args)
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(GroupCommit):
     dialect = POSTGRES
 
     def __init__(self, dsn: str) -> None:
@@ -63,6 +64,7 @@ class PostgresStore(SqlStore):
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
 
     async def close(self) -> None:
+        await self._flushed()
         if self._pool is not None:
             await self._pool.close()
         self._pool = None

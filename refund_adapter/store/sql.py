@@ -268,10 +268,6 @@ class SqlStore(PluginDataSql, RefundStore):
         return self._namespace
 
     # -- intake ---------------------------------------------------------------------------------------
-    async def accept(self, requests: Sequence[RefundRequest], now: float) -> list[AcceptResult]:
-        async with self.transaction() as tx:
-            return await self.accept_in(tx, requests, now)
-
     async def accept_in(self, tx: Tx, requests: Sequence[RefundRequest], now: float) -> list[AcceptResult]:
         """Set-based, a few statements whatever the number of requests (group commit hands over many).
 

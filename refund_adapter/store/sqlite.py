@@ -10,8 +10,14 @@ Work over many rows (a batch of a thousand refunds, a chunk of an operator's bul
 runs in a `bulk_transaction`, whose statements run on a thread of the writer's own, so the loop is free while
 they do (in line they held it for tens of milliseconds, and seconds for a million dead letters: bench/stalls.py).
 
-Webhook intake uses group commit: the webhooks that reach `accept` within GROUP_COMMIT_WINDOW_SECONDS of the
-first are stored by one set-based transaction (`SqlStore.accept_in`) with one fsync.
+Webhook intake uses group commit (store/group_commit.py): a group's COMMIT, and its fsync, is shared by all of it.
+
+`serve` may run its engine in a process of its own on the same file (engine/process.py): each process opens the
+store in its `role`. Their write transactions take turns through a lock file (`WRITE_LOCK`, flock) taken before
+BEGIN and let go after COMMIT: a process that finds it taken waits on a thread of its own, so its event loop goes
+on, and is woken as the other lets go. Without it they met at SQLite's own lock, whose busy handler sleeps the
+waiting thread (the event loop) for up to 100 ms at a time; polling it from the loop instead cost the web process
+a third of its CPU under load (bench/ingest.py, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -22,33 +28,35 @@ import fcntl
 import functools
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Literal, TextIO, TypeVar
 from urllib.parse import quote
 
-from ..models import RefundRequest
-from .base import AcceptResult, StoreUnavailable
-from .sql import Dialect, Row, SqlStore
+from .base import StoreUnavailable
+from .group_commit import GroupCommit
+from .sql import Dialect, Row
 
 T = TypeVar("T")
-_Queued = tuple[Sequence[RefundRequest], float, "asyncio.Future[list[AcceptResult]]"]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
-# How long the first webhook of a group waits for others to join it. Measured with `bench/ingest.py` (64 in
-# flight) on asyncio's loop: without it groups averaged 13 webhooks, with 0.5 ms 39, and throughput rose by about
-# 15%, because each group's fsync blocks the loop. Like PostgreSQL's commit_delay; it adds at most this to one
-# webhook. Timers have 1 ms resolution: asyncio's loop rounds 0.5 ms up to 1 ms, uvloop down to the next loop
-# iteration, where groups still average 35 (the webhooks read in one pass over the ready sockets), and 1 ms on
-# uvloop measured 0.94x the requests/s (bench/ab.py, 26 November).
-GROUP_COMMIT_WINDOW_SECONDS = 0.0005
 # Prepared statements kept per connection. Intake's statements take the group's size (multi-row VALUES, IN
 # lists), so a busy adapter runs three shapes per group size: with sqlite3's default of 128 they were evicted and
 # re-prepared, 3.3 µs more per webhook in `serve` (bench/ingest.py, 26 November).
 STATEMENT_CACHE = 1024
 # Errors of the disk, not of the statement: the same transaction can succeed once space or the disk is back.
 _UNAVAILABLE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_CANTOPEN})
+# Roles (see the module docstring): which of the two lock files each takes, whether it resets leases at open.
+Role = Literal["all", "web", "engine"]
+SERVICE_LOCK, ENGINE_LOCK = ".lock", ".engine.lock"
+_LOCKS: dict[str, tuple[str, ...]] = {
+    "all": (SERVICE_LOCK, ENGINE_LOCK), "web": (SERVICE_LOCK,), "engine": (ENGINE_LOCK,),
+}
+# The engine process waits this long for the engine lock of a predecessor still dying (killed with its parent).
+ENGINE_LOCK_WAIT_SECONDS = 30.0
+WRITE_LOCK = ".write.lock"  # taken around each write transaction by the web and engine processes
 SQLITE = Dialect(serial_pk="INTEGER PRIMARY KEY AUTOINCREMENT", id_type="INTEGER", skip_locked="",
                  account_lock_sql=None)
 
@@ -111,19 +119,20 @@ class _ThreadTx:
         await self._run(lambda: self._conn.execute(_sql(sql), args))
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(GroupCommit):
     dialect = SQLITE
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, role: Role = "all") -> None:
         self.path = str(path)
+        self.role = role
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
         self._read_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
         self._write_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-bulk-write")
-        self._queued: list[_Queued] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._file_lock: TextIO | None = None
+        self._file_locks: list[TextIO] = []
+        self._process_write_lock: TextIO | None = None  # WRITE_LOCK, in serve's two-process layout
+        self._lock_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-write-lock")
 
     def _connect(self) -> sqlite3.Connection:
         # Each connection is used by one thread: the writer by the loop, the reader by its own thread (which
@@ -138,32 +147,64 @@ class SqliteStore(SqlStore):
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._lock_file()
+            for suffix in _LOCKS[self.role]:
+                await self._lock_file(suffix)
+            if self.role != "all":
+                self._process_write_lock = open(self.path + WRITE_LOCK, "w")  # noqa: SIM115, ASYNC230 - as above
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode = WAL")
         self._writer.execute("PRAGMA synchronous = FULL")  # money state: every commit reaches the disk
         async with self.transaction() as tx:
             await self.migrate(tx)
-            # One process owns the file (see _lock_file): what an earlier process had leased died with it.
-            await tx.execute("UPDATE batches SET lease_until = 0 WHERE state = 'sending'")
-            # Reports it had claimed (or was waiting to retry) are due now, on whatever clock the engine keeps.
-            await tx.execute("UPDATE refunds SET report_next_at = 0 WHERE report_state = 'pending'")
+            if self.role != "web":
+                # One engine works on the file (see _lock_file): what an earlier one had leased died with it.
+                await tx.execute("UPDATE batches SET lease_until = 0 WHERE state = 'sending'")
+                # Reports it had claimed (or was waiting to retry) are due now, on whatever clock the engine keeps.
+                await tx.execute("UPDATE refunds SET report_next_at = 0 WHERE report_state = 'pending'")
         self._reader = self._writer if self.path == ":memory:" else self._connect()
 
-    def _lock_file(self) -> None:
-        """SQLite is the single-instance backend: a second process on the same file is refused, not raced."""
-        self._file_lock = open(self.path + ".lock", "w")  # noqa: SIM115 - held open for the store's lifetime
-        try:
-            fcntl.flock(self._file_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file_lock.close()
-            self._file_lock = None
-            raise RuntimeError(f"{self.path} is in use by another refund-adapter process (use PostgreSQL to run "
-                               "several instances)") from None
+    async def _lock_file(self, suffix: str) -> None:
+        """SQLite is the single-instance backend: a second service on the same file is refused, not raced, and
+        only one engine ever works on it (the engine process waits for one killed with its parent to be gone)."""
+        lock = open(self.path + suffix, "w")  # noqa: SIM115, ASYNC230 - held for the store's lifetime; never blocks
+        deadline = time.monotonic() + (ENGINE_LOCK_WAIT_SECONDS if self.role == "engine" else 0)
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    lock.close()
+                    raise RuntimeError(f"{self.path} is in use by another refund-adapter process (use PostgreSQL "
+                                       "to run several instances)") from None
+                await asyncio.sleep(0.05)
+        self._file_locks.append(lock)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """This process's writer and, between serve's two processes, the file's (see the module docstring)."""
+        async with self._write_lock:
+            lock = self._process_write_lock
+            if lock is None:
+                yield
+                return
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                taken = asyncio.get_running_loop().run_in_executor(self._lock_thread, fcntl.flock, lock, fcntl.LOCK_EX)
+                try:
+                    await asyncio.shield(taken)
+                except asyncio.CancelledError:
+                    await asyncio.wait([taken])  # it is taken once the thread returns: let it go again
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+                    raise
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        await self._flushed()
         loop = asyncio.get_running_loop()
         reader, writer = self._reader, self._writer
         self._writer = self._reader = None
@@ -176,15 +217,17 @@ class SqliteStore(SqlStore):
                 writer.close()
         self._read_thread.shutdown()
         self._write_thread.shutdown()
-        if self._file_lock is not None:
-            self._file_lock.close()
-            self._file_lock = None
+        self._lock_thread.shutdown()
+        for lock in [*self._file_locks, *filter(None, [self._process_write_lock])]:
+            lock.close()
+        self._file_locks.clear()
+        self._process_write_lock = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_InlineTx]:
         writer = self._writer
         assert writer is not None, "the store is not open"
-        async with self._write_lock:
+        async with self._writing():
             with _disk_errors_are_unavailable():
                 writer.execute("BEGIN IMMEDIATE")
                 try:
@@ -217,7 +260,7 @@ class SqliteStore(SqlStore):
                 await asyncio.wait([future])
                 raise
 
-        async with self._write_lock:
+        async with self._writing():
             with _disk_errors_are_unavailable():
                 try:
                     await run(lambda: writer.execute("BEGIN IMMEDIATE"))  # cancelled here, it has still begun
@@ -238,42 +281,9 @@ class SqliteStore(SqlStore):
         loop = asyncio.get_running_loop()
         yield _ThreadTx(reader, lambda work: loop.run_in_executor(self._read_thread, work))
 
-    async def accept(self, requests: Sequence[RefundRequest], now: float) -> list[AcceptResult]:
-        """Group commit: join the next transaction with whatever else is waiting, return once it is durable."""
-        future: asyncio.Future[list[AcceptResult]] = asyncio.get_running_loop().create_future()
-        self._queued.append((requests, now, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future  # a cancelled caller cancels only its wait: the group is stored all the same
-
-    async def _flush(self) -> None:
-        while self._queued:
-            await asyncio.sleep(GROUP_COMMIT_WINDOW_SECONDS)
-            async with self._write_lock:
-                group, self._queued = self._queued, []
-            try:
-                await self._commit_group(group)
-            except Exception:
-                # One caller's requests broke the shared transaction: commit each alone, so only it fails.
-                for member in group:
-                    with contextlib.suppress(Exception):
-                        await self._commit_group([member])
-
-    async def _commit_group(self, group: list[_Queued]) -> None:
-        try:
-            async with self.transaction() as tx:
-                # One set-based accept for the whole group, stamped with its latest arrival time.
-                results = await self.accept_in(tx, [r for requests, _, _ in group for r in requests],
-                                               max(now for _, now, _ in group))
-        except Exception as exc:
-            if len(group) == 1 and not group[0][2].done():
-                group[0][2].set_exception(exc)
-            raise
-        start = 0
-        for requests, _, future in group:
-            if not future.done():
-                future.set_result(results[start : start + len(requests)])
-            start += len(requests)
+    async def _writer_free(self) -> None:
+        async with self._write_lock:
+            pass
 
 
 class ReadOnlySqliteStore(SqliteStore):

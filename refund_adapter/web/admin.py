@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from ..metrics import merged
 from ..plugins import plugins_info
 from . import admin_api
 from .access import admin_only
@@ -97,9 +98,9 @@ async def metrics(request: web.Request) -> web.Response:
         def collect(self) -> list[GaugeMetricFamily]:
             return families
 
+    families += merged(ctx.metrics.registry.collect(), ctx.engine_metrics())  # the engine's, if in its own process
     registry = CollectorRegistry()
     registry.register(_Snapshot())  # type: ignore[arg-type]
-    registry.register(ctx.metrics.registry)  # type: ignore[arg-type]  # a registry collects like a collector
     return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
 
 

@@ -11,13 +11,11 @@ import aiohttp
 import pluggy
 from aiohttp import web
 
-from ..channels.accounts import open_channel
 from ..config import Config
 from ..engine import start_engine, stop_engine
-from ..engine.runtime import EngineContext
-from ..metrics import Metrics
-from ..platform import PluginData
-from ..plugins import broadcast, collect_platforms, create_plugin_manager, unknown_accounts
+from ..engine.assembly import client_timeout, engine_context
+from ..engine.remote import EngineProcess
+from ..plugins import broadcast, create_plugin_manager
 from ..store import store_from_url
 from . import admin, dashboard, health
 from .access import Access
@@ -36,13 +34,15 @@ def create_app(
     pm: pluggy.PluginManager | None = None,
     clock: Callable[[], float] = time.time,
     run_engine: bool = True,
+    engine_process: EngineProcess | None = None,
 ) -> web.Application:
-    """The service. `run_engine=False` serves HTTP only (tests of the web layer, read-only tools)."""
+    """The service. `run_engine=False` serves HTTP only (tests of the web layer, read-only tools);
+    `engine_process`: the engine runs in that process of its own instead of on this one's loop (`serve`)."""
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[PLUGIN_MANAGER] = pm or create_plugin_manager(config.plugins_dir)
     app.cleanup_ctx.append(_http_session)
-    app.cleanup_ctx.append(_engine(clock, run_engine))
+    app.cleanup_ctx.append(_engine(clock, run_engine, engine_process))
     app.router.add_post("/webhooks/{platform}", receive_webhook, expect_handler=expect_continue)
     app.router.add_post("/webhooks/{platform}/{tail:.+}", receive_webhook, expect_handler=expect_continue)
     app.router.add_post("/alipay/notify", refund_notify, expect_handler=expect_continue)
@@ -87,44 +87,37 @@ async def _metrics_listener(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _http_session(app: web.Application) -> AsyncIterator[None]:
-    settings = app[CONFIG].http
-    timeout = aiohttp.ClientTimeout(total=settings.total_timeout_seconds, connect=settings.connect_timeout_seconds)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=client_timeout(app[CONFIG])) as session:
         app[HTTP] = session
         yield
 
 
-def _engine(clock: Callable[[], float], run_engine: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+def _engine(
+    clock: Callable[[], float], run_engine: bool, engine_process: EngineProcess | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         config, session, pm = app[CONFIG], app[HTTP], app[PLUGIN_MANAGER]
-        store = store_from_url(config.store.url)
+        store = store_from_url(config.store.url, role="web" if engine_process else "all")
         await store.open()
         try:
-            metrics = Metrics()
-            channels = {
-                name: open_channel(
-                    account, session, session.timeout,
-                    notify_url=config.notify_url, dback_notify_url=config.dback_notify_url,
-                    latency=metrics.gateway_latency,
-                )
-                for name, account in config.alipay.accounts.items()
-            }
-            platforms = collect_platforms(pm, config, session, lambda plugin: PluginData(store, plugin, clock))
-            for problem in unknown_accounts(platforms, config.alipay.accounts):
-                log.error("%s: its refunds will be refused until the account is configured", problem)
-            ctx = EngineContext(config, store, channels, platforms, pm, clock, metrics=metrics)
+            remote = {} if engine_process is None else engine_process.context_fields()
+            ctx = engine_context(config, store, session, pm, clock, **remote)
             app[ENGINE] = ctx
-            tasks = start_engine(ctx) if run_engine else []
+            if engine_process is not None:
+                await engine_process.start()
+            tasks = start_engine(ctx) if run_engine and engine_process is None else []
             try:
                 await broadcast(pm, "startup", app=app)
                 log.info("started: store %s, Alipay accounts %s, platforms %s, engine %s",
                          config.store.url.split(":", 1)[0],  # the scheme: a PostgreSQL URL may hold a password
-                         ", ".join(sorted(channels)) or "none", ", ".join(sorted(platforms)) or "none",
-                         "running" if run_engine else "off")
+                         ", ".join(sorted(ctx.channels)) or "none", ", ".join(sorted(ctx.platforms)) or "none",
+                         "in its own process" if engine_process else "running" if run_engine else "off")
                 yield
             finally:
                 log.info("stopping: engine loops cancelled, in-flight requests drained")
                 await stop_engine(tasks)
+                if engine_process is not None:
+                    await engine_process.stop()
         finally:
             await store.close()
             log.info("stopped")
