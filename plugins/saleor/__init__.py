@@ -14,4 +14,6 @@ from .settings import NAME, parse_settings
 
 __all__ = ["SaleorPlatform"]
 
-register_platforms = configured_platform(NAME, lambda section, http, data: SaleorPlatform(parse_settings(section), http))
+register_platforms = configured_platform(
+    NAME, lambda section, http, data: SaleorPlatform(parse_settings(section), http)
+)

@@ -29,7 +29,7 @@ from refund_adapter.plugin_api import (
 )
 
 from . import report, signature
-from .jwks import JwksCache, KeysUnavailable
+from .jwks import JwksCache, KeysUnavailable, UnknownKey
 from .payload import EVENT, parse_refund_requested
 from .settings import NAME, SaleorSettings, SaleorShop, shop_id
 
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 API_URL_HEADER = "Saleor-Api-Url"
 EVENT_HEADER = "Saleor-Event"
-KEYS_RETRY_AFTER_SECONDS = 10
 
 
 class SaleorPlatform:
@@ -80,14 +79,12 @@ class SaleorPlatform:
                     raise signature.SignatureError("not a JWS, and no secret_key is configured for an HMAC")
                 signature.verify_hmac(shop.secret_key, claimed, body)
                 return
-            kid = signature.key_id(claimed)
-            key = await self._keys[shop.id].key(kid)
-            if key is None:
-                raise WebhookRejected(401, "unknown-key", f"the instance's JWKS has no key {quote(kid)}")
-            signature.verify_jws(claimed, body, key)
+            signature.verify_jws(claimed, body, await self._keys[shop.id].key(signature.key_id(claimed)))
         except signature.SignatureError as exc:
             raise WebhookRejected(401, "invalid-signature", f"{signature.HEADER}: {exc}") from exc
-        except KeysUnavailable as exc:  # nothing verified, nothing stored: Saleor's retry may find the keys
+        except UnknownKey as exc:
+            raise WebhookRejected(401, "unknown-key", f"the instance's JWKS has no key {quote(str(exc))}") from exc
+        except KeysUnavailable as exc:  # nothing verified, nothing stored: Saleor's retry will be checked
             raise WebhookRejected(503, "keys-unavailable", f"{exc}; send it again later") from exc
 
     async def report(self, outcome: RefundOutcome) -> DeliveryResult:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from refund_adapter.plugin_api import RefundRequest, reject
+from refund_adapter.plugin_api import RefundRequest, json_object, reject
 
 from .settings import NAME, SaleorShop
 
@@ -51,12 +51,8 @@ def psp_reference(platform_refund_id: str) -> str:
 
 def parse_refund_requested(body: bytes, shop: SaleorShop) -> RefundRequest:
     """The refund Saleor asks for, or `WebhookRejected` (400) saying which field is wrong."""
-    try:
-        document = json.loads(body, parse_float=Decimal, parse_int=Decimal)
-    except (ValueError, RecursionError) as exc:  # ValueError: also a body that is not UTF-8
-        reject(400, "malformed-body", f"the body is not JSON: {type(exc).__name__}")
-    if not isinstance(document, Mapping):
-        reject(400, "malformed-body", "the body must be a JSON object")
+    json_object(body)  # first the core's checks: an object, UTF-8, no NaN, no lone surrogate, not too deep
+    document = json.loads(body, parse_float=Decimal, parse_int=Decimal)  # then the numbers, from their text
     if "action" in document and "transaction" in document and "issuedAt" not in document:
         reject(400, "subscription-required", "the legacy payload has no transaction id: give the webhook the "
                "subscription query of the adapter's README")
