@@ -31,10 +31,12 @@ class KeysUnavailable(Exception):
 
 
 class UnknownKey(Exception):
-    """The instance's keys, fetched for this webhook, have no such `kid`."""
+    """The instance's keys, fetched since this `kid` was first seen (or fresh), have no such key."""
 
 
 class JwksCache:
+    """The keys of one Saleor instance, shared by its webhooks."""
+
     def __init__(
         self,
         http: aiohttp.ClientSession,
