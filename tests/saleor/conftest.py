@@ -10,8 +10,6 @@ import pytest
 from refund_adapter_saleor import SaleorPlatform
 from refund_adapter_saleor.settings import parse_settings
 
-from refund_adapter.testing import serve
-
 from .fake_saleor import TOKEN, FakeSaleor
 
 
@@ -33,8 +31,7 @@ def section(fake: FakeSaleor, **shop: Any) -> dict[str, Any]:
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeSaleor]:
     saleor = FakeSaleor()
-    async with serve(saleor.app()) as url:
-        saleor.url = url
+    async with saleor.running():
         yield saleor
     assert saleor.violations == []
 

@@ -6,11 +6,13 @@ signs them (RS256, detached, `b64: false`, `kid` in the header) with one key at 
 that key, so rotating it withdraws the old one; a delivery is retried on a 5xx only (five times) and the answer's
 `pspReference` is recorded on the REFUND_REQUEST event; `transactionEventReport` keeps one event per (transaction,
 pspReference, type) and answers a repeat `alreadyProcessed` (another amount: INCORRECT_DETAILS), and a request
-without the app's token gets a PermissionDenied error in an HTTP 200, as Saleor's GraphQL view answers.
+without the app's token gets a PermissionDenied error in an HTTP 200, as Saleor's GraphQL view answers. Built on the
+kit's `FakePlatform`: every request is recorded in `received`, and `answer_next` scripts HTTP errors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -18,7 +20,6 @@ import itertools
 import json
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
@@ -29,10 +30,15 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from refund_adapter_saleor.payload import psp_reference
+
+from refund_adapter.testing import Call, FakePlatform
 
 TOKEN = "saleor-app-token"
 TRADE_NO = "2026112522000000000000000001"
 EVENT = "transaction_refund_requested"
+JWKS_PATH = "/.well-known/jwks.json"
+GRAPHQL_PATH = "/graphql/"
 MAX_DELIVERY_RETRIES = 5  # handle_transaction_request_task: retry_kwargs={"max_retries": 5}
 _key_numbers = itertools.count(1)
 
@@ -93,22 +99,23 @@ class Delivery:
     answer: Any = None
 
 
-class FakeSaleor:
-    def __init__(self, token: str = TOKEN) -> None:
-        self.token = token
-        self.url = ""  # where it is served
-        self.key = new_key()
-        self.jwks_fetches = 0
-        self.jwks_down = False  # the JWKS answers 503 while set
-        self.transactions: dict[str, Transaction] = {}
-        self.reports: list[dict[str, Any]] = []  # variables of every accepted transactionEventReport
-        self.scripted: list[Callable[[], web.Response]] = []  # answers to give first on /graphql/, one per request
-        self.violations: list[str] = []  # what a real Saleor would have refused; tests expect none
+@dataclass
+class FakeSaleor(FakePlatform):
+    token: str = TOKEN
+    key: SigningKey = field(default_factory=new_key)
+    jwks_down: bool = False  # the JWKS answers 503 while set
+    transactions: dict[str, Transaction] = field(default_factory=dict)
+    reports: list[dict[str, Any]] = field(default_factory=list)  # variables of every accepted transactionEventReport
+    violations: list[str] = field(default_factory=list)  # what a real Saleor would have refused; tests expect none
+
+    @property
+    def jwks_fetches(self) -> int:
+        return sum(call.path == JWKS_PATH for call in self.received)
 
     @property
     def api_url(self) -> str:
         """What Saleor sends in Saleor-Api-Url: `build_absolute_uri(reverse("api"))`."""
-        return self.url + "/graphql/"
+        return self.url + GRAPHQL_PATH
 
     def rotate_key(self) -> SigningKey:
         """Sign with a new key from now on; the JWKS serves only the new one. Returns the old key."""
@@ -121,6 +128,20 @@ class FakeSaleor:
         transaction = Transaction(_gid("TransactionItem", uuid.uuid4()), trade_no, Decimal(charged), currency)
         self.transactions[transaction.id] = transaction
         return transaction.id
+
+    def transaction_of(self, trade_no: str) -> str:
+        """The id of the (last) transaction paid by `trade_no`."""
+        return [t.id for t in self.transactions.values() if t.psp_reference == trade_no][-1]
+
+    def answered_with(self, transaction_id: str, psp: str, amount: str) -> None:
+        """Record, as Saleor does with the webhook's answer, that the refund request got reference `psp`."""
+        self.transactions[transaction_id].events.append(
+            {"type": "REFUND_REQUEST", "amount": Decimal(amount), "pspReference": psp, "message": ""})
+
+    def holds_result(self, transaction_id: str, psp: str, amount: str, type_: str = "REFUND_SUCCESS") -> None:
+        """An event Saleor already has (a report that got through, its answer lost)."""
+        self.transactions[transaction_id].events.append(
+            {"type": type_, "amount": Decimal(amount), "pspReference": psp, "message": "", "id": _gid("E", psp)})
 
     def refund_requested(self, transaction_id: str, amount: str, *, granted_refund: str | None = None,
                          issued_at: str = "2026-11-25T10:34:55.123456+00:00") -> bytes:
@@ -155,11 +176,15 @@ class FakeSaleor:
             "Saleor-Api-Url": self.api_url if api_url is None else api_url,
         }
 
-    async def deliver(self, http: aiohttp.ClientSession, target_url: str, body: bytes, **headers: Any) -> Delivery:
-        """Send the webhook as `handle_transaction_request_task` does: again after a 5xx (at most five times), then
-        record the answer's pspReference on the REFUND_REQUEST event. The backoff itself is left out."""
+    async def deliver(self, http: aiohttp.ClientSession, target_url: str, body: bytes, *, backoff: float = 0.0,
+                      **headers: Any) -> Delivery:
+        """Send the webhook as `handle_transaction_request_task` does: again after a 5xx (at most five times, after
+        `backoff` seconds doubling each time: Saleor's is 10), then record the answer's pspReference on the
+        REFUND_REQUEST event."""
         delivery = Delivery(body)
-        for _ in range(1 + MAX_DELIVERY_RETRIES):
+        for attempt in range(1 + MAX_DELIVERY_RETRIES):
+            if attempt:
+                await asyncio.sleep(backoff * 2 ** (attempt - 1))  # Saleor's retry schedule, scaled down
             async with http.post(target_url, data=body, headers=self.headers(body, **headers)) as resp:
                 delivery.statuses.append(resp.status)
                 text = await resp.text()
@@ -168,31 +193,22 @@ class FakeSaleor:
         if 200 <= delivery.statuses[-1] < 300:
             delivery.answer = json.loads(text)
             payload = json.loads(body)
-            self.transactions[payload["transaction"]["id"]].events.append(
-                {"type": "REFUND_REQUEST", "amount": Decimal(str(payload["action"]["amount"])),
-                 "pspReference": delivery.answer.get("pspReference"), "message": ""})
+            self.answered_with(payload["transaction"]["id"], delivery.answer.get("pspReference"),
+                               str(payload["action"]["amount"]))
         return delivery
 
     # --- the server --------------------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/.well-known/jwks.json", self._jwks)
-        app.router.add_post("/graphql/", self._graphql)
-        return app
-
-    def answer_http(self, status: int, text: str = "", headers: dict[str, str] | None = None) -> None:
-        self.scripted.append(lambda: web.Response(status=status, text=text, headers=headers))
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get(JWKS_PATH, self._jwks)
+        app.router.add_post(GRAPHQL_PATH, self._graphql)
 
     async def _jwks(self, request: web.Request) -> web.Response:
-        self.jwks_fetches += 1
         if self.jwks_down:
             return web.Response(status=503)
         return web.json_response({"keys": [self.key.jwk()]})
 
     async def _graphql(self, request: web.Request) -> web.Response:
-        if self.scripted:
-            return self.scripted.pop(0)()
         body = await request.json()
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response({"data": {"transactionEventReport": None}, "errors": [{
@@ -247,3 +263,13 @@ def _errors(code: str, field_name: str, message: str) -> dict[str, Any]:
 
 def _gid(kind: str, pk: object) -> str:
     return base64.b64encode(f"{kind}:{pk}".encode()).decode()
+
+
+def is_report(call: Call) -> bool:
+    """Whether a request the fake received is a report (the plugin calls nothing else on the GraphQL API)."""
+    return call.method == "POST" and call.path == GRAPHQL_PATH
+
+
+def reference(transaction_id: str, refund_part: str) -> str:
+    """Our reference for the refund `refund_part` (granted refund id or issuedAt) of a transaction."""
+    return psp_reference(f"{transaction_id}:{refund_part}")

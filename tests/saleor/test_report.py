@@ -24,8 +24,7 @@ async def requested(fake: FakeSaleor, http: aiohttp.ClientSession, platform: Sal
     transaction = fake.add_transaction()
     body = fake.refund_requested(transaction, amount, granted_refund="G1")
     (request,) = (await platform.receive(InboundWebhook("saleor", "", fake.headers(body), {}, body))).requests
-    fake.transactions[transaction].events.append({"type": "REFUND_REQUEST", "amount": Decimal(amount),
-                                                  "pspReference": request.context["psp_reference"], "message": ""})
+    fake.answered_with(transaction, request.context["psp_reference"], amount)
     return transaction, RefundOutcome(7, request, succeeded=True, code="SUCCESS", batch_no="20261125001")
 
 
@@ -79,11 +78,12 @@ async def test_a_refund_rejected_before_alipay_says_why(
 @pytest.mark.parametrize(
     ("answer", "status"),
     [
-        (lambda fake: fake.answer_http(503, "busy", {"Retry-After": "7"}), DeliveryResult.retry("HTTP 503: busy", 7.0)),
-        (lambda fake: fake.answer_http(429, "slow down"), DeliveryResult.retry("HTTP 429: slow down")),
-        (lambda fake: fake.answer_http(401, "no"), DeliveryResult.dead("HTTP 401: no")),
-        (lambda fake: fake.answer_http(404), DeliveryResult.dead("HTTP 404: ")),
-        (lambda fake: fake.answer_http(200, "<html>"), None),
+        (lambda fake: fake.answer_next(503, body="busy", headers={"Retry-After": "7"}),
+         DeliveryResult.retry("HTTP 503: busy", 7.0)),
+        (lambda fake: fake.answer_next(429, body="slow down"), DeliveryResult.retry("HTTP 429: slow down")),
+        (lambda fake: fake.answer_next(401, body="no"), DeliveryResult.dead("HTTP 401: no")),
+        (lambda fake: fake.answer_next(404), DeliveryResult.dead("HTTP 404: ")),
+        (lambda fake: fake.answer_next(200, body="<html>"), None),
     ],
     ids=["503", "429", "401", "404", "not-json"],
 )
