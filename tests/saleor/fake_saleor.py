@@ -96,7 +96,8 @@ class Delivery:
 
     body: bytes
     statuses: list[int] = field(default_factory=list)
-    answer: Any = None
+    text: str = ""  # the last answer's body
+    answer: Any = None  # the last answer, when it was a 2xx
 
 
 @dataclass
@@ -187,11 +188,11 @@ class FakeSaleor(FakePlatform):
                 await asyncio.sleep(backoff * 2 ** (attempt - 1))  # Saleor's retry schedule, scaled down
             async with http.post(target_url, data=body, headers=self.headers(body, **headers)) as resp:
                 delivery.statuses.append(resp.status)
-                text = await resp.text()
+                delivery.text = await resp.text()
             if resp.status < 500:
                 break
         if 200 <= delivery.statuses[-1] < 300:
-            delivery.answer = json.loads(text)
+            delivery.answer = json.loads(delivery.text)
             payload = json.loads(body)
             self.answered_with(payload["transaction"]["id"], delivery.answer.get("pspReference"),
                                str(payload["action"]["amount"]))

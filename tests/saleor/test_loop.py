@@ -14,7 +14,7 @@ from refund_adapter_saleor.settings import shop_id
 from refund_adapter.testing import AdapterLoop, seed_trade, wait_for_report_state
 
 from .conftest import section
-from .fake_saleor import FakeSaleor, reference
+from .fake_saleor import FakeSaleor, new_key, reference
 
 PAID = "2026120722000000000000000101"
 CLOSED = "2026120722000000000000000102"
@@ -66,3 +66,37 @@ async def test_refunds_end_as_success_and_failure_events_across_a_key_rotation(
     assert event["message"].startswith("Not refunded through Alipay: TRADE_HAS_CLOSED (")
     assert fake.transactions[paid].refunded == Decimal("30.00")
     assert fake.transactions[closed].charged == Decimal("100.00")
+
+
+def _unknown_kid(fake: FakeSaleor, body: bytes) -> dict[str, str]:
+    return {"signature": new_key().sign(body)}
+
+
+def _tampered(fake: FakeSaleor, body: bytes) -> dict[str, str]:
+    return {"signature": fake.key.sign(body.replace(b"12.3", b"99.3"))}
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "problem"),
+    [
+        (_tampered, 401, "invalid-signature"),
+        (_unknown_kid, 401, "unknown-key"),
+        (lambda fake, body: {"signature": "0" * 64}, 401, "invalid-signature"),
+        (lambda fake, body: {"api_url": "https://elsewhere.example/graphql/"}, 404, "unknown-shop"),
+        (lambda fake, body: {"event": "transaction_cancelation_requested"}, 400, "unsupported-event"),
+    ],
+    ids=["tampered", "unknown-kid", "hmac-not-configured", "unknown-shop", "other-event"],
+)
+async def test_refused_webhooks_store_nothing_and_are_not_retried(
+    loop: AdapterLoop, fake: FakeSaleor, headers: Any, status: int, problem: str
+) -> None:
+    transaction = fake.add_transaction("100.00", trade_no=PAID)
+    await request_refund(loop, fake, transaction, "1.00", "first")  # the keys are fetched
+    body = fake.refund_requested(transaction, "12.30", granted_refund="G2")
+    delivery = await fake.deliver(loop.http, f"{loop.url}/webhooks/saleor", body, backoff=BACKOFF,
+                                  **headers(fake, body))
+    # A new kid waits for the refetch interval (503, retried); then a 4xx: Saleor records a failure, sends no more.
+    assert delivery.statuses[-1] == status and set(delivery.statuses[:-1]) <= {503}, delivery.statuses
+    stored = await loop.store.list_refunds(limit=10)
+    assert [refund.request.platform_refund_id for refund in stored] == [f"{transaction}:first"]
+    assert problem in delivery.text
