@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
 from refund_adapter_saleor import SaleorPlatform
 from refund_adapter_saleor.settings import parse_settings
 
-from .fake_saleor import TOKEN, FakeSaleor
+from .fake_saleor import FakeSaleor, section
 
 
 class Clock:
@@ -21,11 +20,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def section(fake: FakeSaleor, **shop: Any) -> dict[str, Any]:
-    """The operator's `platforms.saleor` for the fake instance."""
-    return {"shops": [{"api_url": fake.api_url, "app_token": TOKEN, "alipay_account": "main"} | shop]}
 
 
 @pytest.fixture

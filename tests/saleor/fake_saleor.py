@@ -266,6 +266,11 @@ def _gid(kind: str, pk: object) -> str:
     return base64.b64encode(f"{kind}:{pk}".encode()).decode()
 
 
+def section(fake: FakeSaleor, **shop: Any) -> dict[str, Any]:
+    """The operator's `platforms.saleor` for the fake instance."""
+    return {"shops": [{"api_url": fake.api_url, "app_token": TOKEN, "alipay_account": "main"} | shop]}
+
+
 def is_report(call: Call) -> bool:
     """Whether a request the fake received is a report (the plugin calls nothing else on the GraphQL API)."""
     return call.method == "POST" and call.path == GRAPHQL_PATH

@@ -13,8 +13,7 @@ from refund_adapter_saleor.settings import shop_id
 
 from refund_adapter.testing import AdapterLoop, seed_trade, wait_for_report_state
 
-from .conftest import section
-from .fake_saleor import FakeSaleor, new_key, reference
+from .fake_saleor import FakeSaleor, new_key, reference, section
 
 PAID = "2026120722000000000000000101"
 CLOSED = "2026120722000000000000000102"

@@ -13,8 +13,8 @@ from refund_adapter_saleor.settings import parse_settings
 
 from refund_adapter.plugin_api import InboundWebhook, WebhookAccepted, WebhookRejected
 
-from .conftest import Clock, section
-from .fake_saleor import FakeSaleor, hmac_signature, new_key
+from .conftest import Clock
+from .fake_saleor import FakeSaleor, hmac_signature, new_key, section
 
 
 def inbound(fake: FakeSaleor, body: bytes, subpath: str = "", **headers: Any) -> InboundWebhook:

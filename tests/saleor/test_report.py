@@ -14,8 +14,7 @@ from refund_adapter_saleor.settings import parse_settings
 
 from refund_adapter.plugin_api import DeliveryResult, InboundWebhook, RefundOutcome
 
-from .conftest import section
-from .fake_saleor import FakeSaleor
+from .fake_saleor import FakeSaleor, section
 
 
 async def requested(fake: FakeSaleor, http: aiohttp.ClientSession, platform: SaleorPlatform,

@@ -1,4 +1,5 @@
-"""The Saleor plugin against the kit's conformance suite, over real HTTP: the fake Saleor, the adapter, the sandbox."""
+"""The Saleor plugin against the kit's conformance suite: TRANSACTION_REFUND_REQUESTED in, transactionEventReport
+out, over real HTTP between the fake Saleor, the adapter and the sandbox."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from typing import Any
 
 from refund_adapter.testing import Call, ConformanceRun, FakePlatform, PlatformConformance, SampleRefund, Webhook
 
-from .conftest import section
-from .fake_saleor import FakeSaleor, is_report, reference
+from ..saleor.fake_saleor import FakeSaleor, is_report, reference, section
 
 
 class TestSaleorConformance(PlatformConformance):
