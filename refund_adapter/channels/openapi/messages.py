@@ -38,13 +38,12 @@ def biz_json(fields: Mapping[str, Any]) -> str:
 
 
 def refund_biz(trade_no: str, amount: Decimal, out_request_no: str, reason: str) -> dict[str, str]:
-    """One refund of one trade; `out_request_no` makes a resend the same refund, never a second one."""
-    return {
-        "trade_no": trade_no,
-        "refund_amount": f"{amount:.2f}",
-        "out_request_no": out_request_no,
-        "refund_reason": reason[:MAX_REASON_CHARS],
-    }
+    """One refund of one trade; `out_request_no` makes a resend the same refund, never a second one.
+    The reason is optional (dropped when empty) and cut to its documented length."""
+    biz = {"trade_no": trade_no, "refund_amount": f"{amount:.2f}", "out_request_no": out_request_no}
+    if reason := reason.strip()[:MAX_REASON_CHARS]:
+        biz["refund_reason"] = reason
+    return biz
 
 
 def query_biz(trade_no: str, out_request_no: str) -> dict[str, Any]:
