@@ -77,9 +77,9 @@ TARGETS = {
     # The codec's batch_no, detail_data and notify parsing (its property tests run 200 examples each, so the
     # rest of the codec is left to a longer campaign: `--all-codec`).
     "codec": Target(
-        ("refund_adapter/alipay/codec.py",),
-        ("tests/alipay/test_codec.py",),
-        tuple(f"refund_adapter.alipay.codec.x_{name}__mutmut_*" for name in (
+        ("refund_adapter/channels/mapi/codec.py",),
+        ("tests/channels/mapi/test_codec.py",),
+        tuple(f"refund_adapter.channels.mapi.codec.x_{name}__mutmut_*" for name in (
             "_plain_date", "_base36", "batch_serial", "_batch_no_date", "validate_batch_no", "batch_no_date",
             "build_batch_no", "_check_count", "_validate_detail", "_validate_details", "_join_items",
             "_split_items", "_fields", "_split_sub_trade", "_detail_text", "_decode_detail", "encode_detail_data",

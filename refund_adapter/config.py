@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from refund_adapter.alipay.signing import SUPPORTED_SIGN_TYPES
 from refund_adapter.channels.openapi.keys import KeyProblem, load_signer
 from refund_adapter.channels.openapi.signing import SIGN_TYPES
+from refund_adapter.channels.signing import SUPPORTED_SIGN_TYPES
 
 T = TypeVar("T")
 

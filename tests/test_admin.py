@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from refund_adapter.alipay.codec import beijing_now
+from refund_adapter.channels.mapi.codec import beijing_now
 from refund_adapter.config import Config, parse_config
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.models import RefundRequest, ReportState

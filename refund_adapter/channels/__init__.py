@@ -1,1 +1,1 @@
-"""One package per way of reaching Alipay (MAPI batches, OpenAPI `alipay.trade.refund`), behind one protocol."""
+"""The ways of reaching Alipay: one package per channel behind one `RefundChannel` protocol, and their signing."""

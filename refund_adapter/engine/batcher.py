@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ..alipay.codec import beijing_now
+from ..channels.mapi.codec import beijing_now
 from ..failpoints import AFTER_BATCH_CREATED, crash_point
 from ..models import RefundState
 from ..store import StateChange

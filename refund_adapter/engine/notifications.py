@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..alipay.codec import (
+from ..channels.mapi.codec import (
     AlipayFormatError,
     ResultItem,
     encode_result_details,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from ..alipay.codec import batch_no_date, beijing_now
+from ..channels.mapi.codec import batch_no_date, beijing_now
 from ..models import Batch, BatchState
 from ..store import Cause
 from .notifications import check_results

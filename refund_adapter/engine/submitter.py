@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from ..alipay.codec import batch_no_date, beijing_now, error_code
-from ..alipay.gateway import SubmitKind, SubmitOutcome
+from ..channels.mapi.codec import batch_no_date, beijing_now, error_code
+from ..channels.mapi.gateway import SubmitKind, SubmitOutcome
 from ..failpoints import AFTER_SUBMIT, crash_point
 from ..models import Batch, BatchState
 from ..store import Cause

@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, quote_from_bytes
 
 from aiohttp import web
 
-from refund_adapter.alipay.codec import (
+from refund_adapter.channels.mapi.codec import (
     CHARSETS,
     MAX_DETAILS,
     NOTIFY_TYPE_REFUND,
@@ -59,7 +59,7 @@ from refund_adapter.alipay.codec import (
     render_query_response,
     validate_batch_no,
 )
-from refund_adapter.alipay.signing import MD5Scheme, RSAScheme, SignatureScheme, verify
+from refund_adapter.channels.signing import MD5Scheme, RSAScheme, SignatureScheme, verify
 
 from . import notifier
 from .ledger import SUCCESS, money_json

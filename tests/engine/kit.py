@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from refund_adapter.alipay.codec import beijing_now
+from refund_adapter.channels.mapi.codec import beijing_now
 from refund_adapter.config import parse_config
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.models import BatchState, DetailResult, Refund, RefundRequest

@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from refund_adapter.alipay import gateway
-from refund_adapter.alipay.codec import beijing_now
+from refund_adapter.channels.mapi import gateway
+from refund_adapter.channels.mapi.codec import beijing_now
 from refund_adapter.config import Config, EngineConfig, parse_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.submitter import (

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from refund_adapter.alipay.codec import (
+from refund_adapter.channels.mapi.codec import (
     QueryItem,
     QueryResponse,
     RefundDetail,
@@ -27,7 +27,7 @@ from refund_adapter.alipay.codec import (
     beijing_now,
     render_query_response,
 )
-from refund_adapter.alipay.gateway import SubmitKind
+from refund_adapter.channels.mapi.gateway import SubmitKind
 from refund_adapter.demo import PARTNER, SHOP_ID, demo_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.reconciler import reconcile_batch, reconcile_once

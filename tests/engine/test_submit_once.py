@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from refund_adapter.alipay.codec import batch_no_date, beijing_now, render_ack
+from refund_adapter.channels.mapi.codec import batch_no_date, beijing_now, render_ack
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.submitter import RETRY_DELAY_SECONDS, submit_once
 from refund_adapter.models import BatchState, RefundState

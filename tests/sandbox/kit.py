@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from refund_adapter.alipay.codec import (
+from refund_adapter.channels.mapi.codec import (
     SERVICE_REFUND,
     Ack,
     RefundDetail,
@@ -29,8 +29,8 @@ from refund_adapter.alipay.codec import (
     format_alipay_time,
     parse_ack,
 )
-from refund_adapter.alipay.gateway import GatewayClient, NotifyVerification
-from refund_adapter.alipay.signing import MD5Scheme, RSAScheme, SignatureScheme, signed, verify
+from refund_adapter.channels.mapi.gateway import GatewayClient, NotifyVerification
+from refund_adapter.channels.signing import MD5Scheme, RSAScheme, SignatureScheme, signed, verify
 from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 
 PARTNER = "2088101122136241"

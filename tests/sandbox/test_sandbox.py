@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from refund_adapter.alipay.codec import (
+from refund_adapter.channels.mapi.codec import (
     Ack,
     beijing_now,
     error_code,
@@ -25,8 +25,8 @@ from refund_adapter.alipay.codec import (
     parse_dback_notify,
     parse_refund_notify,
 )
-from refund_adapter.alipay.gateway import GatewayClient, NotifyVerification, SubmitKind
-from refund_adapter.alipay.signing import MD5Scheme, RSAScheme, SignatureScheme, signed
+from refund_adapter.channels.mapi.gateway import GatewayClient, NotifyVerification, SubmitKind
+from refund_adapter.channels.signing import MD5Scheme, RSAScheme, SignatureScheme, signed
 from refund_adapter.sandbox import PROBLEM_TYPE, RunningSandbox, SandboxConfig, run_sandbox
 from tests.sandbox import kit
 from tests.sandbox.kit import (

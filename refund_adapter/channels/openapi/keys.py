@@ -7,7 +7,7 @@ Alipay's belongs, and every answer then fails to verify). Problems name the fiel
 
 from __future__ import annotations
 
-from refund_adapter.alipay.signing import SigningError, load_private_key, load_public_key
+from refund_adapter.channels.signing import SigningError, load_private_key, load_public_key
 
 from .signing import Signer
 

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import aiohttp
 from yarl import URL
 
-from refund_adapter.alipay.codec import (
+from refund_adapter.channels.mapi.codec import (
     SERVICE_NOTIFY_VERIFY,
     SERVICE_QUERY,
     SERVICE_REFUND,
@@ -32,7 +32,7 @@ from refund_adapter.alipay.codec import (
     parse_ack,
     parse_query_response,
 )
-from refund_adapter.alipay.signing import SignatureScheme, signed
+from refund_adapter.channels.signing import SignatureScheme, signed
 
 log = logging.getLogger(__name__)
 

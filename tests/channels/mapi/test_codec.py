@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from refund_adapter.alipay.codec import (
+from refund_adapter.channels.mapi.codec import (
     BEIJING,
     ERROR_CODES,
     MAX_DETAILS,
