@@ -141,7 +141,9 @@ def serve(config_path: str, log_level: str) -> None:
 @click.option("--refunds", default=200, show_default=True, help="How many refunds to push through the loop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--log-level", default="warning", show_default=True)
-def demo(refunds: int, as_json: bool, log_level: str) -> None:
+@click.option("--channel", type=click.Choice(["mapi", "openapi", "both"]), default="mapi", show_default=True,
+              help="How the demo's account reaches Alipay; both: a MAPI and an OpenAPI account side by side.")
+def demo(refunds: int, as_json: bool, log_level: str, channel: str) -> None:
     """Sandbox + adapter + simulated shop in one process: push N refunds through the whole loop."""
     import json
 
@@ -151,7 +153,7 @@ def demo(refunds: int, as_json: bool, log_level: str) -> None:
     _setup_logging(log_level)
     progress = None if as_json else click.echo
     with asyncio.Runner(loop_factory=new_event_loop) as runner:  # the loop serve runs on by default
-        summary = runner.run(run_demo(refunds, progress=progress))
+        summary = runner.run(run_demo(refunds, progress=progress, channel=channel))
     data = summary.as_json()
     if as_json:
         click.echo(json.dumps(data))

@@ -133,6 +133,9 @@ class BatchDetail:
     trade_no: str
     amount: Decimal
     reason: str
+    # The refund's idempotency key (platform, shop, platform refund id), from which a channel makes its own
+    # request key that no retry, re-batching or restart changes (OpenAPI's out_request_no).
+    key: tuple[str, str, str] = ("", "", "")
 
 
 @dataclass(frozen=True)

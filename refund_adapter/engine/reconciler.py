@@ -4,10 +4,12 @@ records what it proves, and hands a batch still unresolved at the end of the sch
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 from ..channels.mapi.codec import batch_no_date, beijing_now
-from ..models import Batch, BatchState
+from ..models import Batch, BatchDetail, BatchState, DetailResult
 from ..store import Cause
 from .notifications import check_results
 from .results import record_verdicts
@@ -43,10 +45,38 @@ async def _reschedule_or_review(ctx: EngineContext, batch: Batch, why: str) -> N
     await ctx.store.schedule_query(batch.id, now + delay, now, cause=_query_cause(batch, why))
 
 
+@runtime_checkable
+class ResolvesEachRefund(Protocol):
+    """A channel that settles each refund by asking about it (and sending it again with the same key when the
+    gateway has none), instead of querying a batch: a list of the verdicts it proved."""
+
+    async def resolve(self, batch: Batch, details: Sequence[BatchDetail]) -> list[DetailResult]: ...
+
+
+async def _resolve_each(ctx: EngineContext, batch: Batch, channel: ResolvesEachRefund) -> None:
+    """Only the refunds still without a result are asked about: a settled one is never sent again."""
+    refunds = [await ctx.store.get_refund(detail.refund_id) for detail in batch.details]
+    open_ = [detail for detail, refund in zip(batch.details, refunds, strict=True)
+             if refund is not None and not refund.state.is_final]
+    results = await channel.resolve(batch, open_) if open_ else []
+    if results:
+        recorded = await record_verdicts(ctx, batch, results, notify_id=None, kind=QUERY_KIND)
+        if recorded.anomalies:
+            await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, ctx.clock(), code="QUERY_MISMATCH",
+                                            cause=_query_cause(batch, "a result contradicts the record"))
+            return
+    settled = await ctx.store.get_batch(batch.id)
+    if settled is not None and settled.state is not BatchState.COMPLETED:
+        await _reschedule_or_review(ctx, batch, f"{len(open_) - len(results)} refunds still without a result")
+
+
 async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
     channel = ctx.channels.get(batch.account)
     if channel is None:
         await _reschedule_or_review(ctx, batch, "account not configured")
+        return
+    if isinstance(channel, ResolvesEachRefund):
+        await _resolve_each(ctx, batch, channel)
         return
     outcome = await channel.query(batch.batch_no)
     response = outcome.response

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pluggy
 
+from ..channels.openapi.channel import OpenApiChannel
 from ..config import Config
 from ..logs import LineSampler
 from ..metrics import Metrics
@@ -23,6 +24,8 @@ from .health import LoopHealth
 from .pressure import IngestPressure
 
 log = logging.getLogger(__name__)
+
+Channel = MapiChannel | OpenApiChannel  # one per account, as its `channel` setting says
 
 
 @dataclass
@@ -40,7 +43,7 @@ class Signals:
 class EngineContext:
     config: Config
     store: RefundStore
-    channels: Mapping[str, MapiChannel]
+    channels: Mapping[str, Channel]
     platforms: Mapping[str, PlatformAdapter]
     pm: pluggy.PluginManager
     clock: Callable[[], float] = time.time

@@ -16,9 +16,10 @@ from datetime import UTC, date, datetime
 from ..channels.mapi.codec import batch_no_date, beijing_now, error_code
 from ..channels.mapi.gateway import SubmitKind, SubmitOutcome
 from ..failpoints import AFTER_SUBMIT, crash_point
-from ..models import Batch, BatchState
+from ..models import Batch, BatchState, DetailResult
 from ..store import Cause
 from .channel import DetailsRefused
+from .results import record_verdicts
 from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ BATCH_NO_FORMAT_ERROR = "BATCH_NO_FORMAT_ERROR"
 INVALID_DETAIL = "INVALID_DETAIL"  # a refund's detail breaks the channel's protocol: it never left, alone
 SUBMIT_ERROR = "SUBMIT_ERROR"  # the submit raised (a bug): retried, then the batch is left for review
 MAX_SUBMIT_ATTEMPTS_ON_ERROR = 5  # a submit that raised on this many attempts is not going to stop raising
+SUBMIT_KIND = "submit"  # verdicts recorded from a submit's own answer, in the journal
 SUBMIT_OUTCOMES = frozenset(kind.value for kind in SubmitKind)  # counted by name; any other answer is an error
 
 
@@ -38,14 +40,15 @@ class Decision:
     query_after: float | None = None  # seconds until the reconciler asks Alipay
     retry_after: float | None = None  # seconds until the batch is sent again
     split: bool = False  # ABANDONED by halving: its refunds go on in two new batches
+    results: tuple[DetailResult, ...] = ()  # verdicts the submit's answer proved, recorded with the decision
 
 
 def decide(outcome: SubmitOutcome, batch: Batch, today_beijing: date, first_query_after: float) -> Decision:
     """What a submit outcome means for the batch. Nothing unproven ever fails a refund."""
     if outcome.kind in (SubmitKind.ACCEPTED, SubmitKind.PROCESSING, SubmitKind.DUPLICATE):
-        return Decision(BatchState.SUBMITTED, query_after=first_query_after)
+        return Decision(BatchState.SUBMITTED, query_after=first_query_after, results=outcome.results)
     if outcome.kind is SubmitKind.UNKNOWN:
-        return Decision(BatchState.UNKNOWN, query_after=first_query_after)
+        return Decision(BatchState.UNKNOWN, query_after=first_query_after, results=outcome.results)
     code = outcome.code or "UNKNOWN_ERROR"
     if code == BATCH_NO_FORMAT_ERROR and batch_no_date(batch.batch_no) != today_beijing:
         if batch.submit_attempts > 1:
@@ -166,6 +169,8 @@ async def submit_once(ctx: EngineContext) -> bool:
     log.info("batch %s (%d details, refunds %s): %s -> %s", batch.batch_no, len(batch.details),
              named_refunds(batch), cause.detail["answer"], decision.state.value, extra={"batch_no": batch.batch_no})
     await ctx.announce(changes)
+    if decision.results:
+        await record_verdicts(ctx, batch, decision.results, notify_id=None, kind=SUBMIT_KIND)
     if decision.state is BatchState.ABANDONED:
         ctx.signals.batcher.set()
     if decision.query_after is not None:

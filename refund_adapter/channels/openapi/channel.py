@@ -3,7 +3,7 @@
 
 What an answer proves (outcomes.py): fund_change=Y is a success; fund_change=N (Alipay saw this out_request_no
 before) is confirmed by `alipay.trade.fastpay.refund.query` before it counts; an ACQ business code is a
-failure; anything else is unknown and left to `resolve`, which the reconciler calls on its schedule: the query
+failure; anything else is unknown and left to `resolve_one`, which the reconciler calls on its schedule: the query
 says whether the refund exists, and one Alipay never made is sent again with the same out_request_no (always
 safe: Alipay pays an out_request_no of a trade once). A rate-limit answer pauses every call of the account
 (`Backoff`) and the call is made again; still limited after `max_attempts`, the refund is left unsent.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,10 +23,12 @@ from typing import TypeVar
 import aiohttp
 from prometheus_client import Histogram
 
+from refund_adapter.channels.mapi.gateway import SubmitKind, SubmitOutcome
 from refund_adapter.config import OpenApiAccount
-from refund_adapter.models import DetailResult
+from refund_adapter.models import Batch, BatchDetail, DetailResult
 
 from .client import OpenApiClient, Sent
+from .idempotency import out_request_no
 from .keys import load_signer
 from .messages import App
 from .outcomes import Answer, QueryKind, RefundKind
@@ -161,7 +163,7 @@ class OpenApiChannel:
         return Settled(order, None, f"query: {answer.kind.value} {answer.detail}".strip(), requests=requests,
                        unsent=answer.kind is QueryKind.NOT_REFUNDED)
 
-    async def resolve(self, order: Order) -> Settled:
+    async def resolve_one(self, order: Order) -> Settled:
         """Settle a refund whose outcome is unknown: the query, and the same out_request_no again if Alipay has
         no such refund (a refund it refused is not recorded either: sent again, it is refused again, for good)."""
         queried = await self._confirm(order)
@@ -173,5 +175,39 @@ class OpenApiChannel:
 
     async def settle_all(self, orders: Sequence[Order], resolve: bool = False) -> list[Settled]:
         """Every order at once, at most `max_concurrency` calls in flight (each call takes a slot)."""
-        step = self.resolve if resolve else self.settle
+        step = self.resolve_one if resolve else self.settle
         return list(await asyncio.gather(*(step(order) for order in orders)))
+
+    # --- what the engine calls (the channel seam) -------------------------------------------------------------
+
+    async def submit(self, batch: Batch, now: datetime) -> SubmitOutcome:
+        """Send every refund of the batch: ACCEPTED with every verdict, or UNKNOWN with those proven so far
+        (the reconciler resolves the rest). Nothing here refuses a detail: JSON carries any reason."""
+        settled = await self.settle_all([order_of(detail) for detail in batch.details])
+        results = tuple(s.verdict for s in settled if s.verdict is not None)
+        doubtful = [f"{s.order.out_request_no}: {s.why}" for s in settled if s.verdict is None]
+        kind = SubmitKind.UNKNOWN if doubtful else SubmitKind.ACCEPTED
+        first = next((s.requests[0] for s in settled if s.requests), {})
+        calls = sum(len(s.requests) for s in settled)
+        return SubmitOutcome(kind, detail="; ".join(doubtful)[:MAX_LINE], request={**first, "calls": str(calls)},
+                             results=results)
+
+    async def resolve(self, batch: Batch, details: Sequence[BatchDetail]) -> list[DetailResult]:
+        """The verdicts the query (and a resend where Alipay has no such refund) proves for these refunds."""
+        settled = await self.settle_all([order_of(detail) for detail in details], resolve=True)
+        return [s.verdict for s in settled if s.verdict is not None]
+
+    def decode_notify(self, body: bytes) -> dict[str, str]:
+        """alipay.trade.refund answers synchronously: no notify is about this channel's refunds."""
+        return {}
+
+    def signature_ok(self, params: Mapping[str, str]) -> bool:
+        return False  # so a notify naming one of this channel's batches is refused as forged
+
+    async def notify_id_ok(self, notify_id: str) -> bool:
+        return False
+
+
+def order_of(detail: BatchDetail) -> Order:
+    """The order for a batch detail; its out_request_no comes from the refund's key, never from the batch."""
+    return Order(detail.refund_id, detail.trade_no, detail.amount, detail.reason, out_request_no(*detail.key))
