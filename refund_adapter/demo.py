@@ -185,6 +185,8 @@ class DemoSummary:
     paid_twice: int  # trades the sandbox refunded more than once
     batches: int
     elapsed_s: float
+    received: dict[str, int] = field(default_factory=dict)  # what the sandbox received: MAPI batches, OpenAPI calls
+    paid_once: int = 0  # trades the sandbox refunded exactly once
 
     @property
     def ok(self) -> bool:
@@ -201,6 +203,8 @@ class DemoSummary:
             "unexpected_results": self.unexpected,
             "paid_twice": self.paid_twice,
             "batches": self.batches,
+            "received": self.received,
+            "paid_once": self.paid_once,
             "elapsed_s": round(self.elapsed_s, 3),
             "refunds_per_s": round(self.refunds / self.elapsed_s, 1) if self.elapsed_s else None,
             "ok": self.ok,
@@ -226,8 +230,10 @@ async def run_demo(
     first_query_after_seconds: float = 10.0,
     extra_plugins: Sequence[object] = (),
     channel: str = "mapi",
+    sections: Mapping[str, Any] | None = None,
 ) -> DemoSummary:
-    """Push `refunds` refunds through sandbox, adapter and shop; return when all are reported or on timeout."""
+    """Push `refunds` refunds through sandbox, adapter and shop; return when all are reported or on timeout.
+    `sections` replace whole sections of the adapter's config (for tests: `http` timeouts...)."""
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
     say = progress or (lambda _line: None)
@@ -246,6 +252,7 @@ async def run_demo(
             port, sandbox.url, shop_url + "/callback", secret, keys.md5_key, url, first_query_after_seconds,
             alipay={"accounts": keys.accounts(channel, sandbox)},
             platforms={"generic": {"shops": demo_shops(channel, secret, shop_url + "/callback")}},
+            **(sections or {}),
         )
         pm = create_plugin_manager(config.plugins_dir)
         for plugin in extra_plugins:
@@ -287,4 +294,6 @@ async def run_demo(
         paid_twice=sum(1 for trade in sandbox.state.ledger.trades.values() if trade.refund_count > 1),
         batches=sum(counts["batches"].values()),
         elapsed_s=elapsed,
+        received={"mapi_batches": len(sandbox.state.batches), "openapi_calls": len(sandbox.state.openapi_calls)},
+        paid_once=sum(1 for trade in sandbox.state.ledger.trades.values() if trade.refund_count == 1),
     )
