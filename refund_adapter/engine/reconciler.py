@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from ..channels.mapi.codec import batch_no_date, beijing_now
+from ..channels.mapi.batch_no import batch_no_date
 from ..models import Batch, BatchDetail, BatchState, DetailResult
+from ..money import beijing_now
 from ..store import Cause
 from .notifications import check_results
 from .results import record_verdicts

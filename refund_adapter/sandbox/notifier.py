@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from refund_adapter.channels.mapi.codec import format_alipay_time
+from refund_adapter.channels.mapi.wire import format_alipay_time
 from refund_adapter.channels.signing import SignatureScheme, signed
 
 from .state import SandboxState
