@@ -68,17 +68,17 @@ class Backoff:
     max_seconds: float = 60.0
     max_attempts: int = 5
     clock: Callable[[], float] = time.monotonic
-    _until: float = 0.0
+    until: float = 0.0  # on `clock`, when calls may go again
 
     async def wait(self) -> None:
-        delay = self._until - self.clock()
+        delay = self.until - self.clock()
         if delay > 0:
             await asyncio.sleep(delay)
 
     def limited(self, attempt: int) -> None:
         """The account was refused for calling too often on its `attempt`-th try (from 1)."""
         delay = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
-        self._until = max(self._until, self.clock() + delay)
+        self.until = max(self.until, self.clock() + delay)
 
 
 def _line(answer: Answer) -> str:
