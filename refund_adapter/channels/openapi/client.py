@@ -56,8 +56,7 @@ class OpenApiClient:
         biz = refund_biz(trade_no, amount, out_request_no, reason)
         params = signed_request(self._app, METHOD_REFUND, biz, self._now(), self._signer)
         body = await self._post(params)
-        answer = refund_answer(body, self._signer, trade_no) if isinstance(body, bytes) else Answer(
-            RefundKind.RATE_LIMITED if body == _LIMITED else RefundKind.UNKNOWN, detail=body)
+        answer = refund_answer(body, self._signer, trade_no) if isinstance(body, bytes) else _no_answer(body, RefundKind)
         log.info("alipay openapi refund out_request_no=%s -> %s %s", out_request_no, answer.kind.value,
                  answer.code or "")
         return Sent(answer, _journal(params))
@@ -66,8 +65,8 @@ class OpenApiClient:
         biz = query_biz(trade_no, out_request_no)
         params = signed_request(self._app, METHOD_REFUND_QUERY, biz, self._now(), self._signer)
         body = await self._post(params)
-        answer = query_answer(body, self._signer, trade_no, out_request_no) if isinstance(body, bytes) else Answer(
-            QueryKind.RATE_LIMITED if body == _LIMITED else QueryKind.UNKNOWN, detail=body)
+        answer = (query_answer(body, self._signer, trade_no, out_request_no) if isinstance(body, bytes)
+                  else _no_answer(body, QueryKind))
         log.info("alipay openapi refund query out_request_no=%s -> %s", out_request_no, answer.kind.value)
         return Sent(answer, _journal(params))
 
@@ -89,6 +88,11 @@ class OpenApiClient:
 
 
 _LIMITED = "HTTP 429"
+
+
+def _no_answer(why: str, kinds: type[RefundKind] | type[QueryKind]) -> Answer:
+    """No body to read: rate limited (HTTP 429), or unknown (timeout, transport error, another status)."""
+    return Answer(kinds.RATE_LIMITED if why == _LIMITED else kinds.UNKNOWN, detail=why)
 
 
 def _journal(params: Mapping[str, str]) -> dict[str, str]:

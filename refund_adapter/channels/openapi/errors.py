@@ -24,7 +24,7 @@ class Effect(enum.Enum):
 @dataclass(frozen=True)
 class ErrorCode:
     code: str
-    meaning: str
+    meaning: str  # Alipay's own words (the dashboard shows them, and an English rendering: web/labels.py)
     effect: Effect
 
 
@@ -35,30 +35,28 @@ CALL_LIMITED = "40005"  # 调用频次超限
 SYSTEM_ERROR = "ACQ.SYSTEM_ERROR"
 
 _TABLE = (
-    ErrorCode(SYSTEM_ERROR, "系统异常 system error: the refund may have been made", Effect.UNKNOWN),
-    ErrorCode(UNAVAILABLE, "服务不可用 service unavailable: the refund may have been made", Effect.UNKNOWN),
-    ErrorCode("isp.unknow-error", "服务暂不可用 (business system): the refund may have been made", Effect.UNKNOWN),
-    ErrorCode("aop.unknow-error", "服务暂不可用 (gateway): the refund may have been made", Effect.UNKNOWN),
+    ErrorCode(SYSTEM_ERROR, "系统异常", Effect.UNKNOWN),
+    ErrorCode(UNAVAILABLE, "服务不可用", Effect.UNKNOWN),
+    ErrorCode("isp.unknow-error", "服务暂不可用（业务系统）", Effect.UNKNOWN),
+    ErrorCode("aop.unknow-error", "服务暂不可用（网关）", Effect.UNKNOWN),
     # The same out_request_no with other parameters: an earlier send exists; what it did, the query says.
-    ErrorCode("ACQ.DISCORDANT_REPEAT_REQUEST", "不一致的请求 out_request_no reused with other parameters",
-              Effect.UNKNOWN),
-    ErrorCode(CALL_LIMITED, "调用频次超限 too many calls", Effect.RATE_LIMITED),
-    ErrorCode("isv.app-call-limited", "应用调用次数超限 the app called too often", Effect.RATE_LIMITED),
-    ErrorCode("isv.method-call-limited", "API调用次数超限 the method was called too often", Effect.RATE_LIMITED),
-    ErrorCode("ACQ.INVALID_PARAMETER", "参数无效 invalid parameter", Effect.FAILED),
-    ErrorCode("ACQ.ACCESS_FORBIDDEN", "无权限使用接口 the app may not call this API", Effect.FAILED),
-    ErrorCode("ACQ.PARTNER_ERROR", "应用APP_ID填写错误 wrong app_id", Effect.FAILED),
-    ErrorCode("ACQ.SELLER_BALANCE_NOT_ENOUGH", "卖家余额不足 the seller's balance is too low", Effect.FAILED),
-    ErrorCode("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限 refund amount over what may be refunded",
-              Effect.FAILED),
-    ErrorCode("ACQ.REASON_TRADE_BEEN_FREEZEN", "请求退款的交易被冻结 the trade is frozen", Effect.FAILED),
-    ErrorCode("ACQ.TRADE_NOT_EXIST", "交易不存在 no such trade", Effect.FAILED),
-    ErrorCode("ACQ.TRADE_HAS_FINISHED", "交易已完结 the trade is finished and allows no refund", Effect.FAILED),
-    ErrorCode("ACQ.TRADE_STATUS_ERROR", "交易状态非法 the trade's state allows no refund", Effect.FAILED),
-    ErrorCode("ACQ.REASON_TRADE_REFUND_FEE_ERR", "退款金额无效 invalid refund amount", Effect.FAILED),
-    ErrorCode("ACQ.TRADE_NOT_ALLOW_REFUND", "当前交易不允许退款 the trade allows no refund", Effect.FAILED),
-    ErrorCode("ACQ.REFUND_FEE_ERROR", "交易退款金额有误 wrong refund amount", Effect.FAILED),
-    ErrorCode("ACQ.CURRENCY_NOT_SUPPORT", "币种不支持 currency not supported", Effect.FAILED),
+    ErrorCode("ACQ.DISCORDANT_REPEAT_REQUEST", "不一致的请求", Effect.UNKNOWN),
+    ErrorCode(CALL_LIMITED, "调用频次超限", Effect.RATE_LIMITED),
+    ErrorCode("isv.app-call-limited", "应用调用次数超限", Effect.RATE_LIMITED),
+    ErrorCode("isv.method-call-limited", "API调用次数超限", Effect.RATE_LIMITED),
+    ErrorCode("ACQ.INVALID_PARAMETER", "参数无效", Effect.FAILED),
+    ErrorCode("ACQ.ACCESS_FORBIDDEN", "无权限使用接口", Effect.FAILED),
+    ErrorCode("ACQ.PARTNER_ERROR", "应用APP_ID填写错误", Effect.FAILED),
+    ErrorCode("ACQ.SELLER_BALANCE_NOT_ENOUGH", "卖家余额不足", Effect.FAILED),
+    ErrorCode("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限", Effect.FAILED),
+    ErrorCode("ACQ.REASON_TRADE_BEEN_FREEZEN", "请求退款的交易被冻结", Effect.FAILED),
+    ErrorCode("ACQ.TRADE_NOT_EXIST", "交易不存在", Effect.FAILED),
+    ErrorCode("ACQ.TRADE_HAS_FINISHED", "交易已完结", Effect.FAILED),
+    ErrorCode("ACQ.TRADE_STATUS_ERROR", "交易状态非法", Effect.FAILED),
+    ErrorCode("ACQ.REASON_TRADE_REFUND_FEE_ERR", "退款金额无效", Effect.FAILED),
+    ErrorCode("ACQ.TRADE_NOT_ALLOW_REFUND", "当前交易不允许退款", Effect.FAILED),
+    ErrorCode("ACQ.REFUND_FEE_ERROR", "交易退款金额有误", Effect.FAILED),
+    ErrorCode("ACQ.CURRENCY_NOT_SUPPORT", "币种不支持", Effect.FAILED),
 )
 ERRORS = MappingProxyType({entry.code: entry for entry in _TABLE})
 
@@ -69,5 +67,5 @@ def error_code(code: str, sub_code: str | None) -> ErrorCode:
         if name and name in ERRORS:
             return ERRORS[name]
     if code == BUSINESS_FAILED and sub_code and sub_code.startswith("ACQ."):
-        return ErrorCode(sub_code, "业务处理失败 refused (a business code not in our table)", Effect.FAILED)
+        return ErrorCode(sub_code, "业务处理失败", Effect.FAILED)  # a business code not in the table
     return ErrorCode(sub_code or code or "UNKNOWN", f"unexpected answer {code or '(no code)'}", Effect.UNKNOWN)
