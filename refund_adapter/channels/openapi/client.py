@@ -56,7 +56,8 @@ class OpenApiClient:
         biz = refund_biz(trade_no, amount, out_request_no, reason)
         params = signed_request(self._app, METHOD_REFUND, biz, self._now(), self._signer)
         body = await self._post(params)
-        answer = refund_answer(body, self._signer, trade_no) if isinstance(body, bytes) else _no_answer(body, RefundKind)
+        answer = (refund_answer(body, self._signer, trade_no) if isinstance(body, bytes)
+                  else _no_answer(body, RefundKind))
         log.info("alipay openapi refund out_request_no=%s -> %s %s", out_request_no, answer.kind.value,
                  answer.code or "")
         return Sent(answer, _journal(params))
