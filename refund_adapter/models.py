@@ -60,7 +60,7 @@ class BatchState(StrEnum):
     # they are re-batched; refused for a detail it does not name, they are split into two new batches.
     ABANDONED = "abandoned"
     COMPLETED = "completed"  # every detail has a result
-    REVIEW = "review"  # the reconciler gave up: an operator must look
+    REVIEW = "review"  # the Alipay query gave up: an operator must look
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,18 @@ class Refund:
     state: RefundState
     code: str | None
     batch_id: int | None
-    batch_no: str | None
+    batch_reference: str | None  # its batch's reference (Batch.reference)
     report_state: ReportState
     created_at: datetime
     updated_at: datetime
     report_attempts: int = 0
     report_error: str | None = None
     review: str | None = None  # why an operator must look at it (a contradicting result from Alipay); None: fine
+
+    @property
+    def batch_no(self) -> str | None:
+        """The batch's reference under MAPI's name, as the dashboard, the admin API and the CLI show it."""
+        return self.batch_reference
 
 
 @dataclass(frozen=True)
@@ -136,13 +141,17 @@ class BatchDetail:
     # The refund's idempotency key (platform, shop, platform refund id), from which a channel makes its own
     # request key that no retry, re-batching or restart changes (OpenAPI's out_request_no).
     key: tuple[str, str, str] = ("", "", "")
+    # Its refund has a final result: a channel that settles refunds one by one (OpenAPI) never sends it again.
+    settled: bool = False
 
 
 @dataclass(frozen=True)
 class Batch:
+    """A group of refunds of one account, sent to Alipay together by the account's channel."""
+
     id: int
     account: str
-    batch_no: str
+    reference: str  # the channel's idempotency key for the group (MAPI: the batch_no); opaque outside the channel
     state: BatchState
     details: tuple[BatchDetail, ...]
     created_at: datetime
@@ -152,6 +161,11 @@ class Batch:
     sent_at: datetime | None = None  # first submit
     acknowledged_at: datetime | None = None  # first answer that proved Alipay took it
     notified_at: datetime | None = None  # first notify recorded
+
+    @property
+    def batch_no(self) -> str:
+        """The reference under MAPI's name, as the dashboard, the admin API and the CLI show it."""
+        return self.reference
 
 
 @dataclass(frozen=True)
@@ -186,7 +200,12 @@ class RefundOutcome:
     request: RefundRequest
     succeeded: bool
     code: str | None
-    batch_no: str | None
+    batch_reference: str | None  # the refund's batch (Batch.reference); none for a refund rejected before one
+
+    @property
+    def batch_no(self) -> str | None:
+        """The batch's reference under MAPI's name, as plugins have read it."""
+        return self.batch_reference
 
     @property
     def status(self) -> str:

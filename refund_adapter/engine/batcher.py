@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from ..failpoints import AFTER_BATCH_CREATED, crash_point
 from ..models import RefundState
-from ..money import beijing_now
 from ..store import StateChange
 from .runtime import EngineContext
 
@@ -21,8 +20,8 @@ async def batch_once(ctx: EngineContext) -> bool:
         due = work.count >= settings.max_details or now - work.oldest_created_at >= settings.max_wait_seconds
         if not due:
             continue
-        day = beijing_now(datetime.fromtimestamp(now, UTC)).date()
-        batch = await ctx.store.create_batch(work.account, settings.max_details, day, now)
+        references = ctx.channels[work.account].references(datetime.fromtimestamp(now, UTC))
+        batch = await ctx.store.create_batch(work.account, settings.max_details, references, now)
         if batch is not None:
             crash_point(AFTER_BATCH_CREATED)
             if ctx.listened:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pluggy
 
-from ..channels.openapi.channel import OpenApiChannel
+from ..channels.base import RefundChannel
 from ..config import Config
 from ..logs import LineSampler
 from ..metrics import Metrics
@@ -19,13 +19,10 @@ from ..models import Refund
 from ..platform import PlatformAdapter
 from ..plugins import broadcast
 from ..store import RefundStore, StateChange, StoreUnavailable
-from .channel import MapiChannel
 from .health import LoopHealth
 from .pressure import IngestPressure
 
 log = logging.getLogger(__name__)
-
-Channel = MapiChannel | OpenApiChannel  # one per account, as its `channel` setting says
 
 
 @dataclass
@@ -35,7 +32,7 @@ class Signals:
     batcher: asyncio.Event = field(default_factory=asyncio.Event)
     submitter: asyncio.Event = field(default_factory=asyncio.Event)
     reporter: asyncio.Event = field(default_factory=asyncio.Event)
-    reconciler: asyncio.Event = field(default_factory=asyncio.Event)
+    alipay_query: asyncio.Event = field(default_factory=asyncio.Event)
     platform_poller: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -43,7 +40,7 @@ class Signals:
 class EngineContext:
     config: Config
     store: RefundStore
-    channels: Mapping[str, Channel]
+    channels: Mapping[str, RefundChannel]
     platforms: Mapping[str, PlatformAdapter]
     pm: pluggy.PluginManager
     clock: Callable[[], float] = time.time

@@ -250,14 +250,14 @@ class ActionRefused(Exception):
 
 
 async def requery_now(ctx: EngineContext, batch_id: int | None) -> Batch:
-    """Query Alipay about the batch now (the reconciler's path), also for a batch waiting in review."""
+    """Query Alipay about the batch now (the Alipay query's path), also for a batch waiting in review."""
     batch = None if batch_id is None else await ctx.store.get_batch(batch_id)
     if batch is None:
         raise ActionRefused(404, "unknown-batch", "no such batch")
     requeried = await ctx.store.requery_batch(batch.id, ctx.clock())
     if requeried is None:
         raise ActionRefused(409, "batch-not-queryable", f"a batch in state {batch.state.value} is not queried")
-    ctx.signals.reconciler.set()
+    ctx.signals.alipay_query.set()
     return requeried
 
 

@@ -11,11 +11,10 @@ import aiohttp
 import pluggy
 from aiohttp import web
 
-from ..channels.openapi.channel import OpenApiChannel
-from ..config import Account, Config, OpenApiAccount
+from ..channels.accounts import open_channel
+from ..config import Config
 from ..engine import start_engine, stop_engine
-from ..engine.channel import MapiChannel
-from ..engine.runtime import Channel, EngineContext
+from ..engine.runtime import EngineContext
 from ..metrics import Metrics
 from ..platform import PluginData
 from ..plugins import broadcast, collect_platforms, create_plugin_manager, unknown_accounts
@@ -95,14 +94,6 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def _channel(config: Config, account: Account, session: aiohttp.ClientSession, metrics: Metrics) -> Channel:
-    """The account's channel, as its `channel` setting says."""
-    if isinstance(account, OpenApiAccount):
-        return OpenApiChannel.create(account, session, session.timeout, latency=metrics.gateway_latency)
-    return MapiChannel.create(account, session, session.timeout, notify_url=config.notify_url,
-                              dback_notify_url=config.dback_notify_url, latency=metrics.gateway_latency)
-
-
 def _engine(clock: Callable[[], float], run_engine: bool) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         config, session, pm = app[CONFIG], app[HTTP], app[PLUGIN_MANAGER]
@@ -110,8 +101,14 @@ def _engine(clock: Callable[[], float], run_engine: bool) -> Callable[[web.Appli
         await store.open()
         try:
             metrics = Metrics()
-            channels = {name: _channel(config, account, session, metrics)
-                        for name, account in config.alipay.accounts.items()}
+            channels = {
+                name: open_channel(
+                    account, session, session.timeout,
+                    notify_url=config.notify_url, dback_notify_url=config.dback_notify_url,
+                    latency=metrics.gateway_latency,
+                )
+                for name, account in config.alipay.accounts.items()
+            }
             platforms = collect_platforms(pm, config, session, lambda plugin: PluginData(store, plugin, clock))
             for problem in unknown_accounts(platforms, config.alipay.accounts):
                 log.error("%s: its refunds will be refused until the account is configured", problem)

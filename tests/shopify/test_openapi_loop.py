@@ -28,7 +28,7 @@ async def test_a_refund_paid_through_openapi_ends_as_a_tag_and_a_metafield(
         def config(port: int, gateway_url: str, shop_url: str) -> Config:
             raw = local_config(tmp_path / "unused.db", port, partner="2088101122136241", md5_key="-",
                                gateway_url=gateway_url, platforms={"shopify": section(shop_url)},
-                               store={"url": store_url}, reconciler={"interval_seconds": 3600})
+                               store={"url": store_url}, platform_poll={"interval_seconds": 3600})
             raw["alipay"] = {"accounts": {"main": keys.accounts("openapi", sandbox)["modern"]}}
             return parse_config(raw, env={})
 

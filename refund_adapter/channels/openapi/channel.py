@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,10 +23,20 @@ from typing import TypeVar
 import aiohttp
 from prometheus_client import Histogram
 
-from refund_adapter.channels.mapi.gateway import SubmitKind, SubmitOutcome
 from refund_adapter.config import OpenApiAccount
 from refund_adapter.models import Batch, BatchDetail, DetailResult
 
+from ..base import (
+    FORGED,
+    NotifyKind,
+    NotifyReading,
+    NotifyRefused,
+    OpenedNotify,
+    QueryAnswer,
+    ReferenceMaker,
+    Submitted,
+    Verdict,
+)
 from .client import OpenApiClient, Sent
 from .idempotency import out_request_no
 from .keys import load_signer
@@ -36,6 +46,7 @@ from .outcomes import Answer, QueryKind, RefundKind
 T = TypeVar("T")
 SUCCESS = "SUCCESS"  # the verdict code of a refund paid (models.DetailResult.succeeded)
 MAX_LINE = 500  # characters of an answer kept as a verdict's journal line
+REFERENCE_PREFIX = "openapi-"  # a group's reference: never one of MAPI's batch_nos (digits of a date first)
 
 
 @dataclass(frozen=True)
@@ -178,34 +189,46 @@ class OpenApiChannel:
         step = self.resolve_one if resolve else self.settle
         return list(await asyncio.gather(*(step(order) for order in orders)))
 
-    # --- what the engine calls (the channel seam) -------------------------------------------------------------
+    # --- the RefundChannel protocol (channels/base.py) ----------------------------------------------------------
 
-    async def submit(self, batch: Batch, now: datetime) -> SubmitOutcome:
-        """Send every refund of the batch: ACCEPTED with every verdict, or UNKNOWN with those proven so far
-        (the reconciler resolves the rest). Nothing here refuses a detail: JSON carries any reason."""
-        settled = await self.settle_all([order_of(detail) for detail in batch.details])
+    def references(self, now: datetime) -> ReferenceMaker:
+        """A group's name, ours alone: Alipay knows each refund by its out_request_no, never by its group."""
+        return lambda namespace, group_id: f"{REFERENCE_PREFIX}{namespace}-{group_id}"
+
+    async def submit(self, batch: Batch, now: datetime) -> Submitted:
+        """Send every refund of the group not settled yet: ACCEPTED with every verdict, UNKNOWN with those proven
+        so far (the query resolves the rest), RETRY when every call was refused for its rate. Nothing here
+        refuses a detail: JSON carries any reason."""
+        settled = await self.settle_all([order_of(detail) for detail in batch.details if not detail.settled])
         results = tuple(s.verdict for s in settled if s.verdict is not None)
         doubtful = [f"{s.order.out_request_no}: {s.why}" for s in settled if s.verdict is None]
-        kind = SubmitKind.UNKNOWN if doubtful else SubmitKind.ACCEPTED
         first = next((s.requests[0] for s in settled if s.requests), {})
-        calls = sum(len(s.requests) for s in settled)
-        return SubmitOutcome(kind, detail="; ".join(doubtful)[:MAX_LINE], request={**first, "calls": str(calls)},
-                             results=results)
+        request = {**first, "calls": str(sum(len(s.requests) for s in settled))}
+        detail = "; ".join(doubtful)[:MAX_LINE]
+        if settled and all(s.unsent for s in settled):
+            return Submitted(Verdict.RETRY, "rate_limited", detail=detail, request=request)
+        if doubtful:
+            return Submitted(Verdict.UNKNOWN, "unknown", detail=detail, request=request, results=results)
+        return Submitted(Verdict.ACCEPTED, "settled", request=request, results=results)
 
-    async def resolve(self, batch: Batch, details: Sequence[BatchDetail]) -> list[DetailResult]:
-        """The verdicts the query (and a resend where Alipay has no such refund) proves for these refunds."""
-        settled = await self.settle_all([order_of(detail) for detail in details], resolve=True)
-        return [s.verdict for s in settled if s.verdict is not None]
+    async def query(self, batch: Batch, now: datetime) -> QueryAnswer:
+        """Settle the refunds of the group still without a result: the query, and the same out_request_no again
+        where Alipay has no such refund. A settled refund is never asked about, so never sent again."""
+        settled = await self.settle_all([order_of(d) for d in batch.details if not d.settled], resolve=True)
+        results = tuple(s.verdict for s in settled if s.verdict is not None)
+        if results or not settled:
+            return QueryAnswer(results)
+        return QueryAnswer(unresolved="; ".join(f"{s.order.out_request_no}: {s.why}" for s in settled)[:MAX_LINE])
 
-    def decode_notify(self, body: bytes) -> dict[str, str]:
+    def open_notify(self, kind: NotifyKind, batch: Batch, body: bytes) -> OpenedNotify | NotifyRefused:
         """alipay.trade.refund answers synchronously: no notify is about this channel's refunds."""
-        return {}
+        return NotifyRefused(f"batch {batch.reference} is an OpenAPI group: no notify is about it", FORGED)
 
-    def signature_ok(self, params: Mapping[str, str]) -> bool:
-        return False  # so a notify naming one of this channel's batches is refused as forged
-
-    async def notify_id_ok(self, notify_id: str) -> bool:
+    async def confirm_notify(self, notify: OpenedNotify) -> bool:
         return False
+
+    def read_notify(self, kind: NotifyKind, batch: Batch, notify: OpenedNotify) -> NotifyReading | NotifyRefused:
+        return NotifyRefused(f"batch {batch.reference} is an OpenAPI group: no notify is about it", FORGED)
 
 
 def order_of(detail: BatchDetail) -> Order:

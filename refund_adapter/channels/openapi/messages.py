@@ -9,6 +9,7 @@ biz_content, the call's own fields as compact JSON. Amounts are yuan with two de
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,11 +38,17 @@ def biz_json(fields: Mapping[str, Any]) -> str:
     return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
 
 
+def clean_reason(text: str) -> str:
+    """A reason as refund_reason carries it: control characters as spaces, runs of spaces as one, at most
+    String(256). JSON carries any other character, so a memo never blocks a refund."""
+    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text).split())[:MAX_REASON_CHARS]
+
+
 def refund_biz(trade_no: str, amount: Decimal, out_request_no: str, reason: str) -> dict[str, str]:
     """One refund of one trade; `out_request_no` makes a resend the same refund, never a second one.
-    The reason is optional (dropped when empty) and cut to its documented length."""
+    The reason is optional (dropped when empty)."""
     biz = {"trade_no": trade_no, "refund_amount": f"{amount:.2f}", "out_request_no": out_request_no}
-    if reason := reason.strip()[:MAX_REASON_CHARS]:
+    if reason := clean_reason(reason):
         biz["refund_reason"] = reason
     return biz
 

@@ -1,0 +1,41 @@
+"""Which channel reaches Alipay for an account: the one module that knows every channel's package.
+
+The app opens one channel per configured account here, and the intake cleans a refund's reason here, as the
+account's channel will carry it; neither needs to know which protocol that is.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from prometheus_client import Histogram
+
+from ..config import Account, OpenApiAccount
+from .base import RefundChannel
+from .mapi import detail_data
+from .mapi.channel import MapiChannel
+from .openapi import messages
+from .openapi.channel import OpenApiChannel
+
+
+def open_channel(
+    account: Account,
+    session: aiohttp.ClientSession,
+    timeout: aiohttp.ClientTimeout,
+    *,
+    notify_url: str,
+    dback_notify_url: str,
+    latency: Histogram | None = None,
+) -> RefundChannel:
+    """The account's channel over the app's shared session; `latency` observes each call to Alipay."""
+    if isinstance(account, OpenApiAccount):
+        return OpenApiChannel.create(account, session, timeout, latency=latency)
+    return MapiChannel.create(
+        account, session, timeout, notify_url=notify_url, dback_notify_url=dback_notify_url, latency=latency
+    )
+
+
+def clean_reason(account: Account, text: str) -> str:
+    """A refund's reason as the account's channel can carry it, so that a memo never blocks a refund."""
+    if isinstance(account, OpenApiAccount):
+        return messages.clean_reason(text)
+    return detail_data.clean_reason(text, account.input_charset)
