@@ -3,9 +3,10 @@
 
 What an answer proves (outcomes.py): fund_change=Y is a success; fund_change=N (Alipay saw this out_request_no
 before) is confirmed by `alipay.trade.fastpay.refund.query` before it counts; an ACQ business code is a
-failure; anything else is unknown and left to `resolve_one`, which the reconciler calls on its schedule: the query
-says whether the refund exists, and one Alipay never made is sent again with the same out_request_no (always
-safe: Alipay pays an out_request_no of a trade once). A rate-limit answer pauses every call of the account
+failure; anything else is unknown and left to the channel's `query`, which the Alipay query loop calls on its
+schedule: the refund query says whether the refund exists, and one Alipay never made is sent again with the
+same out_request_no (always safe: Alipay pays an out_request_no of a trade once). A refund with a final result
+(`BatchDetail.settled`) is never sent or asked about again. A rate-limit answer pauses every call of the account
 (`Backoff`) and the call is made again; still limited after `max_attempts`, the refund is left unsent.
 """
 
@@ -18,7 +19,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TypeVar
 
 import aiohttp
 from prometheus_client import Histogram
@@ -43,7 +43,6 @@ from .keys import load_signer
 from .messages import App
 from .outcomes import Answer, QueryKind, RefundKind
 
-T = TypeVar("T")
 SUCCESS = "SUCCESS"  # the verdict code of a refund paid (models.DetailResult.succeeded)
 MAX_LINE = 500  # characters of an answer kept as a verdict's journal line
 REFERENCE_PREFIX = "openapi-"  # a group's reference: never one of MAPI's batch_nos (digits of a date first)
@@ -62,12 +61,13 @@ class Order:
 
 @dataclass(frozen=True)
 class Settled:
-    """What the calls for one order established: a verdict, or none (unknown), and whether it went unsent."""
+    """What the calls for one order established: a verdict, or none (unknown), and whether Alipay
+    has nothing for it."""
 
     order: Order
     verdict: DetailResult | None
     why: str
-    unsent: bool = False  # rate limited to the end: Alipay processed nothing, send it again later
+    absent: bool = False  # Alipay has nothing for it (rate limited to the end, or the query found none): resend
     requests: tuple[dict[str, str], ...] = field(default=(), compare=False)  # what was sent, without `sign`
 
 
@@ -155,7 +155,7 @@ class OpenApiChannel:
             verdict = DetailResult(order.trade_no, order.amount, answer.code, _line(answer))
             return Settled(order, verdict, answer.detail, requests=requests)
         if answer.kind is RefundKind.RATE_LIMITED:
-            return Settled(order, None, f"rate limited ({answer.code})", unsent=True, requests=requests)
+            return Settled(order, None, f"rate limited ({answer.code})", absent=True, requests=requests)
         if answer.kind is RefundKind.ALREADY_DONE:
             confirmed = await self._confirm(order)
             return Settled(order, confirmed.verdict, f"fund_change=N; {confirmed.why}",
@@ -172,16 +172,16 @@ class OpenApiChannel:
             verdict = DetailResult(order.trade_no, answer.amount, SUCCESS, _line(answer))
             return Settled(order, verdict, "the query found it refunded", requests=requests)
         return Settled(order, None, f"query: {answer.kind.value} {answer.detail}".strip(), requests=requests,
-                       unsent=answer.kind is QueryKind.NOT_REFUNDED)
+                       absent=answer.kind is QueryKind.NOT_REFUNDED)
 
     async def resolve_one(self, order: Order) -> Settled:
         """Settle a refund whose outcome is unknown: the query, and the same out_request_no again if Alipay has
         no such refund (a refund it refused is not recorded either: sent again, it is refused again, for good)."""
         queried = await self._confirm(order)
-        if not queried.unsent:
+        if not queried.absent:
             return queried
         again = await self.settle(order)
-        return Settled(order, again.verdict, f"not at Alipay: sent again; {again.why}", again.unsent,
+        return Settled(order, again.verdict, f"not at Alipay: sent again; {again.why}", again.absent,
                        queried.requests + again.requests)
 
     async def settle_all(self, orders: Sequence[Order], resolve: bool = False) -> list[Settled]:
@@ -205,7 +205,7 @@ class OpenApiChannel:
         first = next((s.requests[0] for s in settled if s.requests), {})
         request = {**first, "calls": str(sum(len(s.requests) for s in settled))}
         detail = "; ".join(doubtful)[:MAX_LINE]
-        if settled and all(s.unsent for s in settled):
+        if settled and all(s.absent for s in settled):
             return Submitted(Verdict.RETRY, "rate_limited", detail=detail, request=request)
         if doubtful:
             return Submitted(Verdict.UNKNOWN, "unknown", detail=detail, request=request, results=results)

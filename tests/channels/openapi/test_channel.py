@@ -4,6 +4,7 @@ flight per account, and a rate-limited account pausing every call before sending
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,11 +12,14 @@ import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from refund_adapter.channels.base import Verdict
 from refund_adapter.channels.openapi.channel import Backoff, OpenApiChannel, Order
 from refund_adapter.channels.openapi.messages import METHOD_REFUND
 from refund_adapter.channels.openapi.response import render_body, render_node, response_node
 from refund_adapter.channels.openapi.signing import Signer
 from refund_adapter.config import parse_config
+from refund_adapter.models import Batch, BatchDetail, BatchState
+from refund_adapter.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import serve
 
 from .conftest import private_pem, public_pem
@@ -96,3 +100,27 @@ async def test_backoff_doubles_and_is_shared_by_the_account() -> None:
     assert backoff.until == 103.0
     backoff.limited(1)  # a shorter pause never shortens the one in force
     assert backoff.until == 103.0
+
+
+async def test_a_settled_refund_is_never_sent_or_asked_about_again(
+    app_key: rsa.RSAPrivateKey, alipay_key: rsa.RSAPrivateKey
+) -> None:
+    """A group holding a refund that failed for good and one left unknown: the query settles the unknown one and
+    never touches the failed one (sent again after the seller topped up, it would be paid after the platform
+    was told it failed)."""
+    config = SandboxConfig(partner="2088101122136241", alipay_private_key=alipay_key,
+                           merchant_public_key=app_key.public_key(), app_id="2021000000000001",
+                           trades=[TradeSeed("2026120722001400001", Decimal("50.00")),
+                                   TradeSeed("2026120722001400002", Decimal("50.00"))])
+    failed = BatchDetail(1, "2026120722001400001", Decimal("5.00"), "", ("generic", "s", "r1"), settled=True)
+    unknown = BatchDetail(2, "2026120722001400002", Decimal("5.00"), "", ("generic", "s", "r2"))
+    batch = Batch(1, "m", "openapi-x-1", BatchState.UNKNOWN, (failed, unknown), datetime.now(UTC))
+    async with run_sandbox(config) as sandbox, aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(DEADLINE)) as http:
+        channel = OpenApiChannel.create(_account(app_key, alipay_key, sandbox.openapi_url, 4), http, http.timeout)
+        answer = await channel.query(batch, datetime.now(UTC))
+        submitted = await channel.submit(batch, datetime.now(UTC))
+    assert [(r.trade_no, r.code) for r in answer.results] == [("2026120722001400002", "SUCCESS")]
+    assert submitted.verdict is Verdict.ACCEPTED  # a resend after a crash: the unknown one confirmed, fund_change=N
+    assert [call.refund.trade_no for call in sandbox.state.openapi_calls] == ["2026120722001400002"] * 2
+    assert sandbox.state.ledger.trades["2026120722001400001"].refund_count == 0
+    assert sandbox.state.ledger.trades["2026120722001400002"].refund_count == 1

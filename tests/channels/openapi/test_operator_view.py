@@ -93,6 +93,18 @@ async def test_each_refund_shows_its_channel_and_openapi_key(tmp_path: Path) -> 
             page = await _dashboard_page(adapter.url, f"/admin/refunds/{open_id}")
             assert expected_key in page and "<code>openapi</code>" in page
 
+            # A notify naming the OpenAPI refund's group is not believed, whatever it says.
+            refund = await adapter.store.get_refund(open_id)
+            assert refund is not None and refund.batch_id is not None
+            forged = (f"notify_type=batch_refund_notify&batch_no={refund.batch_reference}&notify_id=x&success_num=1"
+                      "&sign=x&sign_type=MD5")
+            async with adapter.http.post(adapter.url + "/alipay/notify", data=forged.encode(),
+                                         headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+                assert await resp.text() == "fail"
+            journal = await adapter.store.batch_journal(refund.batch_id)
+            assert [e.detail["reason"] for e in journal if e.kind == "refund_refused"] == [
+                f"batch {refund.batch_reference} is an OpenAPI group: no notify is about it"]
+
             path = tmp_path / "config.yaml"
             path.write_text(yaml.safe_dump(written), "utf-8")
             result = await _cli("refunds", "list", "--config", str(path), "--json")
