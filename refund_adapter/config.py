@@ -25,6 +25,7 @@ import yaml
 from refund_adapter.channels.openapi.keys import KeyProblem, load_signer
 from refund_adapter.channels.openapi.signing import SIGN_TYPES
 from refund_adapter.channels.signing import SUPPORTED_SIGN_TYPES
+from refund_adapter.config_error import ConfigError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -36,14 +37,6 @@ DEFAULT_OPENAPI_GATEWAY_URL: Final = "https://openapi.alipay.com/gateway.do"
 CHANNELS: Final = ("mapi", "openapi")  # how an account reaches Alipay (alipay.accounts.<name>.channel)
 MAX_BATCH_DETAILS: Final = 1000  # MAPI's limit on detail_data entries per batch_no
 LOG_FORMATS: Final = ("text", "json")  # logging.format (refund_adapter/logs.py)
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; `problems` lists every reason, one `path: message` each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class Secret:

@@ -23,13 +23,14 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from refund_adapter_generic.shop import SimulatedShop
 
 from .config import Config, parse_config
 from .money import CURRENCY
 from .plugins import create_plugin_manager
 from .sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from .sandbox.openapi import ACQ_CODES
-from .testing import SimulatedShop, free_port, serve, wait_until
+from .testing import free_port, serve, wait_until
 from .web.app import create_app
 from .web.keys import ENGINE
 

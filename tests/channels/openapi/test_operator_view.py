@@ -13,20 +13,14 @@ from typing import Any
 import aiohttp
 import yaml
 from click.testing import CliRunner, Result
+from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.channels.openapi.idempotency import out_request_no
 from refund_adapter.cli import main
 from refund_adapter.config import Config, parse_config
 from refund_adapter.demo import DemoKeys
 from refund_adapter.sandbox import TradeSeed, run_sandbox
-from refund_adapter.testing import (
-    ADMIN_HEADERS,
-    TEST_ADMIN_TOKEN,
-    SimulatedShop,
-    adapter_loop,
-    local_config,
-    wait_until,
-)
+from refund_adapter.testing import ADMIN_HEADERS, TEST_ADMIN_TOKEN, adapter_loop, local_config, wait_until
 
 SECRET = "whsec_b3BlcmF0b3Itdmlldy10ZXN0LXNlY3JldA=="
 TRADES = {"s-mapi": "2026120722001400011", "s-open": "2026120722001400012"}
