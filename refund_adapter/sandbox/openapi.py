@@ -63,7 +63,7 @@ class Refused(Exception):
 
 @dataclass
 class OpenApiRefund:
-    """One refund this face knows, by (trade_no, out_request_no), and every call made for it."""
+    """One refund this face knows, by (trade_no, out_request_no)."""
 
     trade_no: str
     out_request_no: str
@@ -71,7 +71,6 @@ class OpenApiRefund:
     reason: str
     code: str | None = None  # SUCCESS once paid, else the ledger's last refusal
     paid_at: datetime | None = None
-    calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -152,8 +151,11 @@ def _refund(state: SandboxState, params: Mapping[str, str], sign_type: str) -> d
                                 OpenApiRefund(trade_no, out_request_no, amount, str(biz.get("refund_reason", ""))))
     call = OpenApiCall(refund, state.now(), sign_type)
     state.openapi_calls.append(call)
-    refund.calls.append({"at": call.received_at.isoformat()})
-    call.answer = _pay(state, refund, amount)
+    try:
+        call.answer = _pay(state, refund, amount)
+    except Refused as refused:
+        call.answer = refused.fields
+        raise
     return call.answer
 
 

@@ -86,6 +86,9 @@ async def test_two_refunds_of_one_trade_and_a_discordant_repeat(
     assert (discordant.kind, discordant.code) == (RefundKind.UNKNOWN, "ACQ.DISCORDANT_REPEAT_REQUEST")
     assert _refunded(sandbox) == (Decimal("30.00"), 2)
     assert (await client.query(TRADE, "RA3")).answer.kind is QueryKind.NOT_REFUNDED
+    entries = await _received(alipay_http, sandbox)  # one per refund call, a refused one with its answer
+    assert [(e["out_request_no"], e["answer"].get("sub_code")) for e in entries] == [
+        ("RA1", None), ("RA2", None), ("RA1", "ACQ.DISCORDANT_REPEAT_REQUEST")]
 
 
 async def test_ledger_refusals_are_acq_codes_and_a_refused_refund_may_be_sent_again(

@@ -29,7 +29,6 @@ from refund_adapter.channels.mapi.wire import (
     format_alipay_time,
 )
 from refund_adapter.channels.signing import SignatureScheme, signed
-from refund_adapter.models import DetailResult
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +55,6 @@ class SubmitOutcome:
     detail: str = ""
     # What was sent, for the batch's journal: the parameters before signing (so never `sign`, nor a key).
     request: Mapping[str, str] = field(default_factory=dict, compare=False)
-    # Verdicts the answer itself proves, for a channel whose calls settle refunds at once (OpenAPI); MAPI's come
-    # later, by notify or query.
-    results: tuple[DetailResult, ...] = ()
 
 
 class NotifyVerification(enum.Enum):
