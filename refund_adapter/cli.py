@@ -46,8 +46,9 @@ def check_config(path: str) -> None:
 @click.option("--port", default=9100, show_default=True, help="0 picks a free port.")
 @click.option("--partner", default="2088101122136241", show_default=True, help="The simulated partner id.")
 @click.option("--md5-key", help="The partner's MD5 key (or use the RSA key pair).")
-@click.option("--alipay-private-key", type=click.Path(dir_okay=False), help="PEM: signs RSA notifies.")
-@click.option("--merchant-public-key", type=click.Path(dir_okay=False), help="PEM: verifies RSA requests.")
+@click.option("--alipay-private-key", type=click.Path(dir_okay=False), help="PEM: signs RSA notifies, OpenAPI answers.")
+@click.option("--merchant-public-key", type=click.Path(dir_okay=False), help="PEM: verifies RSA and OpenAPI requests.")
+@click.option("--app-id", help="The open-platform app the OpenAPI face serves (needs the RSA key pair).")
 @click.option("--trades", type=click.Path(dir_okay=False), help="JSON list of trades to seed.")
 @click.option("--time-scale", default=1.0, show_default=True, help="Divides the notify retry schedule.")
 @click.option("--notify-verify-ttl-seconds", default=60.0, show_default=True)
@@ -62,8 +63,12 @@ def check_config(path: str) -> None:
 @click.option("--close-after-processing", is_flag=True, help="Fault: close the connection instead of answering.")
 @click.option("--notify-before-ack", is_flag=True, help="Fault: deliver a batch's notify before answering it.")
 @click.option("--hold-notifies", is_flag=True, help="Fault: hold notifies until POST /sandbox/notifies/release.")
+@click.option("--acq-system-error", type=click.Choice(["", "before", "after"]), default="",
+              help="Fault: OpenAPI refunds answer ACQ.SYSTEM_ERROR, before or after being made.")
+@click.option("--answer-fund-change-n", is_flag=True, help="Fault: OpenAPI refunds are made, answered fund_change=N.")
+@click.option("--rate-limit", is_flag=True, help="Fault: OpenAPI refunds answer 40005 (call limited).")
 def sandbox(host: str, port: int, **options: Any) -> None:
-    """Run the simulated Alipay MAPI gateway until SIGINT or SIGTERM."""
+    """Run the simulated Alipay (MAPI gateway, and OpenAPI with --app-id) until SIGINT or SIGTERM."""
     from refund_adapter import sandbox as alipay_sandbox
 
     faults = {name: options.pop(name) for name in alipay_sandbox.FAULTS_OFF}
@@ -74,6 +79,8 @@ def sandbox(host: str, port: int, **options: Any) -> None:
 
     def announce(running: alipay_sandbox.RunningSandbox) -> None:
         click.echo(f"Alipay sandbox gateway: {running.url}")
+        if config.app_id:
+            click.echo(f"Alipay sandbox OpenAPI gateway: {running.openapi_url}")
 
     try:
         asyncio.run(alipay_sandbox.serve_sandbox(config, host, port, on_ready=announce))
@@ -162,7 +169,9 @@ def serve(config_path: str, log_level: str) -> None:
 @click.option("--refunds", default=200, show_default=True, help="How many refunds to push through the loop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--log-level", default="warning", show_default=True)
-def demo(refunds: int, as_json: bool, log_level: str) -> None:
+@click.option("--channel", type=click.Choice(["mapi", "openapi", "both"]), default="mapi", show_default=True,
+              help="How the demo's account reaches Alipay; both: a MAPI and an OpenAPI account side by side.")
+def demo(refunds: int, as_json: bool, log_level: str, channel: str) -> None:
     """Sandbox + adapter + simulated shop in one process: push N refunds through the whole loop."""
     import json
 
@@ -172,7 +181,7 @@ def demo(refunds: int, as_json: bool, log_level: str) -> None:
     _setup_logging(log_level)
     progress = None if as_json else click.echo
     with asyncio.Runner(loop_factory=new_event_loop) as runner:  # the loop serve runs on by default
-        summary = runner.run(run_demo(refunds, progress=progress))
+        summary = runner.run(run_demo(refunds, progress=progress, channel=channel))
     data = summary.as_json()
     if as_json:
         click.echo(json.dumps(data))

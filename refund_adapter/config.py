@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from refund_adapter.channels.openapi.keys import KeyProblem, load_signer
+from refund_adapter.channels.openapi.signing import SIGN_TYPES
 from refund_adapter.channels.signing import SUPPORTED_SIGN_TYPES
 from refund_adapter.config_error import ConfigError
 
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 INPUT_CHARSETS: Final = ("utf-8", "gbk", "gb2312")
 STORE_SCHEMES: Final = ("sqlite:///", "postgresql://", "postgres://")
 DEFAULT_GATEWAY_URL: Final = "https://mapi.alipay.com/gateway.do"
+DEFAULT_OPENAPI_GATEWAY_URL: Final = "https://openapi.alipay.com/gateway.do"
+CHANNELS: Final = ("mapi", "openapi")  # how an account reaches Alipay (alipay.accounts.<name>.channel)
 MAX_BATCH_DETAILS: Final = 1000  # MAPI's limit on detail_data entries per batch_no
 LOG_FORMATS: Final = ("text", "json")  # logging.format (refund_adapter/logs.py)
 
@@ -95,13 +99,41 @@ class AlipayAccount:
     gateway_url: str = DEFAULT_GATEWAY_URL
     input_charset: str = "utf-8"
     use_freeze_amount: bool = False
+    channel: str = "mapi"
+
+
+@dataclass(frozen=True)
+class OpenApiAccount:
+    """One Alipay open-platform app (app_id) and the RSA2 (or RSA) keys that sign its `alipay.trade.refund` calls.
+
+    The PEM texts come from the file (`*_file`) or the value itself (`private_key: "${ALIPAY_APP_KEY}"`)."""
+
+    name: str
+    app_id: str
+    private_key: Secret | None = None
+    private_key_file: Path | None = None
+    alipay_public_key: Secret | None = None
+    alipay_public_key_file: Path | None = None
+    sign_type: str = "RSA2"
+    gateway_url: str = DEFAULT_OPENAPI_GATEWAY_URL
+    app_auth_token: Secret | None = None  # a service provider's token to act for the merchant
+    max_concurrency: int = 4  # calls in flight at once for this account
+    channel: str = "openapi"
+
+    @property
+    def input_charset(self) -> str:
+        """OpenAPI requests are always UTF-8 (JSON in biz_content)."""
+        return "utf-8"
+
+
+Account = AlipayAccount | OpenApiAccount
 
 
 @dataclass(frozen=True)
 class AlipayConfig:
     """All Alipay accounts by name; platforms pick one by that name."""
 
-    accounts: Mapping[str, AlipayAccount]
+    accounts: Mapping[str, Account]
 
 
 @dataclass(frozen=True)
@@ -393,6 +425,12 @@ def _as_partner(value: Any) -> str | None:
     return text if re.fullmatch(r"2088\d{12}", text) else None
 
 
+def _as_app_id(value: Any) -> str | None:
+    """An open-platform app id (16 digits); unquoted, it is a YAML integer, accepted as such."""
+    text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    return text if re.fullmatch(r"[0-9]{16}", text) else None
+
+
 def _as_int(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -529,6 +567,63 @@ def _read_account(name: str, account: _Section, base_dir: Path | None) -> Alipay
     )
 
 
+_OPENAPI_KEYS: Final = _keys(OpenApiAccount, except_=("name",))
+
+
+def _read_pem(account: _Section, key: str, base_dir: Path | None) -> tuple[Path | None, Secret | None]:
+    """A PEM text given as `key` itself or as `key_file`: exactly one of the two."""
+    if account.data.get(key) not in (None, "") and account.data.get(f"{key}_file") not in (None, ""):
+        account.problem(key, f"give {key} or {key}_file, not both")
+        return None, None
+    if account.data.get(f"{key}_file") not in (None, ""):
+        return _read_key_file(account, f"{key}_file", base_dir)
+    text = account.string(key)
+    if not text and account.data.get(key) is not _UNRESOLVED:
+        account.problem(key, f"missing (give {key} or {key}_file)")
+    return None, Secret(text) if text else None
+
+
+def _read_openapi_account(name: str, account: _Section, base_dir: Path | None) -> OpenApiAccount:
+    app_id = account.read("app_id", "", True, _as_app_id, "must be the app's id: 16 digits")
+    sign_type = account.string("sign_type", OpenApiAccount.sign_type)
+    if sign_type not in SIGN_TYPES:
+        account.problem("sign_type", f"unsupported sign_type {sign_type} (use {' or '.join(SIGN_TYPES)})")
+    private_file, private_pem = _read_pem(account, "private_key", base_dir)
+    public_file, public_pem = _read_pem(account, "alipay_public_key", base_dir)
+    if private_pem is not None and public_pem is not None and sign_type in SIGN_TYPES:
+        try:
+            load_signer(sign_type, private_pem.reveal(), public_pem.reveal())
+        except KeyProblem as exc:
+            account.problem(exc.field, exc.message)
+    gateway_url = account.string("gateway_url", DEFAULT_OPENAPI_GATEWAY_URL)
+    if not _is_http_url(gateway_url):
+        account.problem("gateway_url", "must be an http(s) URL")
+    return OpenApiAccount(
+        name=name,
+        app_id=app_id,
+        private_key=private_pem,
+        private_key_file=private_file,
+        alipay_public_key=public_pem,
+        alipay_public_key_file=public_file,
+        sign_type=sign_type,
+        gateway_url=gateway_url,
+        app_auth_token=Secret(token) if (token := account.string("app_auth_token")) else None,
+        max_concurrency=account.integer("max_concurrency", OpenApiAccount.max_concurrency, 1, 64),
+    )
+
+
+def _read_any_account(name: str, accounts: _Section, base_dir: Path | None) -> Account:
+    """The account as its `channel` says (default mapi, so configs written before OpenAPI read as they did)."""
+    data = accounts.data.get(name)
+    channel = data.get("channel", "mapi") if isinstance(data, Mapping) else "mapi"
+    if channel == "openapi":
+        return _read_openapi_account(str(name), accounts.section(name, _OPENAPI_KEYS), base_dir)
+    section = accounts.section(name, _ACCOUNT_KEYS)
+    if channel != "mapi" and channel is not _UNRESOLVED:
+        section.problem("channel", f"must be one of {', '.join(CHANNELS)}")
+    return _read_account(str(name), section, base_dir)
+
+
 def _read_alipay(doc: _Section, base_dir: Path | None) -> AlipayConfig:
     alipay = doc.section("alipay", _keys(AlipayConfig))
     accounts = alipay.section("accounts", None)
@@ -537,7 +632,7 @@ def _read_alipay(doc: _Section, base_dir: Path | None) -> AlipayConfig:
     return AlipayConfig(
         accounts=MappingProxyType(
             {
-                str(name): _read_account(str(name), accounts.section(name, _ACCOUNT_KEYS), base_dir)
+                str(name): _read_any_account(name, accounts, base_dir)
                 for name in accounts.data
             }
         )

@@ -1,5 +1,9 @@
 """`refund-adapter demo`: the Alipay sandbox, the adapter and a simulated shop in one process, on free
-loopback ports with a temporary SQLite file, pushing N refunds through the whole loop."""
+loopback ports with a temporary SQLite file, pushing N refunds through the whole loop.
+
+`channel` picks how the demo's Alipay account is reached: `mapi` (nopwd batches), `openapi`
+(`alipay.trade.refund`, RSA2 keys made for the run), or `both`: two accounts, one per channel, each with a
+shop of its own, refunding side by side through one sandbox ledger, one store and one engine."""
 
 from __future__ import annotations
 
@@ -11,24 +15,30 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from refund_adapter_generic.shop import SimulatedShop
 
 from .config import Config, parse_config
 from .money import CURRENCY
 from .plugins import create_plugin_manager
-from .sandbox import SandboxConfig, TradeSeed, run_sandbox
+from .sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
+from .sandbox.openapi import ACQ_CODES
 from .testing import free_port, serve, wait_until
 from .web.app import create_app
 from .web.keys import ENGINE
 
 PARTNER = "2088101122136241"
 SHOP_ID = "demo-shop"
+APP_ID = "2021000000000001"  # the demo's open-platform app
+OPENAPI_SHOP_ID = "demo-shop-openapi"  # the shop refunding through the OpenAPI account, in `both`
+CHANNELS = ("mapi", "openapi", "both")
 POOR_SELLER = "2088000000000999"  # a seller account with no balance: TXN_RESULT_ACCOUNT_BALANCE_NOT_ENOUGH
 CONCURRENT_WEBHOOKS = 32
 
@@ -38,6 +48,11 @@ class Scenario:
     """What refund i looks like: scripted failures every so often, as in a real shop's day."""
 
     index: int
+    channel: str = "mapi"  # "mapi" or "openapi": the account (and shop) this refund goes through
+
+    @property
+    def shop_id(self) -> str:
+        return OPENAPI_SHOP_ID if self.channel == "openapi" else SHOP_ID
 
     @property
     def trade_no(self) -> str:
@@ -61,11 +76,13 @@ class Scenario:
 
     @property
     def expected_code(self) -> str:
+        """The sandbox ledger's verdict, in the words of the channel the refund goes through."""
+        code = "SUCCESS"
         if self.index % 40 == 7:
-            return "TRADE_HAS_CLOSED"
+            code = "TRADE_HAS_CLOSED"
         if self.index % 40 == 23:
-            return "TXN_RESULT_ACCOUNT_BALANCE_NOT_ENOUGH"
-        return "SUCCESS"
+            code = "TXN_RESULT_ACCOUNT_BALANCE_NOT_ENOUGH"
+        return ACQ_CODES.get(code, code) if self.channel == "openapi" else code
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -109,6 +126,58 @@ def demo_config(
     )
 
 
+def _pem(key: rsa.RSAPrivateKey, public: bool) -> str:
+    """A key as the PEM text an account's config holds."""
+    pem = serialization.Encoding.PEM
+    if public:
+        return key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    return key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class DemoKeys:
+    """The run's secrets: the MAPI partner's MD5 key, the app's RSA key and the sandbox Alipay's."""
+
+    md5_key: str = field(default_factory=lambda: secrets.token_hex(16))
+    app: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(public_exponent=65537,
+                                                                                     key_size=2048))
+    alipay: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(public_exponent=65537,
+                                                                                        key_size=2048))
+
+    def sandbox(self, **settings: Any) -> SandboxConfig:
+        """A sandbox that answers the MAPI partner and the OpenAPI app."""
+        return SandboxConfig(partner=PARTNER, md5_key=self.md5_key, alipay_private_key=self.alipay,
+                             merchant_public_key=self.app.public_key(), app_id=APP_ID, **settings)
+
+    def accounts(self, channel: str, sandbox: RunningSandbox) -> dict[str, Any]:
+        """`alipay.accounts` for the channel: `main` over MAPI, `modern` over OpenAPI (or both)."""
+        accounts: dict[str, Any] = {}
+        if channel in ("mapi", "both"):
+            accounts["main"] = {"partner": PARTNER, "sign_type": "MD5", "md5_key": self.md5_key,
+                                "gateway_url": sandbox.url}
+        if channel in ("openapi", "both"):
+            accounts["modern"] = {"channel": "openapi", "app_id": APP_ID, "private_key": _pem(self.app, False),
+                                  "alipay_public_key": _pem(self.alipay, True), "gateway_url": sandbox.openapi_url}
+        return accounts
+
+
+def demo_shops(channel: str, secret: str, shop_url: str) -> list[dict[str, str]]:
+    """The generic platform's shops: one per account."""
+    shops = []
+    if channel in ("mapi", "both"):
+        shops.append({"id": SHOP_ID, "secret": secret, "callback_url": shop_url, "alipay_account": "main"})
+    if channel in ("openapi", "both"):
+        shops.append({"id": OPENAPI_SHOP_ID, "secret": secret, "callback_url": shop_url, "alipay_account": "modern"})
+    return shops
+
+
+def scenarios_for(refunds: int, channel: str) -> list[Scenario]:
+    """`both` alternates: even refunds through MAPI, odd ones through OpenAPI."""
+    if channel == "both":
+        return [Scenario(i, "openapi" if i % 2 else "mapi") for i in range(refunds)]
+    return [Scenario(i, channel) for i in range(refunds)]
+
+
 @dataclass(frozen=True)
 class DemoSummary:
     refunds: int
@@ -118,6 +187,8 @@ class DemoSummary:
     paid_twice: int  # trades the sandbox refunded more than once
     batches: int
     elapsed_s: float
+    received: dict[str, int] = field(default_factory=dict)  # what the sandbox received: MAPI batches, OpenAPI calls
+    paid_once: int = 0  # trades the sandbox refunded exactly once
 
     @property
     def ok(self) -> bool:
@@ -134,6 +205,8 @@ class DemoSummary:
             "unexpected_results": self.unexpected,
             "paid_twice": self.paid_twice,
             "batches": self.batches,
+            "received": self.received,
+            "paid_once": self.paid_once,
             "elapsed_s": round(self.elapsed_s, 3),
             "refunds_per_s": round(self.refunds / self.elapsed_s, 1) if self.elapsed_s else None,
             "ok": self.ok,
@@ -158,17 +231,18 @@ async def run_demo(
     faults: Mapping[str, Any] | None = None,
     first_query_after_seconds: float = 10.0,
     extra_plugins: Sequence[object] = (),
+    channel: str = "mapi",
+    sections: Mapping[str, Any] | None = None,
 ) -> DemoSummary:
-    """Push `refunds` refunds through sandbox, adapter and shop; return when all are reported or on timeout."""
+    """Push `refunds` refunds through sandbox, adapter and shop; return when all are reported or on timeout.
+    `sections` replace whole sections of the adapter's config (for tests: `http` timeouts...)."""
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
     say = progress or (lambda _line: None)
-    md5_key = secrets.token_hex(16)
+    keys = DemoKeys()
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    scenarios = [Scenario(i) for i in range(refunds)]
-    sandbox_config = SandboxConfig(
-        partner=PARTNER, md5_key=md5_key, time_scale=100.0,
-        trades=[s.seed for s in scenarios],
-        faults=faults or {},
-    )
+    scenarios = scenarios_for(refunds, channel)
+    sandbox_config = keys.sandbox(time_scale=100.0, trades=[s.seed for s in scenarios], faults=faults or {})
     shop = SimulatedShop(secret)
     async with (
         _store_url(store_url) as url,
@@ -176,7 +250,12 @@ async def run_demo(
         serve(shop.app()) as shop_url,
     ):
         port = free_port()
-        config = demo_config(port, sandbox.url, shop_url + "/callback", secret, md5_key, url, first_query_after_seconds)
+        config = demo_config(
+            port, sandbox.url, shop_url + "/callback", secret, keys.md5_key, url, first_query_after_seconds,
+            alipay={"accounts": keys.accounts(channel, sandbox)},
+            platforms={"generic": {"shops": demo_shops(channel, secret, shop_url + "/callback")}},
+            **(sections or {}),
+        )
         pm = create_plugin_manager(config.plugins_dir)
         for plugin in extra_plugins:
             pm.register(plugin)
@@ -188,7 +267,7 @@ async def run_demo(
 
             async def send(scenario: Scenario) -> int:
                 async with limit:
-                    return await shop.send_refund(session, adapter_url, SHOP_ID, scenario.payload())
+                    return await shop.send_refund(session, adapter_url, scenario.shop_id, scenario.payload())
 
             statuses = Counter(await asyncio.gather(*(send(s) for s in scenarios)))
             say(f"webhooks answered: {dict(statuses)}")
@@ -217,4 +296,6 @@ async def run_demo(
         paid_twice=sum(1 for trade in sandbox.state.ledger.trades.values() if trade.refund_count > 1),
         batches=sum(counts["batches"].values()),
         elapsed_s=elapsed,
+        received={"mapi_batches": len(sandbox.state.batches), "openapi_calls": len(sandbox.state.openapi_calls)},
+        paid_once=sum(1 for trade in sandbox.state.ledger.trades.values() if trade.refund_count == 1),
     )

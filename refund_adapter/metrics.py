@@ -51,13 +51,14 @@ class Metrics:
         self.batches_submitted = self._counter(
             "refund_adapter_batches_submitted",
             "Batch submits to Alipay, by what the answer proved: accepted, processing, duplicate (the batch_no was"
-            " taken earlier), rejected, detail_refused, unknown (no usable answer), error (the submit raised)",
+            " taken earlier), rejected, detail_refused, unknown (no usable answer), error (the submit raised); for an"
+            " OpenAPI account: settled (every refund's verdict known), unknown, rate_limited",
             ["account", "outcome"],
         )
         self.gateway_latency = Histogram(
             "refund_adapter_gateway_request_duration_seconds",
             "Time from sending a request to Alipay's gateway to its answer (or its failure), by service: submit,"
-            " query, notify_verify",
+            " query, notify_verify (MAPI); refund, refund_query (OpenAPI)",
             ["service"],
             buckets=GATEWAY_BUCKETS,
             registry=self.registry,

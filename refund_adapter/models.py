@@ -143,6 +143,11 @@ class BatchDetail:
     trade_no: str
     amount: Decimal
     reason: str
+    # The refund's idempotency key (platform, shop, platform refund id), from which a channel makes its own
+    # request key that no retry, re-batching or restart changes (OpenAPI's out_request_no).
+    key: tuple[str, str, str] = ("", "", "")
+    # Its refund has a final result: a channel that settles refunds one by one (OpenAPI) never sends it again.
+    settled: bool = False
 
 
 @dataclass(frozen=True)

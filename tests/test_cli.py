@@ -62,7 +62,7 @@ def test_refunds_are_an_aligned_table_for_people(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     header, row = result.output.splitlines()
     assert header.split() == list(REFUND_COLUMNS)
-    assert row.split()[1:9] == ["generic", "s1", "r1", "2026112500000001", "12.50", "received", "-", "-"]
+    assert row.split()[1:10] == ["generic", "s1", "r1", "2026112500000001", "12.50", "received", "-", "mapi", "-"]
     assert header.index("shop") == row.index("s1")
 
 

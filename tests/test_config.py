@@ -25,6 +25,7 @@ from refund_adapter.config import (
     EngineConfig,
     HttpConfig,
     MetricsConfig,
+    OpenApiAccount,
     PlatformPollConfig,
     ReporterConfig,
     Secret,
@@ -426,6 +427,7 @@ def test_example_mentions_every_setting() -> None:
     names = {field.name for cls in sections for field in dataclasses.fields(cls)}
     loaded_not_written = {"name", "private_key_pem", "alipay_public_key_pem"}
     names |= {field.name for field in dataclasses.fields(AlipayAccount)} - loaded_not_written
+    names |= {field.name for field in dataclasses.fields(OpenApiAccount)} - loaded_not_written
     assert [name for name in sorted(names) if f"{name}:" not in text] == []
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from refund_adapter.channels.mapi.errors import ERROR_CODES
+from refund_adapter.channels.openapi.errors import ERRORS as OPENAPI_ERRORS
 from refund_adapter.models import BatchState, RefundState, ReportState
 from refund_adapter.web.i18n import load_translations
 from refund_adapter.web.labels import CODE_MEANINGS, STATES, labeller, template_globals
@@ -16,6 +17,11 @@ CHINESE = load_translations()["zh_Hans"].gettext
 @pytest.mark.parametrize("code", sorted(ERROR_CODES))
 def test_every_code_of_the_error_table_shows_the_tables_meaning_in_chinese(code: str) -> None:
     assert CHINESE(CODE_MEANINGS[code]) == ERROR_CODES[code].meaning
+
+
+@pytest.mark.parametrize("code", sorted(OPENAPI_ERRORS))
+def test_every_openapi_code_shows_the_tables_meaning_in_chinese(code: str) -> None:
+    assert CHINESE(CODE_MEANINGS[code]) == OPENAPI_ERRORS[code].meaning
 
 
 def test_every_state_has_a_name() -> None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import aiohttp
 from prometheus_client import Histogram
 
-from ..config import AlipayAccount, Config
+from ..config import Account, Config, OpenApiAccount
 from .base import RefundChannel
 from .mapi import detail_data
 from .mapi.channel import MapiChannel
+from .openapi import messages
+from .openapi.channel import OpenApiChannel
 
 
 def open_channel(
     config: Config,
-    account: AlipayAccount,
+    account: Account,
     session: aiohttp.ClientSession,
     timeout: aiohttp.ClientTimeout,
     *,
@@ -25,12 +27,16 @@ def open_channel(
 ) -> RefundChannel:
     """The account's channel over the app's shared session, told where Alipay posts its notifies (the service's
     public URL in `config`); `latency` observes each call to Alipay."""
+    if isinstance(account, OpenApiAccount):
+        return OpenApiChannel.create(account, session, timeout, latency=latency)
     return MapiChannel.create(
         account, session, timeout,
         notify_url=config.notify_url, dback_notify_url=config.dback_notify_url, latency=latency,
     )
 
 
-def clean_reason(account: AlipayAccount, text: str) -> str:
+def clean_reason(account: Account, text: str) -> str:
     """A refund's reason as the account's channel can carry it, so that a memo never blocks a refund."""
+    if isinstance(account, OpenApiAccount):
+        return messages.clean_reason(text)
     return detail_data.clean_reason(text, account.input_charset)

@@ -47,6 +47,9 @@ class Submitted:
     detail: str = ""  # a human explanation
     # What was sent, for the batch's journal: the parameters before signing (so never a signature, nor a key).
     request: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # Verdicts the answer itself proves, for a channel whose calls settle refunds at once (OpenAPI); recorded with
+    # the batch's new state. MAPI's come later, by notify or query.
+    results: tuple[DetailResult, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def list_refunds(config_path: str, state: str | None, report_state: str | None, 
         async with reading(config) as store:
             found = await store.list_refunds(state=RefundState(state) if state else None, report_state=report_state,
                                              review=review, before_id=before, limit=limit)
-        return [refund_json(refund) for refund in found]
+        return [refund_json(refund, config.alipay.accounts) for refund in found]
 
     rows = _run(config_path, work)
     if as_json:
@@ -110,7 +110,7 @@ async def _refund(config: Config, refund_id: int) -> dict[str, Any]:
         refund = await store.get_refund(refund_id)
     if refund is None:
         raise OperatorError(f"no refund {refund_id}")
-    return refund_json(refund)
+    return refund_json(refund, config.alipay.accounts)
 
 
 @refunds.command("show")
@@ -188,7 +188,7 @@ def show_batch(config_path: str, batch: str, as_json: bool) -> None:
             if found is None:
                 raise OperatorError(f"no batch {batch}")
             members = await store.list_refunds(batch_id=found.id, limit=1000)
-        return batch_json(found), [refund_json(refund) for refund in members]
+        return batch_json(found), [refund_json(refund, config.alipay.accounts) for refund in members]
 
     found, members = _run(config_path, work)
     if as_json:
@@ -233,7 +233,7 @@ def list_dead_letters(config_path: str, limit: int, as_json: bool) -> None:
     async def work(config: Config) -> list[dict[str, Any]]:
         async with reading(config) as store:
             found = await store.list_refunds(report_state=ReportState.DEAD, limit=limit)
-        return [refund_json(refund) for refund in found]
+        return [refund_json(refund, config.alipay.accounts) for refund in found]
 
     rows = _run(config_path, work)
     if as_json:

@@ -13,8 +13,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-REFUND_COLUMNS = ("id", "platform", "shop", "platform_refund_id", "trade_no", "amount", "state", "code", "batch_no",
-                  "report_state", "review", "created_at")
+REFUND_COLUMNS = ("id", "platform", "shop", "platform_refund_id", "trade_no", "amount", "state", "code", "channel",
+                  "batch_no", "report_state", "review", "created_at")
 BATCH_COLUMNS = ("id", "account", "batch_no", "state", "code", "refunds", "submit_attempts", "query_attempts",
                  "created_at")
 FREE_TEXT = frozenset({"report_error", "review"})  # what a platform or Alipay said: any length

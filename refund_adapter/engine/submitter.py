@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 
 from ..channels.base import DetailsRefused, Submitted, Verdict
 from ..failpoints import AFTER_SUBMIT, crash_point
-from ..models import Batch, BatchState
+from ..models import Batch, BatchState, DetailResult
 from ..store import Cause
+from .results import record_verdicts
 from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ RETRY_DELAY_SECONDS = 30.0  # after a retryable rejection (SYSTEM_ERROR...), the
 INVALID_DETAIL = "INVALID_DETAIL"  # a refund's detail breaks the channel's protocol: it never left, alone
 SUBMIT_ERROR = "SUBMIT_ERROR"  # the submit raised (a bug): retried, then the batch is left for review
 MAX_SUBMIT_ATTEMPTS_ON_ERROR = 5  # a submit that raised on this many attempts is not going to stop raising
+SUBMIT_KIND = "submit"  # verdicts recorded from a submit's own answer, in the journal
 ERROR_ANSWER = "error"  # the submitted-batches metric's label for a submit that raised
 
 
@@ -35,14 +37,15 @@ class Decision:
     query_after: float | None = None  # seconds until the Alipay query loop asks
     retry_after: float | None = None  # seconds until the batch is sent again
     split: bool = False  # ABANDONED by halving: its refunds go on in two new batches
+    results: tuple[DetailResult, ...] = ()  # verdicts the submit's answer proved, recorded with the decision
 
 
 def decide(outcome: Submitted, batch: Batch, first_query_after: float) -> Decision:
     """What a submit's verdict means for the batch. Nothing unproven ever fails a refund."""
     if outcome.verdict is Verdict.ACCEPTED:
-        return Decision(BatchState.SUBMITTED, query_after=first_query_after)
+        return Decision(BatchState.SUBMITTED, query_after=first_query_after, results=outcome.results)
     if outcome.verdict is Verdict.UNKNOWN:
-        return Decision(BatchState.UNKNOWN, query_after=first_query_after)
+        return Decision(BatchState.UNKNOWN, query_after=first_query_after, results=outcome.results)
     code = outcome.code or "UNKNOWN_ERROR"
     if outcome.verdict is Verdict.EXPIRED:
         if batch.submit_attempts > 1:
@@ -163,6 +166,8 @@ async def submit_once(ctx: EngineContext) -> bool:
     log.info("batch %s (%d details, refunds %s): %s -> %s", batch.reference, len(batch.details),
              named_refunds(batch), answer, decision.state.value, extra={"batch_reference": batch.reference})
     await ctx.announce(changes)
+    if decision.results:
+        await record_verdicts(ctx, batch, decision.results, message_id=None, kind=SUBMIT_KIND)
     if decision.state is BatchState.ABANDONED:
         ctx.signals.batcher.set()
     if decision.query_after is not None:

@@ -49,8 +49,10 @@ async def post_trades(request: web.Request) -> web.Response:
 
 
 async def get_batches(request: web.Request) -> web.Response:
+    """What every face received: each MAPI batch, then each OpenAPI refund call."""
     state = request.app[STATE_KEY]
-    return web.json_response([batch.to_json() for batch in state.batches.values()])
+    received = [batch.to_json() for batch in state.batches.values()]
+    return web.json_response(received + [call.to_json() for call in state.openapi_calls])
 
 
 async def release_notifies(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from . import admin, mapi
+from . import admin, mapi, openapi
 from .config import SandboxConfig
 from .state import STATE_KEY, SandboxState
 
@@ -35,6 +35,7 @@ def create_sandbox_app(config: SandboxConfig) -> web.Application:
     app.cleanup_ctx.append(notify_session)
     app.on_shutdown.append(release_hangs)
     mapi.add_routes(app)
+    openapi.add_routes(app)
     admin.add_routes(app)
     return app
 
@@ -50,6 +51,11 @@ class RunningSandbox:
     def url(self) -> str:
         """The gateway URL a client is configured with."""
         return self.base_url + mapi.GATEWAY_PATH
+
+    @property
+    def openapi_url(self) -> str:
+        """The OpenAPI gateway URL a `channel: openapi` account is configured with."""
+        return self.base_url + openapi.GATEWAY_PATH
 
 
 @contextlib.asynccontextmanager

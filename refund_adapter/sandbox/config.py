@@ -20,7 +20,8 @@ from .ledger import TradeSeed, parse_trade_seeds
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """One simulated partner; MD5, RSA or both may be configured."""
+    """One simulated partner; MD5, RSA or both may be configured. With `app_id`, the OpenAPI face answers that
+    app: the RSA keys then verify its requests (the merchant's key) and sign the answers (Alipay's key)."""
 
     partner: str
     md5_key: str | None = field(default=None, repr=False)
@@ -35,6 +36,7 @@ class SandboxConfig:
     evaluation_delay_seconds: float = 0.0
     notify_timeout_seconds: float = 10.0
     clock: Callable[[], float] = time.time  # "now" as Unix seconds; a test moves it to stand at any moment
+    app_id: str | None = None  # the open-platform app the OpenAPI face serves (None: it refuses every app)
 
     def __post_init__(self) -> None:
         if not self.md5_key and not (self.alipay_private_key and self.merchant_public_key):

@@ -22,6 +22,9 @@ FAULTS_OFF: dict[str, bool | float | int | str] = {
     "close_after_processing": False,  # close the connection instead of answering, after processing
     "notify_before_ack": False,  # a refund submission answers only once its notifies were first delivered
     "hold_notifies": False,  # a notification waits, undelivered, for POST /sandbox/notifies/release
+    "acq_system_error": "",  # OpenAPI refunds answer ACQ.SYSTEM_ERROR: "before" or "after" processing them
+    "answer_fund_change_n": False,  # OpenAPI refunds are made, then answered fund_change=N as if repeated
+    "rate_limit": False,  # OpenAPI refunds answer 40005 isv.app-call-limited, nothing processed
 }
 
 

@@ -20,6 +20,7 @@ from .ledger import Ledger
 if TYPE_CHECKING:
     from .mapi import ReceivedBatch
     from .notifier import Notification
+    from .openapi import OpenApiCall, OpenApiRefund
 
 
 class SandboxState:
@@ -30,6 +31,8 @@ class SandboxState:
         self.faults = Faults(config.faults)
         self.ledger = Ledger(config.partner, config.default_seller_balance, self.now)
         self.batches: dict[str, ReceivedBatch] = {}  # what the MAPI face received, by batch_no
+        self.openapi_refunds: dict[tuple[str, str], OpenApiRefund] = {}  # by (trade_no, out_request_no)
+        self.openapi_calls: list[OpenApiCall] = []  # every alipay.trade.refund call, in order
         self.notifications: dict[str, Notification] = {}  # by notify_id
         self.held: list[tuple[Notification, SignatureScheme]] = []  # waiting for /sandbox/notifies/release
         self.session: aiohttp.ClientSession | None = None

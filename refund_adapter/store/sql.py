@@ -1003,10 +1003,13 @@ class SqlStore(PluginDataSql, RefundStore):
 
     async def _batch_of(self, conn: Tx, row: Row) -> Batch:
         details = await conn.fetch(
-            "SELECT id, trade_no, amount_fen, reason FROM refunds WHERE batch_id = $1 ORDER BY id", row["id"]
+            """SELECT id, trade_no, amount_fen, reason, platform, shop, platform_refund_id, state FROM refunds
+               WHERE batch_id = $1 ORDER BY id""", row["id"]
         )
         return _batch(row, tuple(
-            BatchDetail(int(d["id"]), d["trade_no"], from_fen(int(d["amount_fen"])), d["reason"]) for d in details
+            BatchDetail(int(d["id"]), d["trade_no"], from_fen(int(d["amount_fen"])), d["reason"],
+                        (d["platform"], d["shop"], d["platform_refund_id"]), RefundState(d["state"]).is_final)
+            for d in details
         ))
 
     async def _hydrate_one(self, conn: Tx, row: Row) -> Refund:

@@ -14,7 +14,7 @@ from ..plugins import plugins_info
 from . import admin_api
 from .access import admin_only
 from .admin_api import MAX_ID
-from .keys import ENGINE, PLUGIN_MANAGER
+from .keys import CONFIG, ENGINE, PLUGIN_MANAGER
 from .problems import expect_continue, problem, read_body
 from .views import refund_json
 
@@ -46,7 +46,7 @@ async def clear_review(request: web.Request) -> web.Response:
     if refund is None:
         return problem(404, "unknown-refund", "no such refund")
     log.info("refund %d: review flag cleared by the operator", refund_id)
-    return web.json_response(refund_json(refund))
+    return web.json_response(refund_json(refund, request.app[CONFIG].alipay.accounts))
 
 
 async def stats(request: web.Request) -> web.Response:

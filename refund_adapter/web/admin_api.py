@@ -20,7 +20,7 @@ from ..engine.runtime import EngineContext
 from ..models import Batch, BatchState, Refund, RefundState, ReportState
 from ..store import JournalEntry, RefundFilter, RefundStore, Summary
 from ..untrusted import quote
-from .keys import ENGINE
+from .keys import CONFIG, ENGINE
 from .problems import bad_request, problem
 from .views import (
     batch_fields_json,
@@ -151,7 +151,9 @@ async def _refund_page(request: web.Request, where: RefundFilter) -> web.Respons
     limit, before, after = _page(request)
     page = await request.app[ENGINE].store.find_refunds(where, limit=limit, before_id=before, after_id=after)
     paged = (before is not None or after is not None) and page.refunds
-    return await _with_links(request, page.refunds, refund_json, page.refunds[0].id if paged else None, page.older)
+    accounts = request.app[CONFIG].alipay.accounts
+    return await _with_links(request, page.refunds, lambda refund: refund_json(refund, accounts),
+                             page.refunds[0].id if paged else None, page.older)
 
 
 def refund_filter(request: web.Request) -> RefundFilter:
@@ -214,7 +216,9 @@ async def get_refund(request: web.Request) -> web.Response:
         return problem(404, "unknown-refund", "no such refund")
     history = await refund_history(store, refund)
     batches = [{**batch_fields_json(batch), "events": journal_json(events)} for batch, events in history.batches]
-    return web.json_response({**refund_json(refund), "timeline": journal_json(history.timeline), "batches": batches})
+    accounts = request.app[CONFIG].alipay.accounts
+    return web.json_response({**refund_json(refund, accounts), "timeline": journal_json(history.timeline),
+                              "batches": batches})
 
 
 async def list_batches(request: web.Request) -> web.Response:

@@ -1,7 +1,8 @@
 """What the dashboard calls things, in the catalogues' words: states, journal events, and every result code with
 its meaning.
 
-Alipay's codes carry their meaning in the protocol's error table (refund_adapter/channels/mapi/errors.py, in Chinese).
+Alipay's codes carry their meaning in each protocol's error table (refund_adapter/channels/mapi/errors.py and
+channels/openapi/errors.py, in Chinese).
 Here each has its English rendering, marked for the catalogues; the Chinese catalogue holds the table's own words
 for it (tests/test_labels.py checks that every code of the table is here and that the two never drift apart).
 """
@@ -101,6 +102,28 @@ CODE_MEANINGS: Final[Mapping[str, str]] = {
     "REFUND_TRADE_FAILED": N_("No trade refund, but the fee and royalty refunds failed"),
     "REFUND_FAIL": N_("Refund failed (only after an unexpected data recovery)"),
     "REFUND_NOT_EXIST": N_("No such refund record (query)"),
+    # Alipay OpenAPI's codes (refund_adapter/channels/openapi/errors.py)
+    "ACQ.SYSTEM_ERROR": N_("Alipay system error: the refund may have been made"),
+    "20000": N_("Service unavailable: the refund may have been made"),
+    "isp.unknow-error": N_("Service temporarily unavailable (business system)"),
+    "aop.unknow-error": N_("Service temporarily unavailable (gateway)"),
+    "ACQ.DISCORDANT_REPEAT_REQUEST": N_("The request number was sent before with other parameters"),
+    "40005": N_("Too many calls"),
+    "isv.app-call-limited": N_("The app called too often"),
+    "isv.method-call-limited": N_("The method was called too often"),
+    "ACQ.INVALID_PARAMETER": N_("Invalid parameter"),
+    "ACQ.ACCESS_FORBIDDEN": N_("The app may not use this API"),
+    "ACQ.PARTNER_ERROR": N_("Wrong app ID"),
+    "ACQ.SELLER_BALANCE_NOT_ENOUGH": N_("The seller's balance is too low"),
+    "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL": N_("More than may still be refunded"),
+    "ACQ.REASON_TRADE_BEEN_FREEZEN": N_("The trade is frozen"),
+    "ACQ.TRADE_NOT_EXIST": N_("The trade does not exist"),
+    "ACQ.TRADE_HAS_FINISHED": N_("The trade is completed: no refund allowed"),
+    "ACQ.TRADE_STATUS_ERROR": N_("The trade's status is invalid"),
+    "ACQ.REASON_TRADE_REFUND_FEE_ERR": N_("The refund amount is invalid"),
+    "ACQ.TRADE_NOT_ALLOW_REFUND": N_("The trade allows no refund"),
+    "ACQ.REFUND_FEE_ERROR": N_("Wrong trade refund amount"),
+    "ACQ.CURRENCY_NOT_SUPPORT": N_("The currency is not supported"),
     # this service's own codes
     "EXCEEDS_PAID_AMOUNT": N_("More than the trade's paid amount: never sent"),
     "INVALID_DETAIL": N_("The refund's detail breaks the protocol: never sent"),

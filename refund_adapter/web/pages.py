@@ -23,6 +23,7 @@ from .chart import STACKS, bar_chart
 from .keys import CONFIG, ENGINE
 from .problems import Handler, bad_request, expect_continue, read_form
 from .templating import render
+from .views import channel_json
 
 PAGE_SIZE: Final = 50
 ATTENTION_SIZE: Final = 100
@@ -102,6 +103,7 @@ async def refund_page(request: web.Request) -> web.Response:
     } for batch, events in history.batches]
     return render("admin/refund.html", request, {
         "refund": refund, "timeline": _timeline_rows(history.timeline), "batches": batches,
+        "channel": channel_json(refund.request, request.app[CONFIG].alipay.accounts),
         "reports": [entry for entry in history.timeline if entry.kind == "report"],
         "done": _done(request),
     })

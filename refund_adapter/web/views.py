@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from ..models import Batch, Refund
+from ..channels.openapi.idempotency import out_request_no
+from ..config import Account
+from ..models import Batch, Refund, RefundRequest
 from ..store import BatchOverview, JournalEntry, Summary
 
 T = TypeVar("T")
 
 
-def refund_json(refund: Refund) -> dict[str, Any]:
+def channel_json(request: RefundRequest, accounts: Mapping[str, Account]) -> dict[str, str | None]:
+    """How a refund reaches Alipay: its account's channel (null once the account is no longer configured), and
+    for OpenAPI its out_request_no, Alipay's key for it (a MAPI refund's is its batch's batch_no)."""
+    account = accounts.get(request.alipay_account)
+    channel = None if account is None else account.channel
+    return {"channel": channel, "out_request_no": out_request_no(*request.key) if channel == "openapi" else None}
+
+
+def refund_json(refund: Refund, accounts: Mapping[str, Account]) -> dict[str, Any]:
     req = refund.request
     return {
         "id": refund.id,
@@ -29,6 +39,7 @@ def refund_json(refund: Refund) -> dict[str, Any]:
         "currency": req.currency,
         "reason": req.reason,
         "alipay_account": req.alipay_account,
+        **channel_json(req, accounts),
         "paid_amount": None if req.paid_amount is None else str(req.paid_amount),
         "state": refund.state.value,
         "code": refund.code,

@@ -635,6 +635,9 @@ async def test_count_limited_faults_switch_off_after_their_uses(
             "close_after_processing": False,
             "notify_before_ack": False,
             "hold_notifies": False,
+            "acq_system_error": "",
+            "answer_fund_change_n": False,
+            "rate_limit": False,
         }
 
 
