@@ -15,10 +15,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
-from refund_adapter.alipay.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.chaos import ServeProcess
+from refund_adapter.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import ADMIN_HEADERS, TEST_ADMIN_TOKEN, free_port, serve, wait_until
 
 PARTNER = "2088101122136241"
