@@ -4,7 +4,7 @@ Three processes on free loopback ports besides this one: the Alipay sandbox (`re
 (`python bench/e2e.py --shop-server`, which verifies each signed result callback as a platform would and notes
 when the first one of each refund arrived) and `refund-adapter serve` with its configuration's defaults, its
 gateway the sandbox and its shop callbacks the shop, on a fresh SQLite file or a fresh PostgreSQL database. This
-process sends the webhooks, each signed before the clock starts, and asks the shop for its notes at the end.
+process sends the webhooks, each signed as it leaves, and asks the shop for its notes at the end.
 
 Two kinds of run:
 
@@ -34,6 +34,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -239,10 +240,10 @@ class Sent:
     status: list[int]
 
 
-async def post(session: aiohttp.ClientSession, url: str, work: tuple[dict[str, str], bytes], sent: Sent, i: int
-               ) -> None:
-    headers, body = work
+async def post(session: aiohttp.ClientSession, url: str, sent: Sent, i: int) -> None:
+    """Webhook i, signed as it leaves (a long run would outlast the receiver's five-minute timestamp tolerance)."""
     started = sent.at[i] = time.monotonic()
+    headers, body = signed(i)
     try:
         async with session.post(url, data=body, headers=headers) as resp:
             await resp.read()
@@ -252,28 +253,26 @@ async def post(session: aiohttp.ClientSession, url: str, work: tuple[dict[str, s
     sent.answer_s[i] = time.monotonic() - started
 
 
-async def burst(session: aiohttp.ClientSession, url: str, work: list[tuple[dict[str, str], bytes]],
-                concurrency: int, sent: Sent) -> None:
+async def burst(session: aiohttp.ClientSession, url: str, refunds: int, concurrency: int, sent: Sent) -> None:
     """Every webhook, `concurrency` in flight."""
-    indices = iter(range(len(work)))
+    indices = iter(range(refunds))
 
     async def worker() -> None:
         for i in indices:
-            await post(session, url, work[i], sent, i)
+            await post(session, url, sent, i)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def paced(session: aiohttp.ClientSession, url: str, work: list[tuple[dict[str, str], bytes]], rate: float,
-                sent: Sent) -> None:
+async def paced(session: aiohttp.ClientSession, url: str, refunds: int, rate: float, sent: Sent) -> None:
     """Webhook i leaves at start + i / rate, whatever became of the ones before (an open-loop generator)."""
     start = time.monotonic()
     tasks: set[asyncio.Task[None]] = set()
-    for i in range(len(work)):
+    for i in range(refunds):
         delay = start + i / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(post(session, url, work[i], sent, i))
+        task = asyncio.create_task(post(session, url, sent, i))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
@@ -303,37 +302,66 @@ def quantile(values: list[float], q: float) -> float:
 async def run_one(backend: str, refunds: int, concurrency: int, rate: float | None, profile: Path | None,
                   serve_path: str | None = None) -> dict[str, Any]:
     """One run on fresh processes and a fresh store: a burst of `refunds`, or `refunds` at `rate` a second."""
-    work = [signed(i) for i in range(refunds)]
     sent = Sent([0.0] * refunds, [0.0] * refunds, [0] * refunds)
     with tempfile.TemporaryDirectory(prefix="e2e-bench-") as tmp:
         folder = Path(tmp)
         try:
-            async with (store_url(backend, folder) as url,
-                        processes(folder, url, refunds, profile, serve_path) as running,
-                        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session):
-                pids = {name: process.pid for name, process in running.processes.items()}
-                before, started = cpu(pids), time.monotonic()
-                webhook_url = f"{running.serve_url}/webhooks/generic/{SHOP}"
-                if rate is None:
-                    await burst(session, webhook_url, work, concurrency, sent)
-                else:
-                    await paced(session, webhook_url, work, rate, sent)
-                acknowledged_at = time.monotonic()
-                acknowledged = sum(1 for status in sent.status if status == 200)
-                counts = await wait_reported(session, running.shop_url, acknowledged, 120 + refunds / 100,
-                                             running.processes["serve"])
-                after = cpu(pids)
-                rss = peak_rss_mb(pids["serve"])
-                async with session.get(running.shop_url + "/results") as resp:
-                    results = await resp.json()
-                async with session.get(running.sandbox_url + "/sandbox/trades") as resp:
-                    paid_twice = sum(1 for trade in await resp.json() if trade["refund_count"] > 1)
+            async with store_url(backend, folder) as url:
+                async with (processes(folder, url, refunds, profile, serve_path) as running,
+                            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session):
+                    pids = {name: process.pid for name, process in running.processes.items()}
+                    before, started = cpu(pids), time.monotonic()
+                    webhook_url = f"{running.serve_url}/webhooks/generic/{SHOP}"
+                    if rate is None:
+                        await burst(session, webhook_url, refunds, concurrency, sent)
+                    else:
+                        await paced(session, webhook_url, refunds, rate, sent)
+                    acknowledged_at = time.monotonic()
+                    acknowledged = sum(1 for status in sent.status if status == 200)
+                    counts = await wait_reported(session, running.shop_url, acknowledged, 120 + refunds / 100,
+                                                 running.processes["serve"])
+                    after = cpu(pids)
+                    rss = peak_rss_mb(pids["serve"])
+                    async with session.get(running.shop_url + "/results") as resp:
+                        results = await resp.json()
+                    async with session.get(running.sandbox_url + "/sandbox/trades") as resp:
+                        paid_twice = sum(1 for trade in await resp.json() if trade["refund_count"] > 1)
+                stages = await stage_times(url)  # serve has stopped: the store is read as it left it
         except Exception:
             ingest.print_logs(folder)
             raise
-    return summarise(backend, refunds, rate, sent, started, acknowledged_at, results, counts, paid_twice, rss,
-                     {name: None if after[name] is None or before[name] is None else after[name] - before[name]
-                      for name in pids})
+    summary = summarise(backend, refunds, rate, sent, started, acknowledged_at, results, counts, paid_twice, rss,
+                        {name: None if after[name] is None or before[name] is None else after[name] - before[name]
+                         for name in pids})
+    return {**summary, "stages_s": stages}
+
+
+# Each refund's times as the store keeps them, from its arrival (created_at) to each stage: its batch made, sent,
+# acknowledged by the gateway, notified, and the result reported to the shop.
+STAGES = """SELECT b.created_at - r.created_at AS batched, b.sent_at - r.created_at AS sent,
+                   b.acknowledged_at - r.created_at AS acknowledged, b.notified_at - r.created_at AS notified,
+                   r.reported_at - r.created_at AS reported
+            FROM refunds AS r JOIN batches AS b ON b.id = r.batch_id"""
+
+
+async def stage_times(url: str) -> dict[str, dict[str, float | None]]:
+    """p50 and p99 of each stage's time since the refund's arrival, from the store (seconds)."""
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True)) as db:
+            rows = db.execute(STAGES).fetchall()
+    else:
+        conn = await asyncpg.connect(url)
+        try:
+            rows = [tuple(row) for row in await conn.fetch(STAGES)]
+        finally:
+            await conn.close()
+    names = ("batched", "sent", "acknowledged", "notified", "reported")
+    stages: dict[str, dict[str, float | None]] = {}
+    for index, name in enumerate(names):
+        values = [row[index] for row in rows if row[index] is not None]
+        stages[name] = {"p50": round(quantile(values, 0.5), 3) if values else None,
+                        "p99": round(quantile(values, 0.99), 3) if values else None}
+    return stages
 
 
 def summarise(backend: str, refunds: int, rate: float | None, sent: Sent, started: float, acknowledged_at: float,
@@ -371,6 +399,8 @@ def show(summary: dict[str, Any]) -> None:
           f"{summary['serve_peak_rss_mb']} MB; CPU s {summary['cpu_s']}; reported {summary['reported']}/"
           f"{summary['acknowledged']}, wrong {summary['wrong_results']}, paid twice {summary['paid_twice']}, "
           f"repeats {summary['repeated_deliveries']}; load {summary['load_average']}; ok {summary['ok']}")
+    print("          since arrival (p50/p99 s): " + ", ".join(
+        f"{name} {times['p50']}/{times['p99']}" for name, times in summary.get("stages_s", {}).items()))
 
 
 def main() -> None:
