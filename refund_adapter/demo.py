@@ -167,6 +167,9 @@ async def run_demo(
         partner=PARTNER, md5_key=md5_key, time_scale=100.0,
         trades=[s.seed for s in scenarios],
         faults=faults or {},
+        # The seller is funded for every refund the demo makes (the sandbox's default balance ran out after about
+        # 18,000 of them); the poor seller's trades still fail for want of a balance, as scripted.
+        default_seller_balance=sum((s.amount for s in scenarios), Decimal(0)),
     )
     shop = SimulatedShop(secret)
     async with (
