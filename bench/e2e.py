@@ -113,8 +113,12 @@ class Running:
     processes: dict[str, asyncio.subprocess.Process]
 
 
-def write_files(folder: Path, ports: dict[str, int], store_url: str, trades: int) -> Path:
-    """serve's configuration (its defaults but for where things are) and the sandbox's ledger; the config's path."""
+Overrides = dict[str, dict[str, Any]]  # serve's config: section -> key -> value (`--set engine.yield_max_seconds=0`)
+
+
+def write_files(folder: Path, ports: dict[str, int], store_url: str, trades: int, overrides: Overrides) -> Path:
+    """serve's configuration (its defaults but for where things are, and `overrides`) and the sandbox's ledger;
+    the config's path."""
     serve, shop, sandbox = ports["serve"], ports["shop"], ports["sandbox"]
     config = {
         "server": {"host": "127.0.0.1", "port": serve, "public_url": f"http://127.0.0.1:{serve}",
@@ -125,6 +129,8 @@ def write_files(folder: Path, ports: dict[str, int], store_url: str, trades: int
         "platforms": {"generic": {"shops": [{"id": SHOP, "secret": SECRET, "alipay_account": "main",
                                               "callback_url": f"http://127.0.0.1:{shop}/callback"}]}},
     }
+    for section, values in overrides.items():
+        config[section] = {**config.get(section, {}), **values}
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config), "utf-8")
     # The seller is funded for every refund of the run (the sandbox's default balance would do for 1.00 refunds up
@@ -136,14 +142,14 @@ def write_files(folder: Path, ports: dict[str, int], store_url: str, trades: int
 
 
 @contextlib.asynccontextmanager
-async def processes(folder: Path, store_url: str, trades: int, profile: Path | None, serve_path: str | None
-                    ) -> AsyncIterator[Running]:
+async def processes(folder: Path, store_url: str, trades: int, profile: Path | None, serve_path: str | None,
+                    overrides: Overrides) -> AsyncIterator[Running]:
     """Sandbox, shop and serve (its code from `serve_path` when given: another build); on exit serve is stopped
     first (SIGTERM), then the other two."""
     ports: dict[str, int] = {}
     while len(set(ports.values())) < 3:
         ports = {name: free_port() for name in ("serve", "shop", "sandbox")}
-    config = write_files(folder, ports, store_url, trades)
+    config = write_files(folder, ports, store_url, trades, overrides)
     commands = {
         "sandbox": (*ingest.CLI, "sandbox", "--port", str(ports["sandbox"]), "--partner", PARTNER,
                     "--md5-key", MD5_KEY, "--trades", str(folder / "trades.json")),
@@ -300,14 +306,14 @@ def quantile(values: list[float], q: float) -> float:
 
 
 async def run_one(backend: str, refunds: int, concurrency: int, rate: float | None, profile: Path | None,
-                  serve_path: str | None = None) -> dict[str, Any]:
+                  overrides: Overrides, serve_path: str | None = None) -> dict[str, Any]:
     """One run on fresh processes and a fresh store: a burst of `refunds`, or `refunds` at `rate` a second."""
     sent = Sent([0.0] * refunds, [0.0] * refunds, [0] * refunds)
     with tempfile.TemporaryDirectory(prefix="e2e-bench-") as tmp:
         folder = Path(tmp)
         try:
             async with store_url(backend, folder) as url:
-                async with (processes(folder, url, refunds, profile, serve_path) as running,
+                async with (processes(folder, url, refunds, profile, serve_path, overrides) as running,
                             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session):
                     pids = {name: process.pid for name, process in running.processes.items()}
                     before, started = cpu(pids), time.monotonic()
@@ -385,6 +391,7 @@ def summarise(backend: str, refunds: int, rate: float | None, sent: Sent, starte
         "reported_max_s": round(max(latencies), 3) if latencies else None,
         "serve_peak_rss_mb": None if rss is None else round(rss, 1),
         "cpu_s": {name: None if value is None else round(value, 2) for name, value in cpu_s.items()},
+        "serve_cpu_us_per_refund": None if cpu_s["serve"] is None else round(cpu_s["serve"] / refunds * 1e6, 1),
         "load_average": [round(load, 2) for load in os.getloadavg()],
     }
     summary["ok"] = (acknowledged == refunds == len(results) and not wrong and not paid_twice)
@@ -416,6 +423,8 @@ def main() -> None:
     parser.add_argument("--ab", metavar="REVISION",
                         help="A/B: serve of REVISION (A) and of this checkout (B), alternately, --rounds times each")
     parser.add_argument("--rounds", type=int, default=3, help="paired rounds of an --ab comparison (default 3)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a setting of serve's config, e.g. engine.yield_max_seconds=0 (repeatable)")
     parser.add_argument("--json", action="store_true", help="also print each run as one JSON object")
     parser.add_argument("--shop-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -423,13 +432,18 @@ def main() -> None:
         shop_server(args.shop_server)
         return
     sizes = [int(args.rate * args.duration)] if args.rate else [int(n) for n in args.refunds.split(",")]
+    overrides: Overrides = {}
+    for setting in args.set:
+        name, _, value = setting.partition("=")
+        section, _, key = name.partition(".")
+        overrides.setdefault(section, {})[key] = yaml.safe_load(value)
     runs = [(backend, refunds) for backend in args.backends.split(",") for refunds in sizes]
     if args.ab:
-        sys.exit(0 if compare(args.ab, runs, args.rounds, args.concurrency, args.rate, args.json) else 1)
+        sys.exit(0 if compare(args.ab, runs, args.rounds, args.concurrency, args.rate, overrides, args.json) else 1)
     ok = True
     for backend, refunds in runs:
         profile = None if args.profile is None else args.profile / f"serve-{backend}-{refunds}.txt"
-        summary = asyncio.run(run_one(backend, refunds, args.concurrency, args.rate, profile))
+        summary = asyncio.run(run_one(backend, refunds, args.concurrency, args.rate, profile, overrides))
         show(summary)
         if args.json:
             print(json.dumps(summary))
@@ -437,13 +451,14 @@ def main() -> None:
     sys.exit(0 if ok else 1)
 
 
-COMPARED = ("elapsed_s", "reported_p99_s", "serve_peak_rss_mb")
+COMPARED = ("elapsed_s", "reported_p99_s", "serve_peak_rss_mb", "serve_cpu_us_per_refund")
 
 
 def compare(revision: str, runs: list[tuple[str, int]], rounds: int, concurrency: int, rate: float | None,
-            as_json: bool) -> bool:
+            overrides: Overrides, as_json: bool) -> bool:
     """Each run `rounds` times with serve of `revision` (A) and of this checkout (B), A then B, then B then A...;
-    the paired B/A ratios of the elapsed time, the p99 webhook to reported and serve's peak RSS."""
+    the paired B/A ratios of the elapsed time, the p99 webhook to reported, serve's peak RSS and its CPU per refund
+    (on a busy machine the steadiest of the four)."""
     ok = True
     with tempfile.TemporaryDirectory(prefix="e2e-ab-") as tmp, ab.revision_on_path(revision, Path(tmp)) as base:
         for backend, refunds in runs:
@@ -451,7 +466,7 @@ def compare(revision: str, runs: list[tuple[str, int]], rounds: int, concurrency
             for n in range(rounds):
                 pair = {}
                 for build in ("AB" if n % 2 == 0 else "BA"):
-                    pair[build] = asyncio.run(run_one(backend, refunds, concurrency, rate, None,
+                    pair[build] = asyncio.run(run_one(backend, refunds, concurrency, rate, None, overrides,
                                                       base if build == "A" else None))
                     print(build, end=" ")
                     show(pair[build])
