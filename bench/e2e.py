@@ -385,6 +385,7 @@ def summarise(backend: str, refunds: int, rate: float | None, sent: Sent, starte
         "repeated_deliveries": counts["deliveries"] - len(results),
         "elapsed_s": round(elapsed, 3), "refunds_per_s": round(len(results) / elapsed, 1) if elapsed else None,
         "intake_s": round(acknowledged_at - started, 3),
+        "drain_s": round(last - acknowledged_at, 3),  # the last webhook answered to the last result reported
         "webhook_answer_p99_ms": round(quantile(sent.answer_s, 0.99) * 1000, 1),
         "reported_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "reported_p99_s": round(quantile(latencies, 0.99), 3) if latencies else None,
@@ -401,6 +402,7 @@ def summarise(backend: str, refunds: int, rate: float | None, sent: Sent, starte
 def show(summary: dict[str, Any]) -> None:
     print(f"{summary['backend']:>8} {summary['mode']:>7} {summary['refunds']:>7} refunds: "
           f"{summary['elapsed_s']:7.2f} s ({summary['refunds_per_s']}/s), intake {summary['intake_s']:.2f} s, "
+          f"then {summary['drain_s']:.2f} s to the last report, "
           f"webhook to reported p50 {summary['reported_p50_s']} s p99 {summary['reported_p99_s']} s "
           f"max {summary['reported_max_s']} s; answer p99 {summary['webhook_answer_p99_ms']} ms; serve peak RSS "
           f"{summary['serve_peak_rss_mb']} MB; CPU s {summary['cpu_s']}; reported {summary['reported']}/"
@@ -451,7 +453,7 @@ def main() -> None:
     sys.exit(0 if ok else 1)
 
 
-COMPARED = ("elapsed_s", "reported_p99_s", "serve_peak_rss_mb", "serve_cpu_us_per_refund")
+COMPARED = ("elapsed_s", "drain_s", "reported_p99_s", "serve_peak_rss_mb", "serve_cpu_us_per_refund")
 
 
 def compare(revision: str, runs: list[tuple[str, int]], rounds: int, concurrency: int, rate: float | None,
