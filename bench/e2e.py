@@ -322,7 +322,7 @@ async def run_one(backend: str, refunds: int, concurrency: int, rate: float | No
                         await burst(session, webhook_url, refunds, concurrency, sent)
                     else:
                         await paced(session, webhook_url, refunds, rate, sent)
-                    acknowledged_at = time.monotonic()
+                    acknowledged_at, at_intake_end = time.monotonic(), cpu(pids)
                     acknowledged = sum(1 for status in sent.status if status == 200)
                     counts = await wait_reported(session, running.shop_url, acknowledged, 120 + refunds / 100,
                                                  running.processes["serve"])
@@ -337,9 +337,19 @@ async def run_one(backend: str, refunds: int, concurrency: int, rate: float | No
             ingest.print_logs(folder)
             raise
     summary = summarise(backend, refunds, rate, sent, started, acknowledged_at, results, counts, paid_twice, rss,
-                        {name: None if after[name] is None or before[name] is None else after[name] - before[name]
-                         for name in pids})
-    return {**summary, "stages_s": stages}
+                        spent(before, after))
+    drain_cpu = spent(at_intake_end, after)["serve"]
+    return {**summary, "serve_cpu_after_intake_s": None if drain_cpu is None else round(drain_cpu, 2),
+            "stages_s": stages}
+
+
+def spent(before: dict[str, float | None], after: dict[str, float | None]) -> dict[str, float | None]:
+    """CPU seconds each process spent between two readings."""
+    result: dict[str, float | None] = {}
+    for name, start in before.items():
+        end = after[name]
+        result[name] = None if start is None or end is None else end - start
+    return result
 
 
 # Each refund's times as the store keeps them, from its arrival (created_at) to each stage: its batch made, sent,
@@ -453,7 +463,8 @@ def main() -> None:
     sys.exit(0 if ok else 1)
 
 
-COMPARED = ("elapsed_s", "drain_s", "reported_p99_s", "serve_peak_rss_mb", "serve_cpu_us_per_refund")
+COMPARED = ("elapsed_s", "drain_s", "reported_p99_s", "serve_peak_rss_mb", "serve_cpu_us_per_refund",
+            "serve_cpu_after_intake_s")
 
 
 def compare(revision: str, runs: list[tuple[str, int]], rounds: int, concurrency: int, rate: float | None,
