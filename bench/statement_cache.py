@@ -1,9 +1,11 @@
-"""What the store's prepared statements cost `serve` in memory: reports recorded delivered in steps of every size
-from 1 to --sizes (as the reporter records them: an IN list of that many ids and that many journal rows), on a
-fresh SQLite store, and the process's resident memory before and after. Each statement whose text grows with its
-values is prepared once per shape and kept by the connection (1024 statements per SQLite connection).
+"""What the store's prepared statements cost `serve` in memory, on a fresh SQLite store: the process's resident
+memory before and after work in steps of every size from 1 to --sizes. `reports`: results recorded delivered (as
+the reporter records them: an IN list of that many ids, that many journal rows); `batches`: a batch of each size
+made, submitted and its results recorded (as a trickle of refunds makes them: batches of any size up to 1000).
+Each statement whose text grows with its values is prepared once per shape and kept by the connection (1024
+statements per SQLite connection).
 
-    python bench/statement_cache.py [--sizes 300] [--json]
+    python bench/statement_cache.py [--path reports|batches] [--sizes 300] [--json]
     PYTHONPATH=/path/to/other/checkout python bench/statement_cache.py    # another build, for an A/B
 """
 
@@ -14,10 +16,11 @@ import asyncio
 import json
 import tempfile
 import time
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from refund_adapter.models import RefundRequest
+from refund_adapter.models import BatchState, DetailResult, RefundRequest
 from refund_adapter.store.sqlite import SqliteStore
 
 
@@ -34,7 +37,26 @@ def request(i: int) -> RefundRequest:
                          alipay_account="main")
 
 
-async def run(sizes: int) -> dict[str, float]:
+async def reports(store: SqliteStore, sizes: int) -> None:
+    async with store.transaction() as tx:  # every refund final, its report due: as the reporter finds them
+        await tx.execute("UPDATE refunds SET state = 'succeeded', report_state = 'pending', report_next_at = 0")
+    position = 1
+    for size in range(1, sizes + 1):
+        await store.report_delivered(list(range(position, position + size)), time.time())
+        position += size
+
+
+async def batches(store: SqliteStore, sizes: int) -> None:
+    for size in range(1, sizes + 1):
+        now = time.time()
+        batch = await store.create_batch("main", size, date.today(), now)
+        assert batch is not None and len(batch.details) == size
+        await store.set_batch_state(batch.id, BatchState.SUBMITTED, now)
+        await store.record_results(batch.id, [DetailResult(d.trade_no, d.amount, "SUCCESS") for d in batch.details],
+                                   now, notify_id=f"n{batch.id}", kind="refund")
+
+
+async def run(path: str, sizes: int) -> dict[str, float | str]:
     total = sizes * (sizes + 1) // 2
     with tempfile.TemporaryDirectory(prefix="statement-cache-") as tmp:
         store = SqliteStore(Path(tmp) / "refunds.db")
@@ -42,29 +64,27 @@ async def run(sizes: int) -> dict[str, float]:
         try:
             for start in range(0, total, 500):
                 await store.accept([request(i) for i in range(start, min(total, start + 500))], time.time())
-            async with store.transaction() as tx:  # every refund final, its report due: as the reporter finds them
-                await tx.execute("UPDATE refunds SET state = 'succeeded', report_state = 'pending', report_next_at = 0")
-            before, started, position = rss_mb(), time.process_time(), 1
-            for size in range(1, sizes + 1):
-                await store.report_delivered(list(range(position, position + size)), time.time())
-                position += size
+            before, started = rss_mb(), time.process_time()
+            await (reports if path == "reports" else batches)(store, sizes)
             cpu = time.process_time() - started
             after = rss_mb()
         finally:
             await store.close()
-    return {"sizes": sizes, "reports": total, "rss_before_mb": round(before, 1), "rss_after_mb": round(after, 1),
-            "grew_mb": round(after - before, 1), "cpu_s": round(cpu, 2)}
+    return {"path": path, "sizes": sizes, "refunds": total, "rss_before_mb": round(before, 1),
+            "rss_after_mb": round(after, 1), "grew_mb": round(after - before, 1), "cpu_s": round(cpu, 2)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, default=300, help="steps of 1, 2, ... this many reports (default 300)")
+    parser.add_argument("--sizes", type=int, default=300, help="steps of 1, 2, ... this many refunds (default 300)")
+    parser.add_argument("--path", choices=("reports", "batches"), default="reports")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = asyncio.run(run(args.sizes))
+    result = asyncio.run(run(args.path, args.sizes))
     print(json.dumps(result) if args.json else
-          f"{result['reports']} reports in steps of 1..{result['sizes']}: RSS {result['rss_before_mb']} -> "
-          f"{result['rss_after_mb']} MB (+{result['grew_mb']}), {result['cpu_s']} s of CPU")
+          f"{result['path']}: {result['refunds']} refunds in steps of 1..{result['sizes']}: "
+          f"RSS {result['rss_before_mb']} -> {result['rss_after_mb']} MB (+{result['grew_mb']}), "
+          f"{result['cpu_s']} s of CPU")
 
 
 if __name__ == "__main__":
