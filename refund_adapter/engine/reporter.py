@@ -23,6 +23,14 @@ REPORTS_PER_STEP = 500
 REPORTS_IN_FLIGHT = 64
 
 
+def step_size(ctx: EngineContext) -> int:
+    """How many results a step claims: REPORTS_PER_STEP, or fewer when the lease is short. The step's deliveries
+    (each at most `http.total_timeout_seconds`, REPORTS_IN_FLIGHT at once) must end well within the lease, or another
+    instance could take a result over while it is still being delivered."""
+    waves = int(ctx.config.engine.lease_seconds // ctx.config.http.total_timeout_seconds) - 2
+    return min(REPORTS_PER_STEP, max(1, waves) * REPORTS_IN_FLIGHT)
+
+
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Full-jitter exponential backoff: uniform in [base, min(cap, base * 2**attempt)]."""
     ceiling = min(cap, base * 2 ** min(attempt, 30))
@@ -105,7 +113,7 @@ def _count_and_log_delivered(ctx: EngineContext, delivered: list[Refund]) -> Non
 
 async def report_once(ctx: EngineContext) -> bool:
     """Deliver the reports that are due, REPORTS_IN_FLIGHT at a time; True when some were handled."""
-    refunds = await ctx.store.claim_reports(ctx.clock(), REPORTS_PER_STEP, ctx.config.engine.lease_seconds)
+    refunds = await ctx.store.claim_reports(ctx.clock(), step_size(ctx), ctx.config.engine.lease_seconds)
     in_flight = asyncio.Semaphore(REPORTS_IN_FLIGHT)
 
     async def deliver(refund: Refund) -> DeliveryResult:

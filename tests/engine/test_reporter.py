@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from refund_adapter.alipay.codec import beijing_now
-from refund_adapter.engine.reporter import REPORTS_IN_FLIGHT, REPORTS_PER_STEP, backoff, report_once
+from refund_adapter.engine.reporter import REPORTS_IN_FLIGHT, REPORTS_PER_STEP, backoff, report_once, step_size
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.models import BatchState, DetailResult, Refund, ReportState
 from refund_adapter.testing import serve
@@ -162,10 +162,9 @@ async def test_a_retry_falling_exactly_on_the_give_up_horizon_is_still_made(tmp_
 
 
 async def test_a_step_delivers_many_results_with_at_most_reports_in_flight_at_once(tmp_path: Path) -> None:
-    """A step claims up to REPORTS_PER_STEP results and records them delivered together, while the platform never
-    has more than REPORTS_IN_FLIGHT of our deliveries open at once (and does get that many: they run together)."""
+    """A step claims up to `step_size` results and records them delivered together, while the platform never has
+    more than REPORTS_IN_FLIGHT of our deliveries open at once (and does get that many: they run together)."""
     waiting = REPORTS_IN_FLIGHT * 2 + 5
-    assert waiting <= REPORTS_PER_STEP
     open_now, peak, full = 0, 0, asyncio.Event()
 
     async def callback(request: web.Request) -> web.Response:
@@ -184,6 +183,7 @@ async def test_a_step_delivers_many_results_with_at_most_reports_in_flight_at_on
     shop.router.add_post("/callback", callback)
     clock = Clock()
     async with serve(shop) as shop_url, driven_engine(tmp_path, clock, shop_url=shop_url, **REPORTER) as ctx:
+        assert waiting <= step_size(ctx)
         now = clock.now
         await ctx.store.accept([request() for _ in range(waiting)], now)
         batch = await ctx.store.create_batch("main", waiting, beijing_now(datetime.fromtimestamp(now, UTC)).date(),
@@ -196,3 +196,19 @@ async def test_a_step_delivers_many_results_with_at_most_reports_in_flight_at_on
         counts = await ctx.store.counts()
     assert counts["reports"] == {"delivered": waiting}
     assert peak == REPORTS_IN_FLIGHT
+
+
+@pytest.mark.parametrize(
+    ("lease", "http_timeout", "size"),
+    [(120, 15, 6 * REPORTS_IN_FLIGHT), (20, 15, REPORTS_IN_FLIGHT), (3600, 15, REPORTS_PER_STEP)],
+)
+async def test_a_step_claims_no_more_than_its_deliveries_can_finish_within_the_lease(
+    tmp_path: Path, lease: float, http_timeout: float, size: int
+) -> None:
+    """Each delivery may take the whole HTTP timeout, REPORTS_IN_FLIGHT at a time: a step claims so few that its
+    waves end at least two timeouts before its lease does (another instance would take its results over)."""
+    sections = {"engine": {"lease_seconds": lease}, "http": {"total_timeout_seconds": http_timeout}}
+    async with driven_engine(tmp_path, Clock(), **sections) as ctx:
+        assert step_size(ctx) == size
+    waves = -(-size // REPORTS_IN_FLIGHT)
+    assert waves * http_timeout <= max(http_timeout, lease - 2 * http_timeout)
