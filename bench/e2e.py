@@ -213,15 +213,25 @@ async def store_url(backend: str, folder: Path) -> AsyncIterator[str]:
         await admin.close()
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (serve may run parts of itself in processes of its own)."""
+    found = [pid]
+    for tasks in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            for child in tasks.read_text().split():
+                found += process_tree(int(child))
+    return found
+
+
 def peak_rss_mb(pid: int) -> float | None:
-    """The process's peak resident set (VmHWM), in MB; None where there is no /proc."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    """The peak resident set (VmHWM) of the process and its descendants, summed, in MB (an upper bound of their
+    peak together); None where there is no /proc."""
+    peaks = []
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            peaks += [int(line.split()[1]) for line in Path(f"/proc/{member}/status").read_text().splitlines()
+                      if line.startswith("VmHWM:")]
+    return sum(peaks) / 1024 if peaks else None
 
 
 # --- the load ------------------------------------------------------------------------------------------------
