@@ -49,13 +49,14 @@ import asyncpg
 import yaml
 from aiohttp import web
 from refund_adapter_generic import standard_webhooks
+from refund_adapter_generic.shop import signed_generic_webhook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ab  # the two-build helpers
 import ingest  # the sibling benchmark's process helpers
 
 from refund_adapter.event_loop import new_event_loop
-from refund_adapter.testing import TEST_ADMIN_TOKEN, free_port, signed_generic_webhook
+from refund_adapter.testing import TEST_ADMIN_TOKEN, free_port
 
 PARTNER = "2088101122136241"
 MD5_KEY = "e2e-bench-md5-key-0123456789abcdef"
