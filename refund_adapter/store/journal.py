@@ -50,7 +50,7 @@ def encode(detail: Mapping[str, Any]) -> str:
 
 
 async def refund_events(tx: Tx, refund_ids: Sequence[int], now: float, kind: str, detail: Mapping[str, Any]) -> None:
-    """The same event in the journal of each refund of `refund_ids`, in one statement."""
+    """The same event in the journal of each refund of `refund_ids`, a statement per power-of-two chunk of them."""
     text = encode(detail)
     for chunk in power_of_two_chunks(refund_ids):  # a dozen statement shapes, whatever the count (shapes.py)
         rows = ", ".join(f"(${i + 4}, $1, $2, $3)" for i in range(len(chunk)))
