@@ -242,7 +242,12 @@ async def run_demo(
     keys = DemoKeys()
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     scenarios = scenarios_for(refunds, channel)
-    sandbox_config = keys.sandbox(time_scale=100.0, trades=[s.seed for s in scenarios], faults=faults or {})
+    # The seller is funded for every refund the demo makes (the sandbox's default balance ran out after about
+    # 18,000 of them); the poor seller's trades still fail for want of a balance, as scripted.
+    sandbox_config = keys.sandbox(
+        time_scale=100.0, trades=[s.seed for s in scenarios], faults=faults or {},
+        default_seller_balance=sum((s.amount for s in scenarios), Decimal(0)),
+    )
     shop = SimulatedShop(secret)
     async with (
         _store_url(store_url) as url,

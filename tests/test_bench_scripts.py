@@ -78,3 +78,25 @@ def test_admin_bench_builds_a_store_and_times_every_read_on_both_backends() -> N
         rows = summary[backend]["requests"]
         assert len(rows) == 18 and all(row["p95_ms"] >= row["p50_ms"] > 0 for row in rows.values())
         assert sum(name.startswith("page: ") for name in rows) == 7  # the dashboard's pages, with a session
+
+
+def test_e2e_bench_reports_every_refund_with_its_stages_and_serves_memory() -> None:
+    summary = run_script("e2e.py", "--refunds", "200")
+    assert summary["ok"] and summary["acknowledged"] == summary["reported"] == 200
+    assert summary["wrong_results"] == summary["paid_twice"] == 0
+    assert 0 < summary["reported_p50_s"] <= summary["reported_p99_s"] <= summary["reported_max_s"]
+    assert summary["serve_peak_rss_mb"] > 0 and summary["elapsed_s"] >= summary["intake_s"]
+    assert all(times["p50"] is not None for times in summary["stages_s"].values())
+
+
+def test_e2e_bench_paces_a_steady_rate_whatever_the_answers() -> None:
+    summary = run_script("e2e.py", "--rate", "50", "--duration", "2", "--set", "batching.max_wait_seconds=0.2")
+    assert summary["mode"] == "50/s" and summary["ok"] and summary["reported"] == 100
+    assert summary["intake_s"] >= 1.9  # the last webhook left at 99 / 50 s
+
+
+def test_statement_cache_bench_records_every_size_and_reads_its_memory() -> None:
+    for path, refunds in (("reports", 210), ("batches", 210)):
+        summary = run_script("statement_cache.py", "--path", path, "--sizes", "20")
+        assert summary["path"] == path and summary["refunds"] == refunds
+        assert summary["rss_after_mb"] > 0 and summary["cpu_s"] >= 0

@@ -15,7 +15,20 @@ from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
 
-REPORTS_PER_STEP = 50
+# Results claimed per step, and recorded delivered in one commit: each step costs two commits (an fsync each, a few
+# milliseconds on a busy disk) whatever its size, so a step of 50 spent more on commits than on delivering
+# (bench/e2e.py; docs/performance.md). Deliveries run at most REPORTS_IN_FLIGHT at once: a platform sees no more
+# connections from us than that, and a step's memory stays a few hundred refunds.
+REPORTS_PER_STEP = 500
+REPORTS_IN_FLIGHT = 64
+
+
+def step_size(ctx: EngineContext) -> int:
+    """How many results a step claims: REPORTS_PER_STEP, or fewer when the lease is short. The step's deliveries
+    (each at most `http.total_timeout_seconds`, REPORTS_IN_FLIGHT at once) must end well within the lease, or another
+    instance could take a result over while it is still being delivered."""
+    waves = int(ctx.config.engine.lease_seconds // ctx.config.http.total_timeout_seconds) - 2
+    return min(REPORTS_PER_STEP, max(1, waves) * REPORTS_IN_FLIGHT)
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -72,22 +85,32 @@ async def record_delivered(ctx: EngineContext, refund_ids: list[int]) -> None:
         delay = min(delay * 2, ctx.config.reporter.max_delay_seconds)
 
 
+LOGGED_PER_LINE = 50  # refunds named by one INFO line
+
+
 def _count_and_log_delivered(ctx: EngineContext, delivered: list[Refund]) -> None:
-    """One count per platform and one INFO line per step (at most REPORTS_PER_STEP refunds), naming each refund and
-    its result: a line per refund would cost as much CPU as the webhook's own line again (bench/README.md)."""
+    """One count per platform and one INFO line per LOGGED_PER_LINE refunds, naming each refund and its result: a
+    line per refund would cost as much CPU as the webhook's own line again (bench/README.md)."""
     for platform, count in Counter(refund.request.platform for refund in delivered).items():
         ctx.metrics.report_attempts.labels(platform, "delivered").inc(count)
     if log.isEnabledFor(logging.INFO):
-        log.info("%d results reported: %s", len(delivered),
-                 ", ".join(f"refund {r.id} {r.state.value}{f' {r.code}' if r.code else ''}" for r in delivered),
-                 extra={"refund_ids": [refund.id for refund in delivered]})
+        for start in range(0, len(delivered), LOGGED_PER_LINE):
+            some = delivered[start : start + LOGGED_PER_LINE]
+            log.info("%d results reported: %s", len(some),
+                     ", ".join(f"refund {r.id} {r.state.value}{f' {r.code}' if r.code else ''}" for r in some),
+                     extra={"refund_ids": [refund.id for refund in some]})
 
 
 async def report_once(ctx: EngineContext) -> bool:
-    """Deliver the reports that are due, concurrently; True when some were handled."""
-    refunds = await ctx.store.claim_reports(ctx.clock(), REPORTS_PER_STEP, ctx.config.engine.lease_seconds)
+    """Deliver the reports that are due, REPORTS_IN_FLIGHT at a time; True when some were handled."""
+    refunds = await ctx.store.claim_reports(ctx.clock(), step_size(ctx), ctx.config.engine.lease_seconds)
+    in_flight = asyncio.Semaphore(REPORTS_IN_FLIGHT)
 
-    results = await asyncio.gather(*(_deliver(ctx, refund) for refund in refunds))
+    async def deliver(refund: Refund) -> DeliveryResult:
+        async with in_flight:
+            return await _deliver(ctx, refund)
+
+    results = await asyncio.gather(*(deliver(refund) for refund in refunds))
     delivered = [r for r, res in zip(refunds, results, strict=True) if res.status is DeliveryStatus.DELIVERED]
     if delivered:
         crash_point(AFTER_REPORT)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .base import JournalEntry
+from .shapes import power_of_two_chunks
 
 if TYPE_CHECKING:
     from .sql import Tx
@@ -49,22 +50,20 @@ def encode(detail: Mapping[str, Any]) -> str:
 
 
 async def refund_events(tx: Tx, refund_ids: Sequence[int], now: float, kind: str, detail: Mapping[str, Any]) -> None:
-    """The same event in the journal of each refund of `refund_ids`, in one statement."""
-    if not refund_ids:
-        return
+    """The same event in the journal of each refund of `refund_ids`, a statement per power-of-two chunk of them."""
     text = encode(detail)
-    rows = ", ".join(f"(${i + 4}, $1, $2, $3)" for i in range(len(refund_ids)))
-    await tx.execute(f"INSERT INTO refund_events (refund_id, at, kind, detail) VALUES {rows}",
-                     now, kind, text, *refund_ids)
+    for chunk in power_of_two_chunks(refund_ids):  # a dozen statement shapes, whatever the count (shapes.py)
+        rows = ", ".join(f"(${i + 4}, $1, $2, $3)" for i in range(len(chunk)))
+        await tx.execute(f"INSERT INTO refund_events (refund_id, at, kind, detail) VALUES {rows}",
+                         now, kind, text, *chunk)
 
 
 async def refund_events_each(tx: Tx, events: Sequence[tuple[int, Mapping[str, Any]]], now: float, kind: str) -> None:
     """An event of its own for each refund: (refund id, detail)."""
-    if not events:
-        return
-    rows = ", ".join(f"(${2 * i + 3}, $1, $2, ${2 * i + 4})" for i in range(len(events)))
-    args = [value for refund_id, detail in events for value in (refund_id, encode(detail))]
-    await tx.execute(f"INSERT INTO refund_events (refund_id, at, kind, detail) VALUES {rows}", now, kind, *args)
+    for chunk in power_of_two_chunks(events):  # a dozen statement shapes, whatever the count (shapes.py)
+        rows = ", ".join(f"(${2 * i + 3}, $1, $2, ${2 * i + 4})" for i in range(len(chunk)))
+        args = [value for refund_id, detail in chunk for value in (refund_id, encode(detail))]
+        await tx.execute(f"INSERT INTO refund_events (refund_id, at, kind, detail) VALUES {rows}", now, kind, *args)
 
 
 async def batch_event(tx: Tx, batch_id: int, now: float, kind: str, detail: Mapping[str, Any]) -> None:

@@ -33,7 +33,7 @@ from ..models import (
     ReportState,
 )
 from ..money import CENT
-from . import finding, journal, tally
+from . import finding, journal, shapes, tally
 from .base import (
     EXCEEDS_PAID_AMOUNT,
     AcceptResult,
@@ -94,6 +94,14 @@ def _ts(epoch: float) -> datetime:
 
 def _placeholders(values: Sequence[object], start: int) -> str:
     return ", ".join(f"${i}" for i in range(start, start + len(values)))
+
+
+def _padded(values: Sequence[T]) -> list[T]:
+    """`values` for an IN list, its last repeated up to the next power of two (a repeat changes nothing there), so
+    that a list of any length is one of a dozen statements. Each statement is prepared once and kept by the
+    connection (STATEMENT_CACHE on SQLite, asyncpg's cache on PostgreSQL), one over a thousand values some 200 KB:
+    with a statement per length, `serve` held hundreds of MB after 100,000 refunds (docs/performance.md)."""
+    return [*values, *itertools.repeat(values[-1], shapes.padding(len(values)))] if values else []
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -373,7 +381,7 @@ class SqlStore(PluginDataSql, RefundStore):
             if not candidates:
                 return None
             batch_id = await self._new_batch(tx, account, references, now)
-            ids = [int(c["id"]) for c in candidates]
+            ids = _padded([int(c["id"]) for c in candidates])
             claimed = await tx.fetch(CLAIM_FOR_BATCH.format(ids=_placeholders(ids, 4)), batch_id, now, account, *ids)
             if not claimed:
                 await tx.execute("DELETE FROM batches WHERE id = $1", batch_id)
@@ -474,8 +482,8 @@ class SqlStore(PluginDataSql, RefundStore):
                 int(row["id"]): RefundState(row["state"])
                 for row in await tx.fetch(
                     f"""SELECT id, state FROM refunds WHERE batch_id = $1 AND {_UNRESOLVED}
-                        AND id IN ({_placeholders(refund_ids, 2)})""",
-                    batch_id, *refund_ids,
+                        AND id IN ({_placeholders(_padded(refund_ids), 2)})""",
+                    batch_id, *_padded(refund_ids),
                 )
             }
             if not old_states:
@@ -483,8 +491,8 @@ class SqlStore(PluginDataSql, RefundStore):
             removed = await tx.fetch(
                 f"""UPDATE refunds SET state = 'rejected', code = $1, batch_id = NULL, updated_at = $2,
                         report_state = 'pending', report_next_at = $2
-                    WHERE id IN ({_placeholders(list(old_states), 3)}) RETURNING *""",
-                code, now, *old_states,
+                    WHERE id IN ({_placeholders(_padded(list(old_states)), 3)}) RETURNING *""",
+                code, now, *_padded(list(old_states)),
             )
             left = await tx.fetchrow("SELECT COUNT(*) AS n FROM refunds WHERE batch_id = $1", batch_id)
             if left is not None and int(left["n"]) > 0:  # the rest is sent at once; this claim sent nothing
@@ -525,8 +533,9 @@ class SqlStore(PluginDataSql, RefundStore):
             halves = []
             for half in (ids[: len(ids) // 2], ids[len(ids) // 2 :]):  # each refund keeps its state
                 half_id = await self._new_batch(tx, account, references, now)
+                padded = _padded(half)
                 await tx.execute(
-                    f"UPDATE refunds SET batch_id = $1 WHERE id IN ({_placeholders(half, 2)})", half_id, *half
+                    f"UPDATE refunds SET batch_id = $1 WHERE id IN ({_placeholders(padded, 2)})", half_id, *padded
                 )
                 halves.append(await self._batch_in(tx, half_id))
                 await journal.refund_events(tx, half, now, "batched", {"batch_id": half_id,
@@ -559,7 +568,8 @@ class SqlStore(PluginDataSql, RefundStore):
                 old_states[int(row["id"])] = RefundState(row["state"])
                 groups.setdefault(decision, []).append(int(row["id"]))
         changes = []
-        for (new_state, code), ids in groups.items():  # one statement per outcome, not per refund
+        for (new_state, code), moved in groups.items():  # one statement per outcome, not per refund
+            ids = _padded(moved)
             updated = await tx.fetch(
                 f"""UPDATE refunds SET state = $1, code = $2, updated_at = $3,
                         report_state = CASE WHEN $4 THEN 'pending' ELSE report_state END,
@@ -651,10 +661,11 @@ class SqlStore(PluginDataSql, RefundStore):
         """Flag for review each refund of the batch whose verdict contradicts its record; keeps a first reason."""
         if not by_trade:
             return []
+        trades = _padded(list(by_trade))
         rows = await tx.fetch(
             f"""SELECT id, state, code, trade_no, amount_fen FROM refunds
-                WHERE batch_id = $1 AND trade_no IN ({_placeholders(list(by_trade), 2)}) ORDER BY id""",
-            batch_id, *by_trade,
+                WHERE batch_id = $1 AND trade_no IN ({_placeholders(trades, 2)}) ORDER BY id""",
+            batch_id, *trades,
         )
         anomalies = []
         for row in rows:
@@ -686,9 +697,10 @@ class SqlStore(PluginDataSql, RefundStore):
             ids = [int(r["id"]) for r in rows]
             if not ids:
                 return []
+            padded = _padded(ids)
             await tx.execute(
-                f"UPDATE batches SET next_query_at = $1 WHERE id IN ({_placeholders(ids, 2)})",
-                now + lease_seconds, *ids,
+                f"UPDATE batches SET next_query_at = $1 WHERE id IN ({_placeholders(padded, 2)})",
+                now + lease_seconds, *padded,
             )
         # Read after the commit, on the reading connection: up to `limit` batches of 1000 details each would hold
         # the writer (and, on SQLite, the event loop) for as long as reading them takes.
@@ -732,7 +744,7 @@ class SqlStore(PluginDataSql, RefundStore):
                     ORDER BY report_next_at LIMIT $2{self.dialect.skip_locked}""",
                 now, limit,
             )
-            ids = [int(r["id"]) for r in rows]
+            ids = _padded([int(r["id"]) for r in rows])
             if not ids:
                 return []
             claimed = await tx.fetch(
@@ -745,13 +757,14 @@ class SqlStore(PluginDataSql, RefundStore):
     async def report_delivered(self, refund_ids: Sequence[int], now: float) -> None:
         if not refund_ids:
             return
+        ids = _padded(refund_ids)
         async with self.transaction() as tx:
             rows = await tx.fetch(
                 f"""UPDATE refunds SET report_state = 'delivered', report_next_at = NULL, report_error = NULL,
                         reported_at = $1
-                    WHERE report_state = 'pending' AND id IN ({_placeholders(refund_ids, 2)})
+                    WHERE report_state = 'pending' AND id IN ({_placeholders(ids, 2)})
                     RETURNING id, report_attempts, created_at""",
-                now, *refund_ids,
+                now, *ids,
             )
             await tally.count_reports(tx, [float(row["created_at"]) for row in rows], now)
             await journal.refund_events_each(tx, [
@@ -794,10 +807,11 @@ class SqlStore(PluginDataSql, RefundStore):
         """Put those of `ids` that are dead letters back in the outbox; returns how many."""
         if not ids:
             return 0
+        padded = _padded(ids)
         rows = await tx.fetch(
             f"""UPDATE refunds SET report_state = 'pending', report_next_at = $1, report_attempts = 0
-                WHERE report_state = 'dead' AND id IN ({_placeholders(ids, 2)}) RETURNING id""",
-            now, *ids,
+                WHERE report_state = 'dead' AND id IN ({_placeholders(padded, 2)}) RETURNING id""",
+            now, *padded,
         )
         await journal.refund_events(tx, [int(row["id"]) for row in rows], now, "operator_retry",
                                     {"cause": "dead letter back in the outbox"})
@@ -907,7 +921,8 @@ class SqlStore(PluginDataSql, RefundStore):
             if not rows:
                 return []
             ids = [int(row["id"]) for row in rows]
-            counted = await conn.fetch(COUNT_BY_BATCH.format(ids=_placeholders(ids, 1)), *ids)
+            padded = _padded(ids)
+            counted = await conn.fetch(COUNT_BY_BATCH.format(ids=_placeholders(padded, 1)), *padded)
         by_batch: dict[int, dict[str, int]] = {batch_id: {} for batch_id in ids}
         for count in counted:
             by_batch[int(count["batch_id"])][str(count["state"])] = int(count["n"])
@@ -1016,7 +1031,7 @@ class SqlStore(PluginDataSql, RefundStore):
         return (await self._hydrate(conn, [row]))[0]
 
     async def _hydrate(self, conn: Tx, rows: Sequence[Row]) -> list[Refund]:
-        batch_ids = sorted({int(r["batch_id"]) for r in rows if r["batch_id"] is not None})
+        batch_ids = _padded(sorted({int(r["batch_id"]) for r in rows if r["batch_id"] is not None}))
         references: dict[int, str] = {}
         if batch_ids:
             found = await conn.fetch(

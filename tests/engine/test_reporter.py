@@ -4,18 +4,22 @@ retrying cannot fix, or one past the give-up horizon, becomes a dead letter."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from refund_adapter.engine.reporter import backoff, report_once
+from refund_adapter.engine.reporter import REPORTS_IN_FLIGHT, REPORTS_PER_STEP, backoff, report_once, step_size
 from refund_adapter.engine.runtime import EngineContext
-from refund_adapter.models import Refund, ReportState
+from refund_adapter.models import BatchState, DetailResult, Refund, ReportState
+from refund_adapter.money import beijing_now
 from refund_adapter.testing import serve
 
-from .kit import Clock, Shop, driven_engine, settled_refund
+from .kit import Clock, Shop, driven_engine, request, settled_refund
 
 BASE, CAP, GIVE_UP = 2.0, 60.0, 3600.0
 REPORTER = {"reporter": {"base_delay_seconds": BASE, "max_delay_seconds": CAP, "give_up_after_seconds": GIVE_UP}}
@@ -155,3 +159,56 @@ async def test_a_retry_falling_exactly_on_the_give_up_horizon_is_still_made(tmp_
         clock.now += 600
         assert await report_once(ctx)
         assert (await current(ctx, refund)).report_state is ReportState.DELIVERED
+
+
+async def test_a_step_delivers_many_results_with_at_most_reports_in_flight_at_once(tmp_path: Path) -> None:
+    """A step claims up to `step_size` results and records them delivered together, while the platform never has
+    more than REPORTS_IN_FLIGHT of our deliveries open at once (and does get that many: they run together)."""
+    waiting = REPORTS_IN_FLIGHT * 2 + 5
+    open_now, peak, full = 0, 0, asyncio.Event()
+
+    async def callback(request: web.Request) -> web.Response:
+        nonlocal open_now, peak
+        open_now += 1
+        peak = max(peak, open_now)
+        if open_now >= REPORTS_IN_FLIGHT:
+            full.set()
+        async with asyncio.timeout(10):  # the first REPORTS_IN_FLIGHT wait for each other; the rest find it set
+            await full.wait()
+        await request.read()
+        open_now -= 1
+        return web.Response(text="ok")
+
+    shop = web.Application()
+    shop.router.add_post("/callback", callback)
+    clock = Clock()
+    async with serve(shop) as shop_url, driven_engine(tmp_path, clock, shop_url=shop_url, **REPORTER) as ctx:
+        assert waiting <= step_size(ctx)
+        now = clock.now
+        await ctx.store.accept([request() for _ in range(waiting)], now)
+        batch = await ctx.store.create_batch("main", waiting, beijing_now(datetime.fromtimestamp(now, UTC)).date(),
+                                             now)
+        assert batch is not None
+        await ctx.store.set_batch_state(batch.id, BatchState.SUBMITTED, now)
+        await ctx.store.record_results(batch.id, [DetailResult(d.trade_no, d.amount, "SUCCESS") for d in batch.details],
+                                       now, notify_id=None, kind="query")
+        assert await report_once(ctx)
+        counts = await ctx.store.counts()
+    assert counts["reports"] == {"delivered": waiting}
+    assert peak == REPORTS_IN_FLIGHT
+
+
+@pytest.mark.parametrize(
+    ("lease", "http_timeout", "size"),
+    [(120, 15, 6 * REPORTS_IN_FLIGHT), (20, 15, REPORTS_IN_FLIGHT), (3600, 15, REPORTS_PER_STEP)],
+)
+async def test_a_step_claims_no_more_than_its_deliveries_can_finish_within_the_lease(
+    tmp_path: Path, lease: float, http_timeout: float, size: int
+) -> None:
+    """Each delivery may take the whole HTTP timeout, REPORTS_IN_FLIGHT at a time: a step claims so few that its
+    waves end at least two timeouts before its lease does (another instance would take its results over)."""
+    sections = {"engine": {"lease_seconds": lease}, "http": {"total_timeout_seconds": http_timeout}}
+    async with driven_engine(tmp_path, Clock(), **sections) as ctx:
+        assert step_size(ctx) == size
+    waves = -(-size // REPORTS_IN_FLIGHT)
+    assert waves * http_timeout <= max(http_timeout, lease - 2 * http_timeout)
