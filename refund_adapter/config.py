@@ -30,6 +30,9 @@ STORE_SCHEMES: Final = ("sqlite:///", "postgresql://", "postgres://")
 DEFAULT_GATEWAY_URL: Final = "https://mapi.alipay.com/gateway.do"
 MAX_BATCH_DETAILS: Final = 1000  # MAPI's limit on detail_data entries per batch_no
 LOG_FORMATS: Final = ("text", "json")  # logging.format (refund_adapter/logs.py)
+# How an account's refunds reach Alipay: `mapi`, the no-password batch (a contract of its own), or `mapi_pwd`, the
+# password batch an operator approves from the dashboard (every merchant has it).
+CHANNELS: Final = ("mapi", "mapi_pwd")
 
 
 class ConfigError(Exception):
@@ -100,6 +103,14 @@ class AlipayAccount:
     gateway_url: str = DEFAULT_GATEWAY_URL
     input_charset: str = "utf-8"
     use_freeze_amount: bool = False
+    channel: str = "mapi"  # one of CHANNELS
+    seller_user_id: str | None = None  # mapi_pwd: the account refunds are paid from (one of the two is required)
+    seller_email: str | None = None
+
+    @property
+    def approved_by_operator(self) -> bool:
+        """Whether each batch waits for an operator to confirm it at Alipay (`mapi_pwd`)."""
+        return self.channel == "mapi_pwd"
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,14 @@ class AlipayConfig:
     """All Alipay accounts by name; platforms pick one by that name."""
 
     accounts: Mapping[str, AlipayAccount]
+
+
+@dataclass(frozen=True)
+class ApprovalConfig:
+    """Batches of `mapi_pwd` accounts wait for an operator: who is reminded when one waits too long."""
+
+    reminder_after_seconds: float = 3600
+    reminder_url: str | None = None  # POSTed a JSON summary of what waits (none: the dashboard and metrics only)
 
 
 @dataclass(frozen=True)
@@ -199,6 +218,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     alipay: AlipayConfig
     batching: BatchingConfig = field(default_factory=BatchingConfig)
+    approval: ApprovalConfig = field(default_factory=ApprovalConfig)
     reporter: ReporterConfig = field(default_factory=ReporterConfig)
     reconciler: ReconcilerConfig = field(default_factory=ReconcilerConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -501,6 +521,13 @@ def _read_account(name: str, account: _Section, base_dir: Path | None) -> Alipay
     input_charset = account.string("input_charset", "utf-8").lower()
     if input_charset not in INPUT_CHARSETS:
         account.problem("input_charset", f"must be one of {', '.join(INPUT_CHARSETS)}")
+    channel = account.string("channel", "mapi")
+    if channel not in CHANNELS:
+        account.problem("channel", f"must be one of {', '.join(CHANNELS)}")
+    seller_user_id = account.read("seller_user_id", None, False, _as_partner, "must be 16 digits starting with 2088")
+    seller_email = account.string("seller_email") or None
+    if channel == "mapi_pwd" and not (seller_user_id or seller_email):
+        account.problem("seller_user_id", "mapi_pwd needs seller_user_id or seller_email")
     return AlipayAccount(
         name=name,
         partner=partner,
@@ -513,6 +540,9 @@ def _read_account(name: str, account: _Section, base_dir: Path | None) -> Alipay
         gateway_url=gateway_url,
         input_charset=input_charset,
         use_freeze_amount=account.boolean("use_freeze_amount", False),
+        channel=channel,
+        seller_user_id=seller_user_id,
+        seller_email=seller_email,
     )
 
 
@@ -536,6 +566,17 @@ def _read_batching(doc: _Section) -> BatchingConfig:
     return BatchingConfig(
         max_details=batching.integer("max_details", BatchingConfig.max_details, 1, MAX_BATCH_DETAILS),
         max_wait_seconds=batching.seconds("max_wait_seconds", BatchingConfig.max_wait_seconds),
+    )
+
+
+def _read_approval(doc: _Section) -> ApprovalConfig:
+    approval = doc.section("approval", _keys(ApprovalConfig))
+    reminder_url = approval.string("reminder_url") or None
+    if reminder_url and not _is_http_url(reminder_url):
+        approval.problem("reminder_url", "must be an http(s) URL")
+    return ApprovalConfig(
+        reminder_after_seconds=approval.seconds("reminder_after_seconds", ApprovalConfig.reminder_after_seconds),
+        reminder_url=reminder_url,
     )
 
 
@@ -646,6 +687,7 @@ def parse_config(
         store=_read_store(doc),
         alipay=_read_alipay(doc, base_dir),
         batching=_read_batching(doc),
+        approval=_read_approval(doc),
         reporter=_read_reporter(doc),
         reconciler=_read_reconciler(doc),
         http=(http := _read_http(doc)),  # problems are listed in the order of the file's sections

@@ -22,7 +22,10 @@ async def batch_once(ctx: EngineContext) -> bool:
         if not due:
             continue
         day = beijing_now(datetime.fromtimestamp(now, UTC)).date()
-        batch = await ctx.store.create_batch(work.account, settings.max_details, day, now)
+        # A mapi_pwd account's batch waits for the operator's approval at Alipay instead of being sent.
+        approved_by_operator = ctx.config.alipay.accounts[work.account].approved_by_operator
+        batch = await ctx.store.create_batch(work.account, settings.max_details, day, now,
+                                             awaiting_approval=approved_by_operator)
         if batch is not None:
             crash_point(AFTER_BATCH_CREATED)
             if ctx.listened:

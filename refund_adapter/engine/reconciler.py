@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from ..alipay.codec import batch_no_date, beijing_now
 from ..models import Batch, BatchState
 from ..store import Cause
+from .approval import release_moved_accounts, still_awaiting
 from .notifications import check_results
 from .results import record_verdicts
 from .runtime import EngineContext
@@ -50,13 +51,20 @@ async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
         return
     outcome = await channel.query(batch.batch_no)
     response = outcome.response
+    awaiting = batch.state is BatchState.AWAITING_APPROVAL  # its approval link was opened: was it confirmed?
     if response is None:
-        await _reschedule_or_review(ctx, batch, f"query unanswered: {outcome.detail}")
+        if awaiting:
+            await still_awaiting(ctx, batch, f"query unanswered: {outcome.detail}", absent=False)
+        else:
+            await _reschedule_or_review(ctx, batch, f"query unanswered: {outcome.detail}")
         return
     now = ctx.clock()
     if not response.is_success or not response.items:
         today = beijing_now(datetime.fromtimestamp(now, UTC)).date()
         not_found = response.error_code in NOT_FOUND_CODES or (response.is_success and not response.items)
+        if awaiting:
+            await still_awaiting(ctx, batch, f"query answered {response.error_code or 'no items'}", absent=not_found)
+            return
         if batch.state is BatchState.UNKNOWN and not_found and batch_no_date(batch.batch_no) == today:
             # Alipay never received it and the batch_no is still valid today: send the same batch_no again.
             log.warning("batch %s unknown to Alipay: resending it", batch.batch_no)
@@ -84,6 +92,7 @@ async def reconcile_batch(ctx: EngineContext, batch: Batch) -> None:
 
 
 async def reconcile_once(ctx: EngineContext) -> bool:
+    await release_moved_accounts(ctx)
     batches = await ctx.store.claim_batches_to_query(ctx.clock(), QUERIES_PER_STEP, ctx.config.engine.lease_seconds)
     for batch in batches:
         await reconcile_batch(ctx, batch)

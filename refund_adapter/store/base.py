@@ -134,6 +134,17 @@ class Summary:
     series: Sequence[tuple[datetime, Mapping[str, int]]]  # per bucket: refunds created, by state now
 
 
+@dataclass(frozen=True)
+class ApprovalQueue:
+    """The batches waiting for an operator to approve them at Alipay (`mapi_pwd` accounts): how many, their total
+    amount, when the oldest was formed, and the oldest of them with their details."""
+
+    count: int
+    total: Decimal
+    oldest_created_at: datetime | None
+    batches: list[Batch]
+
+
 class RefundStore(abc.ABC):
     """Durable, idempotent state of refunds and batches. Times are epoch seconds (UTC)."""
 
@@ -163,8 +174,35 @@ class RefundStore(abc.ABC):
     async def pending_work(self) -> list[PendingWork]: ...
 
     @abc.abstractmethod
-    async def create_batch(self, account: str, max_details: int, day: date, now: float) -> Batch | None:
-        """Put up to `max_details` received refunds of `account`, one per trade, in a new PENDING batch."""
+    async def create_batch(self, account: str, max_details: int, day: date, now: float, *,
+                           awaiting_approval: bool = False) -> Batch | None:
+        """Put up to `max_details` received refunds of `account`, one per trade, in a new PENDING batch (or one
+        AWAITING_APPROVAL, for an operator to approve at Alipay)."""
+
+    # -- approval by an operator (password batches) ------------------------------------------------------
+    @abc.abstractmethod
+    async def approval_queue(self, limit: int = 100) -> ApprovalQueue:
+        """What waits for approval: counted and summed whole, the `limit` oldest batches with their details."""
+
+    @abc.abstractmethod
+    async def issue_approval(self, batch_id: int, day: date, now: float, *, next_query_at: float) -> Batch | None:
+        """An approval link is being made on Beijing `day` for an AWAITING_APPROVAL batch. Its batch_no moves to
+        `day` (same serial) when it is of an earlier day and no link left for it (Alipay cannot know it); the link
+        is recorded, and the batch queried at `next_query_at` (or sooner, as already due) in case the operator
+        approves and the notify is lost. A batch_no of an earlier day a link left for stays (only a query can say
+        whether it was used): no link is recorded and the query is due now. Returns the batch as it now is, or
+        None when it is not awaiting approval."""
+
+    @abc.abstractmethod
+    async def release_for_submit(self, batch_id: int, day: date, now: float) -> Batch | None:
+        """An AWAITING_APPROVAL batch whose account now sends without approval: PENDING, to be sent under its
+        batch_no (moved to `day` as `issue_approval` would). None, and nothing changed, when it is not awaiting
+        approval or a link of an earlier day left for it (its query decides first)."""
+
+    @abc.abstractmethod
+    async def approval_expired(self, batch_id: int, now: float, *, cause: Cause) -> None:
+        """The query proved the batch's link unused, and of a day past: it can no longer be approved, so the
+        batch waits as if no link had left (its batch_no may move to a later day); no query is due."""
 
     @abc.abstractmethod
     async def claim_batch_to_submit(self, now: float, lease_seconds: float) -> Batch | None:
@@ -225,7 +263,8 @@ class RefundStore(abc.ABC):
     # -- reconciliation -------------------------------------------------------------------------------
     @abc.abstractmethod
     async def claim_batches_to_query(self, now: float, limit: int, lease_seconds: float) -> list[Batch]:
-        """SUBMITTED or UNKNOWN batches whose next query is due, leased so one instance queries each."""
+        """SUBMITTED or UNKNOWN batches (or AWAITING_APPROVAL ones whose link was opened) whose next query is due,
+        leased so one instance queries each."""
 
     @abc.abstractmethod
     async def schedule_query(self, batch_id: int, next_query_at: float, now: float, *, cause: Cause | None = None

@@ -38,6 +38,7 @@ from .base import (
     EXCEEDS_PAID_AMOUNT,
     AcceptResult,
     Anomaly,
+    ApprovalQueue,
     BatchOverview,
     Cause,
     JournalEntry,
@@ -127,6 +128,11 @@ PENDING_WORK = """SELECT alipay_account, COUNT(*) AS n, MIN(created_at) AS oldes
 # Refunds by (state, report_state): one pass over the covering index refunds_by_state, never the table, so
 # /-/stats and /metrics stay cheap however many refunds are stored (0003, 0004).
 COUNT_REFUNDS = "SELECT state, report_state, COUNT(*) AS n FROM refunds GROUP BY state, report_state"
+# What waits for an operator's approval, from the partial index batches_awaiting_approval (0008) and each batch's
+# refunds by refunds_by_batch.
+AWAITING_TOTAL = """SELECT COUNT(DISTINCT b.id) AS n, MIN(b.created_at) AS oldest, SUM(r.amount_fen) AS fen
+                    FROM batches AS b JOIN refunds AS r ON r.batch_id = b.id
+                    WHERE b.state = 'awaiting_approval' AND r.state = 'batched'"""
 # Refunds flagged for review: the few entries of the partial index refunds_in_review (0005), never the table.
 COUNT_IN_REVIEW = "SELECT COUNT(*) AS n FROM refunds WHERE review IS NOT NULL"
 _INSERT_COLUMNS = ("platform", "shop", "platform_refund_id", "order_id", "trade_no", "amount_fen", "currency",
@@ -368,13 +374,15 @@ class SqlStore(PluginDataSql, RefundStore):
             rows = await conn.fetch(PENDING_WORK)
         return [PendingWork(r["alipay_account"], int(r["n"]), float(r["oldest"])) for r in rows]
 
-    async def create_batch(self, account: str, max_details: int, day: date, now: float) -> Batch | None:
+    async def create_batch(self, account: str, max_details: int, day: date, now: float, *,
+                           awaiting_approval: bool = False) -> Batch | None:
         async with self.bulk_transaction() as tx:
             await self._lock(tx, [account])
             candidates = await tx.fetch(BATCH_CANDIDATES, account, max_details)
             if not candidates:
                 return None
-            batch_id = await self._new_batch(tx, account, day, now)
+            state = BatchState.AWAITING_APPROVAL if awaiting_approval else BatchState.PENDING
+            batch_id = await self._new_batch(tx, account, day, now, state)
             ids = [int(c["id"]) for c in candidates]
             claimed = await tx.fetch(CLAIM_FOR_BATCH.format(ids=_placeholders(ids, 4)), batch_id, now, account, *ids)
             if not claimed:
@@ -385,12 +393,13 @@ class SqlStore(PluginDataSql, RefundStore):
                                         {"batch_id": batch_id, "batch_no": batch.batch_no})
             return batch
 
-    async def _new_batch(self, tx: Tx, account: str, day: date, now: float) -> int:
-        """A new PENDING batch row; its batch_no derives from its id, so a retry can never mint a second one."""
+    async def _new_batch(self, tx: Tx, account: str, day: date, now: float,
+                         state: BatchState = BatchState.PENDING) -> int:
+        """A new batch row; its batch_no derives from its id, so a retry can never mint a second one."""
         row = await tx.fetchrow(
             """INSERT INTO batches (account, batch_no, state, created_at, updated_at)
-               VALUES ($1, $2, 'pending', $3, $3) RETURNING id""",
-            account, "new-" + secrets.token_hex(12), now,
+               VALUES ($1, $2, $4, $3, $3) RETURNING id""",
+            account, "new-" + secrets.token_hex(12), now, state.value,
         )
         assert row is not None
         batch_id = int(row["id"])
@@ -408,6 +417,80 @@ class SqlStore(PluginDataSql, RefundStore):
         row = await tx.fetchrow("SELECT value FROM meta WHERE key = 'namespace'")
         assert row is not None
         return str(row["value"])
+
+    # -- approval by an operator ----------------------------------------------------------------------
+    async def approval_queue(self, limit: int = 100) -> ApprovalQueue:
+        async with self.reading() as conn:  # batches_awaiting_approval (0008): the waiting rows only
+            rows = await conn.fetch(
+                "SELECT * FROM batches WHERE state = 'awaiting_approval' ORDER BY id LIMIT $1", limit)
+            total = await conn.fetchrow(AWAITING_TOTAL)
+            batches = [await self._batch_of(conn, row) for row in rows]
+        assert total is not None
+        return ApprovalQueue(count=int(total["n"]), total=from_fen(int(total["fen"] or 0)),
+                             oldest_created_at=None if total["oldest"] is None else _ts(float(total["oldest"])),
+                             batches=batches)
+
+    async def _awaiting_on(self, tx: Tx, batch_id: int, day: date, now: float) -> Row | None:
+        """The AWAITING_APPROVAL batch's row, locked, with its batch_no moved to `day` when it is of another day and
+        no link left for it; None when the batch is not awaiting approval."""
+        row = await tx.fetchrow(f"SELECT * FROM batches WHERE id = $1{self.dialect.for_update}", batch_id)
+        if row is None or row["state"] != BatchState.AWAITING_APPROVAL.value:
+            return None
+        batch_no = build_batch_no(day, await self._namespace_in(tx), batch_id)
+        if row["batch_no"] == batch_no or row["approval_link_at"] is not None:
+            return row
+        moved = await tx.fetchrow("UPDATE batches SET batch_no = $1, updated_at = $2 WHERE id = $3 RETURNING *",
+                                  batch_no, now, batch_id)
+        await journal.batch_event(tx, batch_id, now, "redated", {
+            "summary": f"batch_no {row['batch_no']} never reached Alipay: {batch_no} on {day}",
+            "was": row["batch_no"], "batch_no": batch_no})
+        return moved
+
+    async def issue_approval(self, batch_id: int, day: date, now: float, *, next_query_at: float) -> Batch | None:
+        async with self.transaction() as tx:
+            row = await self._awaiting_on(tx, batch_id, day, now)
+            if row is None:
+                return None
+            if row["batch_no"] != build_batch_no(day, await self._namespace_in(tx), batch_id):
+                await tx.execute("UPDATE batches SET next_query_at = $1 WHERE id = $2", now, batch_id)
+                await journal.batch_event(tx, batch_id, now, "approval_link", {
+                    "summary": f"no link: whether the link of {row['batch_no']} was used is being asked first"})
+                return await self._batch_in(tx, batch_id)
+            await tx.execute(
+                """UPDATE batches SET approval_link_at = $1, updated_at = $1,
+                       next_query_at = CASE WHEN next_query_at IS NULL OR next_query_at > $2 THEN $2
+                                       ELSE next_query_at END
+                   WHERE id = $3""",
+                now, next_query_at, batch_id,
+            )
+            await journal.batch_event(tx, batch_id, now, "approval_link", {
+                "summary": f"approval link made for {row['batch_no']}", "batch_no": row["batch_no"]})
+            return await self._batch_in(tx, batch_id)
+
+    async def release_for_submit(self, batch_id: int, day: date, now: float) -> Batch | None:
+        async with self.transaction() as tx:
+            row = await self._awaiting_on(tx, batch_id, day, now)
+            if row is None or row["batch_no"] != build_batch_no(day, await self._namespace_in(tx), batch_id):
+                return None
+            await tx.execute(
+                """UPDATE batches SET state = 'pending', lease_until = NULL, next_query_at = NULL, updated_at = $1
+                   WHERE id = $2""",
+                now, batch_id,
+            )
+            await journal.batch_event(tx, batch_id, now, "released", {
+                "state": BatchState.PENDING.value,
+                "summary": f"its account sends without approval now: {row['batch_no']} to be sent"})
+            return await self._batch_in(tx, batch_id)
+
+    async def approval_expired(self, batch_id: int, now: float, *, cause: Cause) -> None:
+        async with self.transaction() as tx:
+            await tx.execute(
+                """UPDATE batches SET approval_link_at = NULL, next_query_at = NULL,
+                       query_attempts = query_attempts + 1, updated_at = $1
+                   WHERE id = $2 AND state = 'awaiting_approval'""",
+                now, batch_id,
+            )
+            await journal.batch_event(tx, batch_id, now, cause.kind, {"summary": cause.summary, **cause.detail})
 
     async def claim_batch_to_submit(self, now: float, lease_seconds: float) -> Batch | None:
         async with self.bulk_transaction() as tx:
@@ -589,6 +672,12 @@ class SqlStore(PluginDataSql, RefundStore):
                 )
                 await tx.execute("UPDATE batches SET notified_at = COALESCE(notified_at, $1) WHERE id = $2",
                                  now, batch_id)
+            if results:  # Alipay has the batch: one waiting for approval was approved
+                await tx.execute(
+                    """UPDATE batches SET state = 'submitted', acknowledged_at = COALESCE(acknowledged_at, $1)
+                       WHERE id = $2 AND state = 'awaiting_approval'""",
+                    now, batch_id,
+                )
 
             anomalies = await self._flag_contradictions(tx, batch_id, by_trade, f"{kind} {notify_id or ''}".strip())
             contradicted = {anomaly.trade_no for anomaly in anomalies}
@@ -675,7 +764,8 @@ class SqlStore(PluginDataSql, RefundStore):
     async def claim_batches_to_query(self, now: float, limit: int, lease_seconds: float) -> list[Batch]:
         async with self.transaction() as tx:
             rows = await tx.fetch(
-                f"""SELECT id FROM batches WHERE state IN ('submitted', 'unknown') AND next_query_at <= $1
+                f"""SELECT id FROM batches WHERE state IN ('submitted', 'unknown', 'awaiting_approval')
+                    AND next_query_at <= $1
                     ORDER BY next_query_at LIMIT $2{self.dialect.skip_locked}""",
                 now, limit,
             )
@@ -1036,6 +1126,7 @@ def _batch(row: Row, details: tuple[BatchDetail, ...]) -> Batch:
         sent_at=at("sent_at"),
         acknowledged_at=at("acknowledged_at"),
         notified_at=at("notified_at"),
+        approval_link_at=at("approval_link_at"),
     )
 
 
