@@ -32,8 +32,8 @@ import aiohttp
 import yaml
 
 from . import failpoints
-from .alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from .engine.reporter import REPORTS_PER_STEP
+from .sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from .testing import ADMIN_HEADERS, SimulatedShop, free_port, local_config, serve, wait_until
 
 PARTNER = "2088101122136241"

@@ -62,7 +62,7 @@ def check_config(path: str) -> None:
 @click.option("--hold-notifies", is_flag=True, help="Fault: hold notifies until POST /sandbox/notifies/release.")
 def sandbox(host: str, port: int, **options: Any) -> None:
     """Run the simulated Alipay MAPI gateway until SIGINT or SIGTERM."""
-    from refund_adapter.alipay import sandbox as alipay_sandbox
+    from refund_adapter import sandbox as alipay_sandbox
 
     faults = {name: options.pop(name) for name in alipay_sandbox.FAULTS_OFF}
     try:

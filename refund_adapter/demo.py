@@ -18,10 +18,10 @@ from typing import Any
 
 import aiohttp
 
-from .alipay.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from .config import Config, parse_config
 from .money import CURRENCY
 from .plugins import create_plugin_manager
+from .sandbox import SandboxConfig, TradeSeed, run_sandbox
 from .testing import SimulatedShop, free_port, serve, wait_until
 from .web.app import create_app
 from .web.keys import ENGINE
@@ -212,7 +212,7 @@ async def run_demo(
         by_state=counts["refunds"],
         reported=counts["reports"].get("delivered", 0),
         unexpected=unexpected,
-        paid_twice=sum(1 for trade in sandbox.state.trades.values() if trade.refund_count > 1),
+        paid_twice=sum(1 for trade in sandbox.state.ledger.trades.values() if trade.refund_count > 1),
         batches=sum(counts["batches"].values()),
         elapsed_s=elapsed,
     )

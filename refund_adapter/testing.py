@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 from refund_adapter_generic import standard_webhooks
 
-from .alipay.sandbox import RunningSandbox, SandboxConfig, run_sandbox
+from .sandbox import RunningSandbox, SandboxConfig, run_sandbox
 from .web.protocol import SERVER_LOGGER
 
 if TYPE_CHECKING:

@@ -20,10 +20,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from refund_adapter.alipay.sandbox import SandboxConfig, run_sandbox
 from refund_adapter.config import parse_config
 from refund_adapter.demo import PARTNER, SHOP_ID, Scenario
 from refund_adapter.logs import TEXT_FORMAT, JsonFormatter, RequestIdFilter
+from refund_adapter.sandbox import SandboxConfig, run_sandbox
 from refund_adapter.testing import (
     TEST_ADMIN_TOKEN,
     Samples,

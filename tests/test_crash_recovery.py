@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from refund_adapter import failpoints
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.chaos import SERVE, ServeProcess
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import SimulatedShop, free_port, serve, wait_until
 
 PARTNER = "2088101122136241"
@@ -131,7 +131,7 @@ async def test_sigkill_then_restart_pays_each_refund_exactly_once_and_reports_it
         assert await _stop(second) == 0  # SIGTERM: drained and stopped cleanly
     sent = Counter(d["trade_no"] for b in harness.sandbox.state.batches.values() for d in _details(b))
     assert sent == Counter({payload(i)["trade_no"]: 1 for i in range(REFUNDS)})
-    assert all(trade.refund_count == 1 for trade in harness.sandbox.state.trades.values())
+    assert all(trade.refund_count == 1 for trade in harness.sandbox.state.ledger.trades.values())
     assert {r["refund_id"]: r["status"] for r in harness.shop.results.values()} == {
         f"r{i}": "succeeded" for i in range(REFUNDS)
     }

@@ -28,12 +28,12 @@ from aiohttp import web
 
 from refund_adapter import hookimpl
 from refund_adapter.alipay.codec import NOTIFY_TYPE_REFUND, beijing_now, format_alipay_time
-from refund_adapter.alipay.sandbox import Notification, RunningSandbox, SandboxConfig
 from refund_adapter.alipay.signing import MD5Scheme, signed
 from refund_adapter.config import Config, parse_config
 from refund_adapter.engine.notifications import MAX_NOTIFY_ESCAPES, MAX_NOTIFY_FIELDS
 from refund_adapter.models import Refund, RefundState, ReportState
 from refund_adapter.plugins import create_plugin_manager
+from refund_adapter.sandbox import Notification, RunningSandbox, SandboxConfig
 from refund_adapter.store import RefundStore, synthetic
 from refund_adapter.testing import (
     ADMIN_HEADERS,
@@ -351,7 +351,7 @@ async def test_genuine_notify_delivered_three_times_is_recorded_once(loop: Loop)
     assert loop.shop.deliveries == 1
     result = loop.shop.results[refund.request.platform_refund_id]
     assert (result["status"], result["code"], result["amount"]) == ("succeeded", "SUCCESS", "12.30")
-    assert loop.sandbox.state.trades[refund.request.trade_no].refund_count == 1
+    assert loop.sandbox.state.ledger.trades[refund.request.trade_no].refund_count == 1
     accepted, duplicates = await notifies(loop, "accepted"), await notifies(loop, "duplicate")
     assert accepted >= 1 and accepted + duplicates == 3  # copies racing may each find it not yet recorded
 

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import yaml
 
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.chaos import ServeProcess
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import SimulatedShop, free_port, serve, wait_until
 
 PARTNER = "2088101122136241"

@@ -20,9 +20,9 @@ import aiohttp
 import pytest
 from refund_adapter_generic import standard_webhooks
 
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed
 from refund_adapter.config import Config, parse_config
 from refund_adapter.models import Refund, RefundState, ReportState
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed
 from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore
 from refund_adapter.testing import (
     SimulatedShop,
@@ -204,7 +204,7 @@ async def test_good_webhook_is_stored_once_however_often_it_is_replayed(intake: 
 
     await wait_until(reported, within=DEADLINE, what="the refund's result reported")
     assert (await intake.refund("r-1")).state is RefundState.SUCCEEDED
-    assert intake.sandbox.state.trades[TRADE_NO].refunded == Decimal("12.30")  # paid back once
+    assert intake.sandbox.state.ledger.trades[TRADE_NO].refunded == Decimal("12.30")  # paid back once
     assert intake.shop.deliveries == 1
 
 
@@ -226,7 +226,7 @@ async def test_refunds_of_one_trade_beyond_its_paid_amount_are_rejected_and_repo
     # Only the first ever reached Alipay.
     sent = [detail for batch in intake.sandbox.state.batches.values() for detail in batch.details]
     assert [(d.detail.trade.trade_no, d.detail.trade.amount) for d in sent] == [(TRADE_NO, Decimal("15.00"))]
-    assert intake.sandbox.state.trades[TRADE_NO].refunded == Decimal("15.00")
+    assert intake.sandbox.state.ledger.trades[TRADE_NO].refunded == Decimal("15.00")
 
 
 async def test_reason_with_separators_and_over_256_bytes_is_cleaned_not_refused(intake: Intake) -> None:
@@ -276,7 +276,7 @@ async def test_a_redelivery_with_other_content_is_a_409_conflict_that_changes_no
         return (await intake.refund("r-1")).report_state is ReportState.DELIVERED
 
     await wait_until(reported, within=DEADLINE, what="the refund's result reported")
-    assert intake.sandbox.state.trades[TRADE_NO].refunded == Decimal("12.30")  # paid once, as first sent
+    assert intake.sandbox.state.ledger.trades[TRADE_NO].refunded == Decimal("12.30")  # paid once, as first sent
     assert intake.shop.results["r-1"]["amount"] == "12.30"
 
 

@@ -15,10 +15,10 @@ from aiohttp import web
 
 from refund_adapter.alipay.codec import SERVICE_REFUND, RefundDetail, beijing_now, error_code, parse_alipay_time
 from refund_adapter.alipay.gateway import GatewayClient, NotifyVerification, SubmitKind, SubmitOutcome
-from refund_adapter.alipay.sandbox import RunningSandbox, run_sandbox
 from refund_adapter.alipay.signing import MD5Scheme, verify
-from tests.alipay import sandbox_kit as kit
-from tests.alipay.sandbox_kit import (
+from refund_adapter.sandbox import RunningSandbox, run_sandbox
+from tests.sandbox import kit
+from tests.sandbox.kit import (
     MD5_KEY,
     PARTNER,
     NotifyReceiver,

@@ -19,7 +19,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.demo import PARTNER, SHOP_ID, demo_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.reconciler import reconcile_once
@@ -27,6 +26,7 @@ from refund_adapter.engine.reporter import report_once
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
 from refund_adapter.models import BatchState, RefundState
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import SimulatedShop, free_port, serve, wait_until
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
@@ -127,7 +127,7 @@ async def test_a_batch_formed_before_beijing_midnight_and_first_sent_after_it_is
         assert await submit_once(midnight.ctx)
         await midnight.settle()
     assert midnight.ledger() == [(renewed, "2027-01-01 00:00:01", [trade(i) for i in range(REFUNDS)])]
-    assert {t.trade_no: t.refund_count for t in midnight.sandbox.state.trades.values()} == {
+    assert {t.trade_no: t.refund_count for t in midnight.sandbox.state.ledger.trades.values()} == {
         trade(i): 1 for i in range(REFUNDS)
     }
     assert {r["refund_id"]: (r["status"], r["batch_no"]) for r in midnight.shop.results.values()} == {

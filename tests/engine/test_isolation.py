@@ -20,7 +20,6 @@ import pytest
 
 from refund_adapter.alipay import gateway
 from refund_adapter.alipay.codec import beijing_now
-from refund_adapter.alipay.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.config import Config, EngineConfig, parse_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.submitter import (
@@ -31,6 +30,7 @@ from refund_adapter.engine.submitter import (
     submit_once,
 )
 from refund_adapter.models import BatchState, RefundRequest, RefundState, ReportState
+from refund_adapter.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.store import store_from_url
 from refund_adapter.testing import (
     ADMIN_HEADERS,
@@ -94,7 +94,7 @@ class Run:
             return batches
 
     def refunded(self) -> dict[str, int]:
-        return {trade_no: trade.refund_count for trade_no, trade in self.loop.sandbox.state.trades.items()}
+        return {trade_no: trade.refund_count for trade_no, trade in self.loop.sandbox.state.ledger.trades.items()}
 
 
 Start = Callable[..., contextlib.AbstractAsyncContextManager[Run]]

@@ -9,10 +9,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from refund_adapter.alipay.sandbox import SandboxConfig, TradeSeed
 from refund_adapter.config import Config, parse_config
 from refund_adapter.engine.pressure import IngestPressure
 from refund_adapter.models import RefundState
+from refund_adapter.sandbox import SandboxConfig, TradeSeed
 from refund_adapter.testing import SimulatedShop, adapter_loop, local_config, wait_until
 from refund_adapter.web.keys import ENGINE
 

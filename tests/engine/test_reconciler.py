@@ -28,13 +28,13 @@ from refund_adapter.alipay.codec import (
     render_query_response,
 )
 from refund_adapter.alipay.gateway import SubmitKind
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.demo import PARTNER, SHOP_ID, demo_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.reconciler import reconcile_batch, reconcile_once
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
 from refund_adapter.models import Batch, BatchState, DetailResult, Refund, RefundRequest, RefundState, ReportState
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import (
     ADMIN_HEADERS,
     SimulatedShop,
@@ -82,7 +82,7 @@ async def test_a_gateway_that_never_answers_leaves_the_refund_unknown_then_in_re
     assert batch.query_attempts == 2 and batch.code == "UNRESOLVED"
     assert refund is not None and refund.state is RefundState.UNKNOWN  # not failed: the money may have moved
     assert refund.report_state is ReportState.NONE and shop.results == {}
-    assert sandbox.state.trades[TRADE].refund_count == 0
+    assert sandbox.state.ledger.trades[TRADE].refund_count == 0
 
 
 TRADES = {"2026112500000051": Decimal("10.00"), "2026112500000052": Decimal("20.00")}

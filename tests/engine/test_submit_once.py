@@ -10,10 +10,10 @@ from pathlib import Path
 from aiohttp import web
 
 from refund_adapter.alipay.codec import batch_no_date, beijing_now, render_ack
-from refund_adapter.alipay.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.submitter import RETRY_DELAY_SECONDS, submit_once
 from refund_adapter.models import BatchState, RefundState
+from refund_adapter.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import serve
 
 from .kit import MD5_KEY, PARTNER, Clock, driven_engine, request

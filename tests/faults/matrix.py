@@ -29,10 +29,10 @@ import pytest
 from aiohttp import web
 
 from refund_adapter import hookimpl
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed
 from refund_adapter.config import Config, ReporterConfig, parse_config
 from refund_adapter.models import Refund, RefundState
 from refund_adapter.plugins import create_plugin_manager
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed
 from refund_adapter.store import RefundStore
 from refund_adapter.testing import (
     AdapterLoop,

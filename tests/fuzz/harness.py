@@ -28,8 +28,8 @@ from aiohttp import web
 from hypothesis import HealthCheck, settings
 from refund_adapter_generic import standard_webhooks
 
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.config import parse_config
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.store import RefundStore
 from refund_adapter.testing import free_port, local_config, serve, wait_until
 from refund_adapter.untrusted import LOG_LINE_LIMIT

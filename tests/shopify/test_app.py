@@ -17,10 +17,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.cli import main
 from refund_adapter.config import Config, parse_config
 from refund_adapter.platform import PluginData
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.store import RefundStore
 from refund_adapter.testing import adapter_loop, local_config, wait_until
 
@@ -169,7 +169,7 @@ async def test_a_refunds_create_webhook_ends_as_a_tag_and_a_metafield(hourly_loo
     value = hourly_loop.fake.metafields[(order, "alipay_refund", key)]
     assert (value["status"], value["code"], value["amount"]) == ("succeeded", "SUCCESS", "30.00")
     assert value["batch_no"]
-    assert hourly_loop.sandbox.state.trades[TRADE_NO].refund_count == 1
+    assert hourly_loop.sandbox.state.ledger.trades[TRADE_NO].refund_count == 1
     assert await hourly_loop.refunds() == {"succeeded": 1}
 
 

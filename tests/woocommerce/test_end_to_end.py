@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.config import parse_config
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import free_port, serve, wait_until
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
@@ -135,7 +135,7 @@ async def test_a_refund_ends_as_a_note_and_metadata_on_its_order(tmp_path: Path)
         assert result["batch_no"]
         (note,) = loop.fake.notes[727]
         assert note["customer_note"] is False and f"refund #{refund_id}" in note["note"]
-        assert loop.sandbox.state.trades[TRADE].refund_count == 1
+        assert loop.sandbox.state.ledger.trades[TRADE].refund_count == 1
 
 
 @pytest.mark.parametrize(
@@ -177,4 +177,4 @@ async def test_a_refund_whose_webhook_was_never_sent_is_found_by_the_poller(tmp_
 
         assert result["status"] == "succeeded"
         assert await loop.stored() == [f"727:{refund_id}"]
-        assert loop.sandbox.state.trades[TRADE].refund_count == 1
+        assert loop.sandbox.state.ledger.trades[TRADE].refund_count == 1

@@ -26,10 +26,10 @@ from refund_adapter.alipay.codec import (
     parse_refund_notify,
 )
 from refund_adapter.alipay.gateway import GatewayClient, NotifyVerification, SubmitKind
-from refund_adapter.alipay.sandbox import PROBLEM_TYPE, RunningSandbox, SandboxConfig, run_sandbox
 from refund_adapter.alipay.signing import MD5Scheme, RSAScheme, SignatureScheme, signed
-from tests.alipay import sandbox_kit as kit
-from tests.alipay.sandbox_kit import (
+from refund_adapter.sandbox import PROBLEM_TYPE, RunningSandbox, SandboxConfig, run_sandbox
+from tests.sandbox import kit
+from tests.sandbox.kit import (
     DEADLINE,
     MD5_KEY,
     PARTNER,
@@ -243,7 +243,7 @@ async def test_each_detail_is_evaluated_against_the_ledger(
     notify = parse_refund_notify(received.params)
     assert [item.trade.code for item in notify.results] == [case.code]
     assert notify.success_num == (1 if case.code == "SUCCESS" else 0)
-    trade = alipay_sandbox.state.trades.get("T1")
+    trade = alipay_sandbox.state.ledger.trades.get("T1")
     if trade is not None:
         assert str(trade.refunded) == ("10.00" if case.code == "SUCCESS" else "0.00")
 
@@ -269,11 +269,11 @@ async def test_balance_and_refunded_amount_decrease_with_each_success(
         "SUCCESS",
         "TXN_RESULT_ACCOUNT_BALANCE_NOT_ENOUGH",
     ]
-    assert alipay_sandbox.state.balance("2088000000000077") == 3
-    alipay_sandbox.state.balances["2088000000000077"] += 100
+    assert alipay_sandbox.state.ledger.balance("2088000000000077") == 3
+    alipay_sandbox.state.ledger.balances["2088000000000077"] += 100
     assert await refund(detail("T1", "6.00")) == ["REFUND_AMOUNT_NOT_VALID"]
     assert await refund(detail("T1", "4.00")) == ["SUCCESS"]
-    assert alipay_sandbox.state.trades["T1"].refunded == 10
+    assert alipay_sandbox.state.ledger.trades["T1"].refunded == 10
 
 
 async def test_a_trade_is_refunded_at_most_99_times(
@@ -293,7 +293,7 @@ async def test_a_trade_is_refunded_at_most_99_times(
 
     assert [await refund() for _ in range(99)] == ["SUCCESS"] * 99
     assert await refund() == "TRADE_STATUS_ERROR"
-    assert alipay_sandbox.state.trades["T1"].refund_count == 99
+    assert alipay_sandbox.state.ledger.trades["T1"].refund_count == 99
 
 
 async def test_royalty_and_sub_trade_parts_are_echoed_with_the_trade_code(
@@ -714,7 +714,7 @@ async def test_bad_trades_are_a_problem_and_nothing_is_stored(
         assert resp.content_type == "application/problem+json"
         problem = await resp.json(content_type=None)
     assert problem["type"] == PROBLEM_TYPE and problem["status"] == 400 and problem["detail"]
-    assert alipay_sandbox.state.trades == {}
+    assert alipay_sandbox.state.ledger.trades == {}
 
 
 async def test_batches_view_shows_details_results_and_deliveries(

@@ -30,8 +30,8 @@ from refund_adapter.alipay.codec import (
     parse_ack,
 )
 from refund_adapter.alipay.gateway import GatewayClient, NotifyVerification
-from refund_adapter.alipay.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.alipay.signing import MD5Scheme, RSAScheme, SignatureScheme, signed, verify
+from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 
 PARTNER = "2088101122136241"
 MD5_KEY = "1234567890abcdefghijklmnopqrstuv"
@@ -111,7 +111,7 @@ def detail(trade_no: str, amount: str = "10.00", reason: str = "协商退款") -
 
 def seed(sandbox: RunningSandbox, trade_no: str, amount: str = "100.00", **fields: Any) -> None:
     """Put a trade in the ledger in-process (the HTTP endpoint has tests of its own)."""
-    sandbox.state.seed(TradeSeed.from_json({"trade_no": trade_no, "amount": amount, **fields}))
+    sandbox.state.ledger.seed(TradeSeed.from_json({"trade_no": trade_no, "amount": amount, **fields}))
 
 
 async def eventually(check: Callable[[], T | None], what: str) -> T:
