@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from . import admin, mapi
+from . import admin, mapi, pwd
 from .config import SandboxConfig
 from .state import STATE_KEY, SandboxState
 
@@ -35,6 +35,7 @@ def create_sandbox_app(config: SandboxConfig) -> web.Application:
     app.cleanup_ctx.append(notify_session)
     app.on_shutdown.append(release_hangs)
     mapi.add_routes(app)
+    pwd.add_routes(app)
     admin.add_routes(app)
     return app
 

@@ -35,6 +35,7 @@ class SandboxConfig:
     evaluation_delay_seconds: float = 0.0
     notify_timeout_seconds: float = 10.0
     clock: Callable[[], float] = time.time  # "now" as Unix seconds; a test moves it to stand at any moment
+    payment_password: str = field(default="123456", repr=False)  # what the password refund's page accepts
 
     def __post_init__(self) -> None:
         if not self.md5_key and not (self.alipay_private_key and self.merchant_public_key):
