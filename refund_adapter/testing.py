@@ -220,10 +220,12 @@ async def adapter_loop(
     shop: SimulatedShop | str,
     pm: pluggy.PluginManager | None = None,
     request_timeout: float | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[AdapterLoop]:
     """Run the sandbox (unless already running), serve the shop (a `SimulatedShop`, or the URL of a shop already
     served), then the app of `config(port, sandbox URL, shop URL)` on a free port, with a client session whose
-    requests time out after `request_timeout` seconds (aiohttp's default when None)."""
+    requests time out after `request_timeout` seconds (aiohttp's default when None). `clock` is the engine's
+    (give the sandbox's `SandboxConfig.clock` too, to stand both at another moment)."""
     from .web.app import create_app
 
     running = contextlib.nullcontext(sandbox) if isinstance(sandbox, RunningSandbox) else run_sandbox(sandbox)
@@ -237,6 +239,6 @@ async def adapter_loop(
         aiohttp.ClientSession(timeout=session_timeout) as http,
     ):
         port = free_port()
-        app = create_app(config(port, box.url, shop_url), pm=pm)
+        app = create_app(config(port, box.url, shop_url), pm=pm, clock=clock)
         async with serve(app, port=port) as url:
             yield AdapterLoop(url, app, box, shop_url, http)
