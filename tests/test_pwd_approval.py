@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from refund_adapter.alipay.codec import BEIJING, batch_no_date, beijing_now
@@ -26,7 +27,7 @@ from refund_adapter.config import Config, parse_config
 from refund_adapter.models import Batch, BatchState, RefundState
 from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import ADMIN_HEADERS, SimulatedShop, adapter_loop, local_config, wait_until
+from refund_adapter.testing import ADMIN_HEADERS, SimulatedShop, adapter_loop, local_config, serve, wait_until
 from refund_adapter.web.keys import ENGINE
 from tests.sandbox.kit import rsa_keys
 from tests.test_admin import DEADLINE, MD5_KEY, PARTNER, SECRET, SHOP, Admin
@@ -51,11 +52,12 @@ class Clock:
         self.offset = moment.timestamp() - time.time()
 
 
-def pwd_config(tmp_path: Path, channel: str = "mapi_pwd", **account: Any) -> Callable[[int, str, str], Config]:
+def pwd_config(tmp_path: Path, channel: str = "mapi_pwd", sections: Mapping[str, Any] | None = None, **account: Any
+               ) -> Callable[[int, str, str], Config]:
     def config(port: int, gateway_url: str, shop_url: str) -> Config:
         shop = {"id": SHOP, "secret": SECRET, "callback_url": shop_url + "/callback", "alipay_account": "main"}
         raw = local_config(tmp_path / "refunds.db", port, partner=PARTNER, md5_key=MD5_KEY, gateway_url=gateway_url,
-                           platforms={"generic": {"shops": [shop]}}, reconciler=FAST_RECONCILER)
+                           platforms={"generic": {"shops": [shop]}}, reconciler=FAST_RECONCILER, **(sections or {}))
         raw["alipay"]["accounts"]["main"].update(channel=channel, seller_user_id=PARTNER, **account)
         return parse_config(raw, env={})
 
@@ -124,10 +126,10 @@ def refused_with(page: str) -> str | None:
 
 @asynccontextmanager
 async def running(tmp_path: Path, clock: Clock, sandbox: SandboxConfig | RunningSandbox, *, channel: str = "mapi_pwd",
-                  shop: SimulatedShop | None = None) -> AsyncIterator[Operator]:
+                  shop: SimulatedShop | None = None, **sections: Any) -> AsyncIterator[Operator]:
     shop = shop or SimulatedShop(SECRET)
-    async with adapter_loop(pwd_config(tmp_path, channel), sandbox=sandbox, shop=shop, request_timeout=DEADLINE,
-                            clock=clock) as loop:
+    async with adapter_loop(pwd_config(tmp_path, channel, sections), sandbox=sandbox, shop=shop,
+                            request_timeout=DEADLINE, clock=clock) as loop:
         yield Operator(Admin(loop.url, loop.store, shop, loop.http, loop.app[ENGINE]), loop.sandbox)
 
 
@@ -307,3 +309,28 @@ async def test_approval_needs_the_operator(tmp_path: Path, clock: Clock) -> None
             assert resp.status == 403
         assert "approval_link" not in [entry.kind for entry in await op.store.batch_journal(batch.id)]
         assert (await op.store.get_batch(batch.id)).approval_link_at is None  # type: ignore[union-attr]
+
+
+async def test_batches_waiting_too_long_are_reminded(tmp_path: Path, clock: Clock) -> None:
+    reminders: list[dict[str, Any]] = []
+
+    async def remind(request: web.Request) -> web.Response:
+        reminders.append(await request.json())
+        return web.Response(text="ok")
+
+    receiver = web.Application()
+    receiver.router.add_post("/remind", remind)
+    async with serve(receiver) as receiver_url:
+        approval = {"reminder_after_seconds": 0.3, "reminder_url": receiver_url + "/remind"}
+        async with running(tmp_path, clock, sandbox_config(clock), approval=approval) as op:
+            await op.admin.refund("r-1", TRADE, "4.20")
+            batch = await op.waiting_batch()
+
+            async def reminded() -> bool:
+                return bool(reminders)
+
+            await wait_until(reminded, within=DEADLINE, what="a reminder")
+    (first, *_) = reminders
+    assert (first["batches_awaiting_approval"], first["total"]) == (1, "4.20")
+    assert first["approve_at"] == op.admin.url + "/admin/approvals"
+    assert first["oldest_created_at"] == batch.created_at.isoformat()

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import aiohttp
 import pluggy
 
 from ..config import Config
@@ -50,6 +51,7 @@ class EngineContext:
     metrics: Metrics = field(default_factory=Metrics)  # this application's counters (refund_adapter/metrics.py)
     loops: LoopHealth = field(default_factory=LoopHealth)  # the engine loops' heartbeats, for /readyz
     webhook_lines: LineSampler = field(default_factory=LineSampler)  # at most 100 stored-webhook lines a second
+    http: aiohttp.ClientSession | None = None  # the app's one shared session (for the approval reminder)
 
     @property
     def listened(self) -> bool:

@@ -119,7 +119,7 @@ def _engine(clock: Callable[[], float], run_engine: bool) -> Callable[[web.Appli
             platforms = collect_platforms(pm, config, session, lambda plugin: PluginData(store, plugin, clock))
             for problem in unknown_accounts(platforms, config.alipay.accounts):
                 log.error("%s: its refunds will be refused until the account is configured", problem)
-            ctx = EngineContext(config, store, channels, platforms, pm, clock, metrics=metrics)
+            ctx = EngineContext(config, store, channels, platforms, pm, clock, metrics=metrics, http=session)
             app[ENGINE] = ctx
             tasks = start_engine(ctx) if run_engine else []
             try:
