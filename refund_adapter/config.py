@@ -571,13 +571,11 @@ def _read_batching(doc: _Section) -> BatchingConfig:
 
 def _read_approval(doc: _Section) -> ApprovalConfig:
     approval = doc.section("approval", _keys(ApprovalConfig))
+    after = approval.seconds("reminder_after_seconds", ApprovalConfig.reminder_after_seconds)
     reminder_url = approval.string("reminder_url") or None
     if reminder_url and not _is_http_url(reminder_url):
         approval.problem("reminder_url", "must be an http(s) URL")
-    return ApprovalConfig(
-        reminder_after_seconds=approval.seconds("reminder_after_seconds", ApprovalConfig.reminder_after_seconds),
-        reminder_url=reminder_url,
-    )
+    return ApprovalConfig(reminder_after_seconds=after, reminder_url=reminder_url)
 
 
 def _read_reporter(doc: _Section) -> ReporterConfig:
