@@ -56,6 +56,18 @@ class Target:
     functions: tuple[str, ...] = ()  # fnmatch patterns of mutant names; empty: every function of the modules
 
 
+# The codec target's functions, by module of refund_adapter/channels/mapi/.
+CODEC_FUNCTIONS = {
+    "batch_no": ("_plain_date", "_base36", "batch_serial", "batch_no_date", "validate_batch_no", "build_batch_no"),
+    "detail_data": (
+        "_check_count", "_validate_detail", "_validate_details", "_detail_text", "_decode_detail",
+        "encode_detail_data", "decode_detail_data", "batch_num",
+    ),
+    "wire": ("join_items", "split_items", "split_fields", "split_sub_trade"),
+    "results": ("_validate_item", "_decode_trade_result", "_decode_item", "decode_result_details"),
+    "notify": ("_param", "_required", "_descriptive", "read_notify_id", "parse_refund_notify", "parse_dback_notify"),
+}
+
 TARGETS = {
     "notifications": Target(
         ("refund_adapter/engine/notifications.py", "refund_adapter/web/alipay.py"),
@@ -77,16 +89,13 @@ TARGETS = {
     # The codec's batch_no, detail_data and notify parsing (its property tests run 200 examples each, so the
     # rest of the codec is left to a longer campaign: `--all-codec`).
     "codec": Target(
-        ("refund_adapter/alipay/codec.py",),
-        ("tests/alipay/test_codec.py",),
-        tuple(f"refund_adapter.alipay.codec.x_{name}__mutmut_*" for name in (
-            "_plain_date", "_base36", "batch_serial", "_batch_no_date", "validate_batch_no", "batch_no_date",
-            "build_batch_no", "_check_count", "_validate_detail", "_validate_details", "_join_items",
-            "_split_items", "_fields", "_split_sub_trade", "_detail_text", "_decode_detail", "encode_detail_data",
-            "decode_detail_data", "batch_num", "_validate_item", "_decode_trade_result", "_decode_item",
-            "decode_result_details", "_param", "_required", "_descriptive", "_notify_id", "parse_refund_notify",
-            "parse_dback_notify",
-        )),
+        tuple(f"refund_adapter/channels/mapi/{module}.py" for module in CODEC_FUNCTIONS),
+        ("tests/channels/mapi/test_codec.py",),
+        tuple(
+            f"refund_adapter.channels.mapi.{module}.x_{name}__mutmut_*"
+            for module, names in CODEC_FUNCTIONS.items()
+            for name in names
+        ),
     ),
 }
 

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from refund_adapter.alipay.signing import SUPPORTED_SIGN_TYPES
+from refund_adapter.channels.signing import SUPPORTED_SIGN_TYPES
 
 T = TypeVar("T")
 

@@ -1,4 +1,5 @@
-"""Amounts, currency and trade numbers: one definition each, for the intake, the plugins and the Alipay codec.
+"""Amounts, currency, trade numbers and Alipay's clock: one definition each, for the intake, the plugins and every
+channel.
 
 Every rule is a full match over ASCII. `re.match` with `$` lets a final newline through, and `\\d` or
 `str.isdigit` take the digits of every script ("１２", "١٢"), which Alipay's grammar does not: a value that
@@ -8,9 +9,12 @@ slips past one copy of a rule and not another is how one refund came to jam a wh
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 CURRENCY = "CNY"  # Alipay's MAPI batch refund pays back in CNY yuan only (§1.4)
+BEIJING = ZoneInfo("Asia/Shanghai")  # Alipay's clock: its dates (a refund's day, a batch's date) are Beijing's
 CENT = Decimal("0.01")  # (I) amounts carry at most 2 decimals (§1.4: "CNY yuan, ≤2 fractional digits, >0")
 # (I) The reference gives no upper bound per detail. 12 integer digits is far above any Alipay refund and keeps
 # every amount exact in Decimal and in the store's 64-bit integer fen.
@@ -30,6 +34,15 @@ DECIMAL_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]+)?")
 def is_trade_no(value: object) -> bool:
     """Whether `value` is a trade number Alipay's detail_data can carry, whole (a final newline included)."""
     return isinstance(value, str) and TRADE_NO.fullmatch(value) is not None
+
+
+def beijing_now(now: datetime | None = None) -> datetime:
+    """The current moment on Alipay's clock; pass `now` to keep callers testable. A naive `now` would silently
+    mean the server's zone, so it is refused (ValueError)."""
+    moment = datetime.now(UTC) if now is None else now
+    if not isinstance(moment, datetime) or moment.utcoffset() is None:
+        raise ValueError("now: must be a timezone-aware datetime")
+    return moment.astimezone(BEIJING)
 
 
 def amount_problem(value: object) -> str | None:

@@ -16,10 +16,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from refund_adapter.alipay.codec import beijing_now
 from refund_adapter.config import Config, parse_config
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.models import RefundRequest, ReportState
+from refund_adapter.money import beijing_now
 from refund_adapter.sandbox import SandboxConfig, TradeSeed
 from refund_adapter.store import RefundStore
 from refund_adapter.testing import (

@@ -12,9 +12,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from refund_adapter.alipay.codec import beijing_now
-from refund_adapter.alipay.signing import MD5Scheme, verify
+from refund_adapter.channels.signing import MD5Scheme, verify
 from refund_adapter.config import parse_config
+from refund_adapter.money import beijing_now
 from refund_adapter.store import synthetic
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE

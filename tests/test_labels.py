@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from refund_adapter.alipay.codec import ERROR_CODES
+from refund_adapter.channels.mapi.errors import ERROR_CODES
 from refund_adapter.models import BatchState, RefundState, ReportState
 from refund_adapter.web.i18n import load_translations
 from refund_adapter.web.labels import CODE_MEANINGS, STATES, labeller, template_globals

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from refund_adapter.alipay.codec import AlipayFormatError, RefundDetail, TradeRefund, encode_detail_data
+from refund_adapter.channels.mapi.detail_data import RefundDetail, TradeRefund, encode_detail_data
+from refund_adapter.channels.mapi.wire import AlipayFormatError
 from refund_adapter.money import MAX_AMOUNT, amount_problem, is_trade_no, parse_decimal_text, to_amount
 
 ALNUM = string.ascii_letters + string.digits

@@ -27,11 +27,13 @@ import pytest
 from aiohttp import web
 
 from refund_adapter import hookimpl
-from refund_adapter.alipay.codec import NOTIFY_TYPE_REFUND, beijing_now, format_alipay_time
-from refund_adapter.alipay.signing import MD5Scheme, signed
+from refund_adapter.channels.mapi.notify import NOTIFY_TYPE_REFUND
+from refund_adapter.channels.mapi.wire import format_alipay_time
+from refund_adapter.channels.signing import MD5Scheme, signed
 from refund_adapter.config import Config, parse_config
 from refund_adapter.engine.notifications import MAX_NOTIFY_ESCAPES, MAX_NOTIFY_FIELDS
 from refund_adapter.models import Refund, RefundState, ReportState
+from refund_adapter.money import beijing_now
 from refund_adapter.plugins import create_plugin_manager
 from refund_adapter.sandbox import Notification, RunningSandbox, SandboxConfig
 from refund_adapter.store import RefundStore, synthetic

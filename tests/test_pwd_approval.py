@@ -22,9 +22,10 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
-from refund_adapter.alipay.codec import BEIJING, batch_no_date, beijing_now
+from refund_adapter.channels.mapi.batch_no import batch_no_date
 from refund_adapter.config import Config, parse_config
 from refund_adapter.models import Batch, BatchState, RefundState
+from refund_adapter.money import BEIJING, beijing_now
 from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.store import RefundStore
 from refund_adapter.testing import ADMIN_HEADERS, SimulatedShop, adapter_loop, local_config, serve, wait_until

@@ -34,7 +34,7 @@ from refund_adapter import (
     WebhookAccepted,
     WebhookRejected,
 )
-from refund_adapter.alipay.codec import ERROR_CODES
+from refund_adapter.channels.mapi.errors import ERROR_CODES
 from refund_adapter.platform import PluginData
 from refund_adapter.untrusted import quote
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from refund_adapter.alipay.codec import AlipayFormatError, parse_amount
+from refund_adapter.channels.mapi.wire import AlipayFormatError, parse_amount
 from refund_adapter.money import TRADE_NO_RULE, is_trade_no
 from refund_adapter.platform import PluginData
 

@@ -14,10 +14,11 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from ..alipay.codec import BEIJING, batch_no_date, beijing_now
-from ..alipay.pwd import Seller, link, pwd_request
-from ..alipay.signing import signed
+from ..channels.mapi.batch_no import batch_no_date
+from ..channels.mapi.pwd import Seller, link, pwd_request
+from ..channels.signing import signed
 from ..models import Batch, BatchState
+from ..money import BEIJING, beijing_now
 from ..store import Cause
 from .runtime import EngineContext
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ..alipay.codec import beijing_now
 from ..failpoints import AFTER_BATCH_CREATED, crash_point
 from ..models import RefundState
+from ..money import beijing_now
 from ..store import StateChange
 from .runtime import EngineContext
 

@@ -16,9 +16,10 @@ from urllib.parse import parse_qsl
 import aiohttp
 from prometheus_client import Histogram
 
-from ..alipay.codec import AlipayFormatError, RefundDetail, TradeRefund, clean_reason, refused_details
-from ..alipay.gateway import GatewayClient, NotifyVerification, QueryOutcome, SubmitOutcome
-from ..alipay.signing import SignatureScheme, load_private_key, load_public_key, make_scheme, verify
+from ..channels.mapi.detail_data import RefundDetail, TradeRefund, clean_reason, refused_details
+from ..channels.mapi.gateway import GatewayClient, NotifyVerification, QueryOutcome, SubmitOutcome
+from ..channels.mapi.wire import AlipayFormatError
+from ..channels.signing import SignatureScheme, load_private_key, load_public_key, make_scheme, verify
 from ..config import AlipayAccount
 from ..models import Batch
 

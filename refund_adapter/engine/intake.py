@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
-from ..alipay.codec import clean_reason
+from ..channels.mapi.detail_data import clean_reason
 from ..config import AlipayAccount
 from ..metrics import Metrics
 from ..models import RefundRequest, Unpayable

@@ -9,14 +9,9 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..alipay.codec import (
-    AlipayFormatError,
-    ResultItem,
-    encode_result_details,
-    parse_dback_notify,
-    parse_refund_notify,
-    read_notify_id,
-)
+from ..channels.mapi.notify import parse_dback_notify, parse_refund_notify, read_notify_id
+from ..channels.mapi.results import ResultItem, encode_result_details
+from ..channels.mapi.wire import AlipayFormatError
 from ..failpoints import AFTER_NOTIFY_VERIFIED, crash_point
 from ..models import Batch, DetailResult
 from ..untrusted import bounded, quote

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from ..alipay.codec import batch_no_date, beijing_now
+from ..channels.mapi.batch_no import batch_no_date
 from ..models import Batch, BatchState
+from ..money import beijing_now
 from ..store import Cause
 from .approval import release_moved_accounts, still_awaiting
 from .notifications import check_results

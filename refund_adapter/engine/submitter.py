@@ -13,10 +13,12 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from ..alipay.codec import batch_no_date, beijing_now, error_code
-from ..alipay.gateway import SubmitKind, SubmitOutcome
+from ..channels.mapi.batch_no import batch_no_date
+from ..channels.mapi.errors import error_code
+from ..channels.mapi.gateway import SubmitKind, SubmitOutcome
 from ..failpoints import AFTER_SUBMIT, crash_point
 from ..models import Batch, BatchState
+from ..money import beijing_now
 from ..store import Cause
 from .channel import DetailsRefused
 from .runtime import EngineContext

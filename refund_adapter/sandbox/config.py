@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from refund_adapter.alipay.signing import load_private_key, load_public_key
+from refund_adapter.channels.signing import load_private_key, load_public_key
 
 from .faults import Faults
 from .ledger import TradeSeed, parse_trade_seeds

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from refund_adapter.alipay.codec import BEIJING, parse_amount
+from refund_adapter.channels.mapi.wire import parse_amount
+from refund_adapter.money import BEIJING
 
 REFUND_WINDOW = timedelta(days=90)
 MAX_REFUNDS_PER_TRADE = 99  # more answer TRADE_STATUS_ERROR (the trade no longer allows refunds)

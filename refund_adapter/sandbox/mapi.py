@@ -33,33 +33,32 @@ from urllib.parse import parse_qsl, quote_from_bytes
 
 from aiohttp import web
 
-from refund_adapter.alipay.codec import (
-    CHARSETS,
-    MAX_DETAILS,
-    NOTIFY_TYPE_REFUND,
-    SERVICE_NOTIFY_VERIFY,
-    SERVICE_QUERY,
-    SERVICE_REFUND,
-    AlipayFormatError,
+from refund_adapter.channels.mapi.ack import render_ack
+from refund_adapter.channels.mapi.batch_no import validate_batch_no
+from refund_adapter.channels.mapi.detail_data import MAX_DETAILS, RefundDetail, decode_detail_data
+from refund_adapter.channels.mapi.notify import NOTIFY_TYPE_REFUND
+from refund_adapter.channels.mapi.query import QueryResponse, render_query_response
+from refund_adapter.channels.mapi.results import (
     QueryItem,
-    QueryResponse,
-    RefundDetail,
     ResultItem,
     RoyaltyResult,
     SubTradeResult,
     TradeResult,
     UnfreezedDetail,
-    beijing_now,
-    decode_detail_data,
     encode_result_details,
     encode_unfreezed_details,
+)
+from refund_adapter.channels.mapi.wire import (
+    CHARSETS,
+    SERVICE_NOTIFY_VERIFY,
+    SERVICE_QUERY,
+    SERVICE_REFUND,
+    AlipayFormatError,
     format_alipay_time,
     parse_alipay_time,
-    render_ack,
-    render_query_response,
-    validate_batch_no,
 )
-from refund_adapter.alipay.signing import MD5Scheme, RSAScheme, SignatureScheme, verify
+from refund_adapter.channels.signing import MD5Scheme, RSAScheme, SignatureScheme, verify
+from refund_adapter.money import beijing_now
 
 from . import notifier
 from .ledger import SUCCESS, money_json

@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from refund_adapter.alipay.codec import format_alipay_time
-from refund_adapter.alipay.signing import SignatureScheme, signed
+from refund_adapter.channels.mapi.wire import format_alipay_time
+from refund_adapter.channels.signing import SignatureScheme, signed
 
 from .state import SandboxState
 

@@ -26,8 +26,9 @@ from html import escape
 
 from aiohttp import web
 
-from refund_adapter.alipay.codec import beijing_now, validate_batch_no
-from refund_adapter.alipay.pwd import SERVICE_PWD_REFUND, refuse_royalties
+from refund_adapter.channels.mapi.batch_no import validate_batch_no
+from refund_adapter.channels.mapi.pwd import SERVICE_PWD_REFUND, refuse_royalties
+from refund_adapter.money import beijing_now
 
 from . import mapi
 from .ledger import money_json

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from refund_adapter.alipay.signing import SignatureScheme
+from refund_adapter.channels.signing import SignatureScheme
 
 from .config import SandboxConfig
 from .faults import Faults

@@ -21,7 +21,7 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any, Protocol, TypeVar
 
-from ..alipay.codec import build_batch_no
+from ..channels.mapi.batch_no import build_batch_no
 from ..models import (
     Batch,
     BatchDetail,

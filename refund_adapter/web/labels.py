@@ -1,7 +1,7 @@
 """What the dashboard calls things, in the catalogues' words: states, journal events, and every result code with
 its meaning.
 
-Alipay's codes carry their meaning in the protocol's error table (refund_adapter/alipay/codec.py, in Chinese).
+Alipay's codes carry their meaning in the protocol's error table (refund_adapter/channels/mapi/errors.py, in Chinese).
 Here each has its English rendering, marked for the catalogues; the Chinese catalogue holds the table's own words
 for it (tests/test_labels.py checks that every code of the table is here and that the two never drift apart).
 """

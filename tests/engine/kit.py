@@ -15,10 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from refund_adapter.alipay.codec import beijing_now
 from refund_adapter.config import parse_config
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.models import BatchState, DetailResult, Refund, RefundRequest
+from refund_adapter.money import beijing_now
 from refund_adapter.testing import free_port, local_config, serve
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from refund_adapter.alipay.codec import batch_no_date
+from refund_adapter.channels.mapi.batch_no import batch_no_date
 from refund_adapter.engine.batcher import batch_once
 
 from .kit import Clock, driven_engine, request

@@ -18,8 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from refund_adapter.alipay import gateway
-from refund_adapter.alipay.codec import beijing_now
+from refund_adapter.channels.mapi import gateway
 from refund_adapter.config import Config, EngineConfig, parse_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.submitter import (
@@ -30,6 +29,7 @@ from refund_adapter.engine.submitter import (
     submit_once,
 )
 from refund_adapter.models import BatchState, RefundRequest, RefundState, ReportState
+from refund_adapter.money import beijing_now
 from refund_adapter.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.store import store_from_url
 from refund_adapter.testing import (

@@ -17,23 +17,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from refund_adapter.alipay.codec import (
-    QueryItem,
-    QueryResponse,
-    RefundDetail,
-    ResultItem,
-    TradeRefund,
-    TradeResult,
-    beijing_now,
-    render_query_response,
-)
-from refund_adapter.alipay.gateway import SubmitKind
+from refund_adapter.channels.mapi.detail_data import RefundDetail, TradeRefund
+from refund_adapter.channels.mapi.gateway import SubmitKind
+from refund_adapter.channels.mapi.query import QueryResponse, render_query_response
+from refund_adapter.channels.mapi.results import QueryItem, ResultItem, TradeResult
 from refund_adapter.demo import PARTNER, SHOP_ID, demo_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.reconciler import reconcile_batch, reconcile_once
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
 from refund_adapter.models import Batch, BatchState, DetailResult, Refund, RefundRequest, RefundState, ReportState
+from refund_adapter.money import beijing_now
 from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import (
     ADMIN_HEADERS,

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from refund_adapter.alipay.codec import batch_no_date, beijing_now, render_ack
+from refund_adapter.channels.mapi.ack import render_ack
+from refund_adapter.channels.mapi.batch_no import batch_no_date
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.submitter import RETRY_DELAY_SECONDS, submit_once
 from refund_adapter.models import BatchState, RefundState
+from refund_adapter.money import beijing_now
 from refund_adapter.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.testing import serve
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from refund_adapter.alipay.gateway import SubmitKind, SubmitOutcome
+from refund_adapter.channels.mapi.gateway import SubmitKind, SubmitOutcome
 from refund_adapter.engine.submitter import RETRY_DELAY_SECONDS, Decision, decide
 from refund_adapter.models import Batch, BatchDetail, BatchState
 

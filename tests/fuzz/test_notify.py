@@ -10,8 +10,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from refund_adapter.alipay.codec import NOTIFY_TYPE_REFUND, beijing_now, format_alipay_time
-from refund_adapter.alipay.signing import MD5Scheme, signed
+from refund_adapter.channels.mapi.notify import NOTIFY_TYPE_REFUND
+from refund_adapter.channels.mapi.wire import format_alipay_time
+from refund_adapter.channels.signing import MD5Scheme, signed
+from refund_adapter.money import beijing_now
 
 from .harness import MD5_KEY, PAID_TRADE, Submitted, exchange, fuzz, request_bytes, server_randomness
 from .strategies import amount_text, any_text, hostile_headers, integer_text, percent_encoded, raw_value

@@ -20,17 +20,12 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from refund_adapter.alipay.codec import (
-    SERVICE_REFUND,
-    Ack,
-    RefundDetail,
-    TradeRefund,
-    beijing_now,
-    format_alipay_time,
-    parse_ack,
-)
-from refund_adapter.alipay.gateway import GatewayClient, NotifyVerification
-from refund_adapter.alipay.signing import MD5Scheme, RSAScheme, SignatureScheme, signed, verify
+from refund_adapter.channels.mapi.ack import Ack, parse_ack
+from refund_adapter.channels.mapi.detail_data import RefundDetail, TradeRefund
+from refund_adapter.channels.mapi.gateway import GatewayClient, NotifyVerification
+from refund_adapter.channels.mapi.wire import SERVICE_REFUND, format_alipay_time
+from refund_adapter.channels.signing import MD5Scheme, RSAScheme, SignatureScheme, signed, verify
+from refund_adapter.money import beijing_now
 from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 
 PARTNER = "2088101122136241"

@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
-from refund_adapter.alipay.codec import decode_result_details
-from refund_adapter.alipay.pwd import SERVICE_PWD_REFUND
-from refund_adapter.alipay.signing import signed
+from refund_adapter.channels.mapi.pwd import SERVICE_PWD_REFUND
+from refund_adapter.channels.mapi.results import decode_result_details
+from refund_adapter.channels.signing import signed
 from refund_adapter.sandbox import RunningSandbox, run_sandbox
 
 from . import kit

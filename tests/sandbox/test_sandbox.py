@@ -17,16 +17,12 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from refund_adapter.alipay.codec import (
-    Ack,
-    beijing_now,
-    error_code,
-    parse_ack,
-    parse_dback_notify,
-    parse_refund_notify,
-)
-from refund_adapter.alipay.gateway import GatewayClient, NotifyVerification, SubmitKind
-from refund_adapter.alipay.signing import MD5Scheme, RSAScheme, SignatureScheme, signed
+from refund_adapter.channels.mapi.ack import Ack, parse_ack
+from refund_adapter.channels.mapi.errors import error_code
+from refund_adapter.channels.mapi.gateway import GatewayClient, NotifyVerification, SubmitKind
+from refund_adapter.channels.mapi.notify import parse_dback_notify, parse_refund_notify
+from refund_adapter.channels.signing import MD5Scheme, RSAScheme, SignatureScheme, signed
+from refund_adapter.money import beijing_now
 from refund_adapter.sandbox import PROBLEM_TYPE, RunningSandbox, SandboxConfig, run_sandbox
 from tests.sandbox import kit
 from tests.sandbox.kit import (

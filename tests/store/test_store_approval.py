@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from refund_adapter.alipay.codec import batch_no_date
+from refund_adapter.channels.mapi.batch_no import batch_no_date
 from refund_adapter.models import BatchState, DetailResult, RefundState
 from refund_adapter.store import Cause, RefundStore, store_from_url
 

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import pytest
 
-from refund_adapter.alipay.codec import validate_batch_no
+from refund_adapter.channels.mapi.batch_no import validate_batch_no
 from refund_adapter.models import BatchState, DetailResult, RefundRequest, RefundState, ReportState
 from refund_adapter.platform import PluginData
 from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore, store_from_url, synthetic

@@ -8,9 +8,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from refund_adapter.alipay.codec import AlipayFormatError, RefundDetail, RoyaltyRefund, SubTradeRefund, TradeRefund
-from refund_adapter.alipay.pwd import Seller, link, pwd_request
-from refund_adapter.alipay.signing import MD5Scheme, signed, verify
+from refund_adapter.channels.mapi.detail_data import RefundDetail, RoyaltyRefund, SubTradeRefund, TradeRefund
+from refund_adapter.channels.mapi.pwd import Seller, link, pwd_request
+from refund_adapter.channels.mapi.wire import AlipayFormatError
+from refund_adapter.channels.signing import MD5Scheme, signed, verify
 
 MOMENT = datetime(2026, 12, 7, 2, 30, tzinfo=UTC)  # 10:30 in Beijing
 DETAIL = RefundDetail(TradeRefund("2026120722000000000001", Decimal("5.00"), "协商退款"))

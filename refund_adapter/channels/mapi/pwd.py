@@ -15,15 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
-from .codec import (
-    AlipayFormatError,
-    RefundDetail,
-    batch_num,
-    beijing_now,
-    encode_detail_data,
-    format_alipay_time,
-    validate_batch_no,
-)
+from ...money import beijing_now
+from .batch_no import validate_batch_no
+from .detail_data import RefundDetail, batch_num, encode_detail_data
+from .wire import AlipayFormatError, format_alipay_time
 
 SERVICE_PWD_REFUND = "refund_fastpay_by_platform_pwd"
 PWD_REFUND_NOT_ALLOW_ROYALTY = "PWD_REFUND_NOT_ALLOW_ROYALTY"

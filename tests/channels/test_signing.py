@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from refund_adapter.alipay.signing import (
+from refund_adapter.channels.signing import (
     MD5Scheme,
     SigningError,
     canonical_string,

@@ -17,22 +17,18 @@ from urllib.parse import urlencode
 import aiohttp
 from yarl import URL
 
-from refund_adapter.alipay.codec import (
+from refund_adapter.channels.mapi.ack import Ack, parse_ack
+from refund_adapter.channels.mapi.detail_data import RefundDetail, batch_num, encode_detail_data
+from refund_adapter.channels.mapi.errors import error_code
+from refund_adapter.channels.mapi.query import QueryResponse, parse_query_response
+from refund_adapter.channels.mapi.wire import (
     SERVICE_NOTIFY_VERIFY,
     SERVICE_QUERY,
     SERVICE_REFUND,
-    Ack,
     AlipayFormatError,
-    QueryResponse,
-    RefundDetail,
-    batch_num,
-    encode_detail_data,
-    error_code,
     format_alipay_time,
-    parse_ack,
-    parse_query_response,
 )
-from refund_adapter.alipay.signing import SignatureScheme, signed
+from refund_adapter.channels.signing import SignatureScheme, signed
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from refund_adapter.alipay.codec import SERVICE_REFUND, RefundDetail, beijing_now, error_code, parse_alipay_time
-from refund_adapter.alipay.gateway import GatewayClient, NotifyVerification, SubmitKind, SubmitOutcome
-from refund_adapter.alipay.signing import MD5Scheme, verify
+from refund_adapter.channels.mapi.detail_data import RefundDetail
+from refund_adapter.channels.mapi.errors import error_code
+from refund_adapter.channels.mapi.gateway import GatewayClient, NotifyVerification, SubmitKind, SubmitOutcome
+from refund_adapter.channels.mapi.wire import SERVICE_REFUND, parse_alipay_time
+from refund_adapter.channels.signing import MD5Scheme, verify
+from refund_adapter.money import beijing_now
 from refund_adapter.sandbox import RunningSandbox, run_sandbox
 from tests.sandbox import kit
 from tests.sandbox.kit import (
