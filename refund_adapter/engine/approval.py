@@ -107,17 +107,16 @@ async def still_awaiting(ctx: EngineContext, batch: Batch, why: str, *, absent: 
 async def release_moved_accounts(ctx: EngineContext) -> int:
     """Batches waiting for approval whose account now sends without it (`channel: mapi`) go to the submitter under
     their own batch_no (moved to today when Alipay provably never had it). Returns how many went."""
-    waiting = await ctx.store.batch_overviews(state=BatchState.AWAITING_APPROVAL, limit=RELEASED_PER_STEP)
-    accounts = ctx.config.alipay.accounts
+    moved = [name for name, account in ctx.config.alipay.accounts.items() if not account.approved_by_operator]
+    if not moved:
+        return 0
+    waiting = await ctx.store.approval_queue(limit=RELEASED_PER_STEP, accounts=moved)
     now = ctx.clock()
     released = 0
-    for overview in waiting:
-        account = accounts.get(overview.batch.account)
-        if account is None or account.approved_by_operator:
-            continue
-        batch = await ctx.store.release_for_submit(overview.batch.id, _day(now), now)
+    for waiting_batch in waiting.batches:
+        batch = await ctx.store.release_for_submit(waiting_batch.id, _day(now), now)
         if batch is not None:
-            log.info("batch %s: account %s sends without approval now: to be sent", batch.batch_no, account.name)
+            log.info("batch %s: account %s sends without approval now: to be sent", batch.batch_no, batch.account)
             released += 1
     if released:
         ctx.signals.submitter.set()

@@ -181,8 +181,9 @@ class RefundStore(abc.ABC):
 
     # -- approval by an operator (password batches) ------------------------------------------------------
     @abc.abstractmethod
-    async def approval_queue(self, limit: int = 100) -> ApprovalQueue:
-        """What waits for approval: counted and summed whole, the `limit` oldest batches with their details."""
+    async def approval_queue(self, limit: int = 100, *, accounts: Sequence[str] | None = None) -> ApprovalQueue:
+        """What waits for approval (of `accounts` only, when given): counted and summed whole, the `limit` oldest
+        batches with their details."""
 
     @abc.abstractmethod
     async def issue_approval(self, batch_id: int, day: date, now: float, *, next_query_at: float) -> Batch | None:

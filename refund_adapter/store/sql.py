@@ -132,7 +132,7 @@ COUNT_REFUNDS = "SELECT state, report_state, COUNT(*) AS n FROM refunds GROUP BY
 # refunds by refunds_by_batch.
 AWAITING_TOTAL = """SELECT COUNT(DISTINCT b.id) AS n, MIN(b.created_at) AS oldest, SUM(r.amount_fen) AS fen
                     FROM batches AS b JOIN refunds AS r ON r.batch_id = b.id
-                    WHERE b.state = 'awaiting_approval' AND r.state = 'batched'"""
+                    WHERE b.state = 'awaiting_approval' AND r.state = 'batched' {accounts}"""
 # Refunds flagged for review: the few entries of the partial index refunds_in_review (0005), never the table.
 COUNT_IN_REVIEW = "SELECT COUNT(*) AS n FROM refunds WHERE review IS NOT NULL"
 _INSERT_COLUMNS = ("platform", "shop", "platform_refund_id", "order_id", "trade_no", "amount_fen", "currency",
@@ -419,11 +419,19 @@ class SqlStore(PluginDataSql, RefundStore):
         return str(row["value"])
 
     # -- approval by an operator ----------------------------------------------------------------------
-    async def approval_queue(self, limit: int = 100) -> ApprovalQueue:
+    async def approval_queue(self, limit: int = 100, *, accounts: Sequence[str] | None = None) -> ApprovalQueue:
+        names = list(accounts) if accounts is not None else []
+
+        def of_accounts(first: int) -> str:
+            """The accounts' filter, its placeholders from `$first`."""
+            if accounts is None:
+                return ""
+            return f"AND b.account IN ({_placeholders(names, first)})" if names else "AND 1 = 0"
+
         async with self.reading() as conn:  # batches_awaiting_approval (0008): the waiting rows only
-            rows = await conn.fetch(
-                "SELECT * FROM batches WHERE state = 'awaiting_approval' ORDER BY id LIMIT $1", limit)
-            total = await conn.fetchrow(AWAITING_TOTAL)
+            rows = await conn.fetch(f"SELECT b.* FROM batches AS b WHERE b.state = 'awaiting_approval' "
+                                    f"{of_accounts(2)} ORDER BY b.id LIMIT $1", limit, *names)
+            total = await conn.fetchrow(AWAITING_TOTAL.format(accounts=of_accounts(1)), *names)
             batches = [await self._batch_of(conn, row) for row in rows]
         assert total is not None
         return ApprovalQueue(count=int(total["n"]), total=from_fen(int(total["fen"] or 0)),
@@ -453,7 +461,7 @@ class SqlStore(PluginDataSql, RefundStore):
                 return None
             if row["batch_no"] != build_batch_no(day, await self._namespace_in(tx), batch_id):
                 await tx.execute("UPDATE batches SET next_query_at = $1 WHERE id = $2", now, batch_id)
-                await journal.batch_event(tx, batch_id, now, "approval_link", {
+                await journal.batch_event(tx, batch_id, now, "approval_held", {
                     "summary": f"no link: whether the link of {row['batch_no']} was used is being asked first"})
                 return await self._batch_in(tx, batch_id)
             await tx.execute(

@@ -156,6 +156,7 @@ EVENTS: Final[Mapping[str, str]] = {
     "split": N_("Split in two"),
     "created": N_("Created"),
     "approval_link": N_("Approval link made"),
+    "approval_held": N_("No link: an earlier one is checked first"),
     "redated": N_("Batch number moved to today"),
     "released": N_("Sent without approval"),
 }

@@ -54,6 +54,10 @@ async def test_the_queue_counts_sums_and_dates_what_waits(store: RefundStore) ->
     assert queue.oldest_created_at is not None and queue.oldest_created_at.timestamp() == T0
     assert [batch.id for batch in queue.batches] == [first]  # oldest first, with its details
     assert sorted(detail.amount for detail in queue.batches[0].details) == [Decimal("2.50"), Decimal("10.00")]
+    assert (await store.approval_queue(accounts=["main", "other"])).count == 2
+    for elsewhere in (["other"], []):
+        other = await store.approval_queue(accounts=elsewhere)
+        assert (other.count, other.total, other.batches) == (0, Decimal("0.00"), [])
     await store.record_results(second, [DetailResult("2026112522000", Decimal("0.01"), "SUCCESS")], T0 + 90,
                                notify_id="n1", kind="refund")
     after = await store.approval_queue()
