@@ -69,8 +69,9 @@ async def test_a_batch_too_large_for_a_link_is_a_form_to_the_gateway(client: Any
     resp = await approve(client, batch_id)
     assert resp.status == 200
     page = await resp.text()
-    assert f'<form method="post" action="{GATEWAY}">' in page
-    form = page.split(f'action="{GATEWAY}">', 1)[1].split("</form>", 1)[0]
+    action = f'<form method="post" action="{GATEWAY}?_input_charset=utf-8" accept-charset="utf-8">'
+    assert action in page
+    form = page.split(action, 1)[1].split("</form>", 1)[0]
     fields = {name: html.unescape(value)
               for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)}
     assert fields["batch_num"] == "300" and verify(fields, SCHEME)

@@ -11,6 +11,7 @@ its day was over), keeping its serial.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -40,10 +41,17 @@ class ApprovalRefused(Exception):
 
 @dataclass(frozen=True)
 class ApprovalLink:
+    """A signed password-refund request: a link to open, or (too long for a link) a form to send to `gateway`."""
+
     batch: Batch
-    url: str
-    refund_date: str
+    gateway: str
+    params: Mapping[str, str]  # signed
+    charset: str  # what the values are encoded in, on the link and in the form
     expires_at: datetime  # the next Beijing midnight: Alipay refuses the link from then on
+
+    @property
+    def url(self) -> str:
+        return link(self.gateway, self.params, self.charset)
 
 
 def _day(now: float) -> date:
@@ -80,8 +88,8 @@ async def make_approval_link(ctx: EngineContext, batch_id: int | None) -> Approv
                          seller=Seller(account.seller_user_id, account.seller_email))
     log.info("batch %s: approval link made (%d details)", issued.batch_no, len(issued.details),
              extra={"batch_no": issued.batch_no})
-    return ApprovalLink(issued, link(account.gateway_url, signed(params, channel.scheme), account.input_charset),
-                        params["refund_date"], datetime.fromtimestamp(next_midnight(now), UTC))
+    return ApprovalLink(issued, account.gateway_url, signed(params, channel.scheme), account.input_charset,
+                        datetime.fromtimestamp(next_midnight(now), UTC))
 
 
 async def still_awaiting(ctx: EngineContext, batch: Batch, why: str, *, absent: bool) -> None:

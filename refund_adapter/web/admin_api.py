@@ -294,8 +294,9 @@ async def approval_url(request: web.Request) -> web.Response:
         approval = await make_approval_link(request.app[ENGINE], path_id(request))
     except ApprovalRefused as refused:
         return problem(refused.status, refused.slug, refused.detail)
-    return web.json_response({"batch_id": approval.batch.id, "batch_no": approval.batch.batch_no, "url": approval.url,
-                              "refund_date": approval.refund_date, "expires_at": approval.expires_at.isoformat()})
+    return web.json_response({"batch_id": approval.batch.id, "batch_no": approval.batch.batch_no,
+                              "url": approval.url, "refund_date": approval.params["refund_date"],
+                              "expires_at": approval.expires_at.isoformat()})
 
 
 async def window_summary(ctx: EngineContext, window: str) -> Summary:

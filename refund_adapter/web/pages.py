@@ -156,11 +156,12 @@ async def approve_action(request: web.Request) -> web.StreamResponse:
         approval = await make_approval_link(request.app[ENGINE], batch_id)
     except ApprovalRefused as refused:
         return await _back(request, f"/admin/batches/{batch_id}", refused.slug)
-    if len(approval.url) <= MAX_REDIRECT_URL:
-        raise web.HTTPSeeOther(approval.url)
-    url = URL(approval.url)
-    return render("admin/approve.html", request, {
-        "batch": approval.batch, "gateway": str(url.with_query(None)), "fields": list(url.query.items())})
+    url = approval.url
+    if len(url) <= MAX_REDIRECT_URL:
+        raise web.HTTPSeeOther(url)
+    gateway = URL(approval.gateway).update_query(_input_charset=approval.charset)  # how the gateway decodes the form
+    return render("admin/approve.html", request, {"batch": approval.batch, "gateway": str(gateway),
+                                                  "charset": approval.charset, "fields": approval.params})
 
 
 async def attention_page(request: web.Request) -> web.Response:
