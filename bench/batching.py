@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import refund_adapter.store.sql as store_sql
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.models import RefundRequest
 from refund_adapter.store.sqlite import SqliteStore
 
@@ -64,7 +65,7 @@ async def measure(folder: Path, settled: int, waiting: int, max_details: int, be
         try:
             while True:
                 started = time.perf_counter()
-                batch = await store.create_batch("main", max_details, DAY, time.time())
+                batch = await store.create_batch("main", max_details, batch_nos(DAY), time.time())
                 if batch is None:
                     return times
                 times.append(time.perf_counter() - started)

@@ -6,7 +6,7 @@ through. Not part of CI: a campaign takes tens of minutes. mutmut is in the `tes
 (`pip install -e '.[test]'`, or `pip install mutmut`).
 
     python bench/mutation.py --list                     # the targets: modules mutated, tests run
-    python bench/mutation.py reporter notifications     # run those targets (resumes an earlier run)
+    python bench/mutation.py reporter alipay_notifies   # run those targets (resumes an earlier run)
     python bench/mutation.py --budget 1800              # every target, stopping after 30 minutes
     python bench/mutation.py --report --markdown out.md # scores and surviving mutants of what has run
     python bench/mutation.py reporter --survivors       # after adding tests: rerun only last run's survivors
@@ -69,16 +69,16 @@ CODEC_FUNCTIONS = {
 }
 
 TARGETS = {
-    "notifications": Target(
-        ("refund_adapter/engine/notifications.py", "refund_adapter/web/alipay.py"),
+    "alipay_notifies": Target(
+        ("refund_adapter/engine/alipay_notifies.py", "refund_adapter/web/alipay.py"),
         ("tests/test_notify_security.py", *ENGINE_TESTS),
     ),
     "submitter": Target(("refund_adapter/engine/submitter.py",), tuple(ENGINE_TESTS)),
     "reporter": Target(("refund_adapter/engine/reporter.py",), (*ENGINE_TESTS, "tests/generic/")),
-    "reconciler": Target(("refund_adapter/engine/reconciler.py",), tuple(ENGINE_TESTS)),
+    "alipay_query": Target(("refund_adapter/engine/alipay_query.py",), tuple(ENGINE_TESTS)),
     "engine": Target(
         tuple(f"refund_adapter/engine/{name}.py"
-              for name in ("__init__", "batcher", "channel", "intake", "platform_poller", "pressure", "runtime")),
+              for name in ("__init__", "batcher", "intake", "platform_poller", "pressure", "runtime")),
         (*ENGINE_TESTS, "tests/test_webhook_intake.py"),
     ),
     "store": Target(

@@ -36,8 +36,8 @@ import aiohttp
 from aiohttp import web
 
 from refund_adapter.config import parse_config
+from refund_adapter.engine.alipay_query import query_once
 from refund_adapter.engine.batcher import batch_once
-from refund_adapter.engine.reconciler import reconcile_once
 from refund_adapter.engine.reporter import report_once
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
@@ -186,7 +186,7 @@ def scenarios(bench: Bench, sizes: dict[str, int]) -> list[tuple[str, Callable[[
         return None if all(made) else f"batches made: {made}"
 
     async def reconciler() -> str | None:
-        return None if await reconcile_once(ctx) else "no batch queried"
+        return None if await query_once(ctx) else "no batch queried"
 
     async def notify() -> str | None:
         """A batch of 1000 submitted to the sandbox, its notify of 1000 results received and recorded."""

@@ -201,8 +201,9 @@ def adapter_config(port: int, store_url: str, gateway_url: str, shop_url: str, f
         folder / "unused.db", port, partner=PARTNER, md5_key=MD5_KEY, gateway_url=gateway_url,
         platforms={"generic": {"shops": [{"id": SHOP, "secret": SECRET, "callback_url": shop_url + "/callback",
                                           "alipay_account": "main"}]}},
-        reconciler={"first_query_after_seconds": 2, "interval_seconds": 0.5,
-                    "schedule_seconds": [1, 2, 4, 8, 16, 32, 64, 128]},
+        alipay_query={"first_query_after_seconds": 2, "interval_seconds": 0.5,
+                      "schedule_seconds": [1, 2, 4, 8, 16, 32, 64, 128]},
+        platform_poll={"interval_seconds": 0.5},
         engine={"lease_seconds": 5},
         http={"connect_timeout_seconds": 2, "total_timeout_seconds": 2},
     )

@@ -8,6 +8,7 @@ operator everything to fix. Keys and PEM texts are held in `Secret`, which never
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -24,6 +25,7 @@ import yaml
 from refund_adapter.channels.signing import SUPPORTED_SIGN_TYPES
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 INPUT_CHARSETS: Final = ("utf-8", "gbk", "gb2312")
 STORE_SCHEMES: Final = ("sqlite:///", "postgresql://", "postgres://")
@@ -146,12 +148,25 @@ class ReporterConfig:
 
 
 @dataclass(frozen=True)
-class ReconcilerConfig:
-    """When to query Alipay about a batch whose notify has not arrived (seconds after submission)."""
+class AlipayQueryConfig:
+    """The Alipay query loop: when to ask Alipay about a batch whose notify has not arrived (seconds after
+    submission), and how often to look for batches that are due."""
 
     first_query_after_seconds: float = 300
     schedule_seconds: tuple[float, ...] = (300, 900, 3600, 10800, 21600, 43200, 86400)
     interval_seconds: float = 30
+
+
+@dataclass(frozen=True)
+class PlatformPollConfig:
+    """The platform poll loop: how often each platform plugin is asked (`reconcile`) for refunds its webhooks
+    missed."""
+
+    interval_seconds: float = 30
+
+
+# The section both loops once shared; still read, with a warning, so that configurations written for it work.
+LEGACY_RECONCILER = "reconciler"
 
 
 @dataclass(frozen=True)
@@ -220,7 +235,8 @@ class Config:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     approval: ApprovalConfig = field(default_factory=ApprovalConfig)
     reporter: ReporterConfig = field(default_factory=ReporterConfig)
-    reconciler: ReconcilerConfig = field(default_factory=ReconcilerConfig)
+    alipay_query: AlipayQueryConfig = field(default_factory=AlipayQueryConfig)
+    platform_poll: PlatformPollConfig = field(default_factory=PlatformPollConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
@@ -591,15 +607,30 @@ def _read_reporter(doc: _Section) -> ReporterConfig:
     )
 
 
-def _read_reconciler(doc: _Section) -> ReconcilerConfig:
-    reconciler = doc.section("reconciler", _keys(ReconcilerConfig))
-    return ReconcilerConfig(
-        first_query_after_seconds=reconciler.seconds(
-            "first_query_after_seconds", ReconcilerConfig.first_query_after_seconds, zero_ok=True
+def _read_alipay_query(section: _Section) -> AlipayQueryConfig:
+    return AlipayQueryConfig(
+        first_query_after_seconds=section.seconds(
+            "first_query_after_seconds", AlipayQueryConfig.first_query_after_seconds, zero_ok=True
         ),
-        schedule_seconds=reconciler.seconds_list("schedule_seconds", ReconcilerConfig.schedule_seconds),
-        interval_seconds=reconciler.seconds("interval_seconds", ReconcilerConfig.interval_seconds),
+        schedule_seconds=section.seconds_list("schedule_seconds", AlipayQueryConfig.schedule_seconds),
+        interval_seconds=section.seconds("interval_seconds", AlipayQueryConfig.interval_seconds),
     )
+
+
+def _read_loops(doc: _Section) -> tuple[AlipayQueryConfig, PlatformPollConfig]:
+    """`alipay_query` and `platform_poll`; or the old `reconciler` section, read as `alipay_query` with its
+    interval for the platform poll too (as it was), and a warning that names the new sections."""
+    if doc.data.get(LEGACY_RECONCILER) is None:
+        poll = doc.section("platform_poll", _keys(PlatformPollConfig))
+        interval = poll.seconds("interval_seconds", PlatformPollConfig.interval_seconds)
+        return _read_alipay_query(doc.section("alipay_query", _keys(AlipayQueryConfig))), PlatformPollConfig(interval)
+    log.warning("config: the section `reconciler` is now `alipay_query` (the Alipay query), and its "
+                "interval_seconds also `platform_poll.interval_seconds` (the platform poll); it is read as both")
+    for new in ("alipay_query", "platform_poll"):
+        if doc.data.get(new) is not None:
+            doc.problem(LEGACY_RECONCILER, f"is the old name of alipay_query and platform_poll: remove it or {new}")
+    query = _read_alipay_query(doc.section(LEGACY_RECONCILER, _keys(AlipayQueryConfig)))
+    return query, PlatformPollConfig(interval_seconds=query.interval_seconds)
 
 
 def _read_http(doc: _Section) -> HttpConfig:
@@ -679,7 +710,7 @@ def parse_config(
     """
     problems: list[str] = []
     document = _interpolate(data, "", os.environ if env is None else env, problems)
-    doc = _Section(document, "", problems, _keys(Config))
+    doc = _Section(document, "", problems, (*_keys(Config), LEGACY_RECONCILER))
     config = Config(
         server=_read_server(doc),
         store=_read_store(doc),
@@ -687,7 +718,8 @@ def parse_config(
         batching=_read_batching(doc),
         approval=_read_approval(doc),
         reporter=_read_reporter(doc),
-        reconciler=_read_reconciler(doc),
+        alipay_query=(loops := _read_loops(doc))[0],
+        platform_poll=loops[1],
         http=(http := _read_http(doc)),  # problems are listed in the order of the file's sections
         engine=_read_engine(doc, http),
         admin=_read_admin(doc),

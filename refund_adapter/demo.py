@@ -97,8 +97,9 @@ def demo_config(
                                               "gateway_url": gateway_url}}},
             "batching": {"max_details": 1000, "max_wait_seconds": 0.5},
             "reporter": {"base_delay_seconds": 0.2, "max_delay_seconds": 2, "give_up_after_seconds": 600},
-            "reconciler": {"first_query_after_seconds": first_query_after, "schedule_seconds": [2, 5, 10, 30],
-                           "interval_seconds": 0.5},
+            "alipay_query": {"first_query_after_seconds": first_query_after, "schedule_seconds": [2, 5, 10, 30],
+                             "interval_seconds": 0.5},
+            "platform_poll": {"interval_seconds": 0.5},
             "platforms": {"generic": {"shops": [{"id": SHOP_ID, "secret": secret, "callback_url": shop_url,
                                                   "alipay_account": "main"}]}},
         }

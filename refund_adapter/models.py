@@ -63,7 +63,7 @@ class BatchState(StrEnum):
     # they are re-batched; refused for a detail it does not name, they are split into two new batches.
     ABANDONED = "abandoned"
     COMPLETED = "completed"  # every detail has a result
-    REVIEW = "review"  # the reconciler gave up: an operator must look
+    REVIEW = "review"  # the Alipay query gave up: an operator must look
 
 
 @dataclass(frozen=True)
@@ -119,13 +119,18 @@ class Refund:
     state: RefundState
     code: str | None
     batch_id: int | None
-    batch_no: str | None
+    batch_reference: str | None  # its batch's reference (Batch.reference)
     report_state: ReportState
     created_at: datetime
     updated_at: datetime
     report_attempts: int = 0
     report_error: str | None = None
     review: str | None = None  # why an operator must look at it (a contradicting result from Alipay); None: fine
+
+    @property
+    def batch_no(self) -> str | None:
+        """The batch's reference under MAPI's name, as the dashboard, the admin API and the CLI show it."""
+        return self.batch_reference
 
 
 @dataclass(frozen=True)
@@ -140,9 +145,11 @@ class BatchDetail:
 
 @dataclass(frozen=True)
 class Batch:
+    """A group of refunds of one account, sent to Alipay together by the account's channel."""
+
     id: int
     account: str
-    batch_no: str
+    reference: str  # the channel's idempotency key for the group (MAPI: the batch_no); opaque outside the channel
     state: BatchState
     details: tuple[BatchDetail, ...]
     created_at: datetime
@@ -153,6 +160,11 @@ class Batch:
     acknowledged_at: datetime | None = None  # first answer that proved Alipay took it
     notified_at: datetime | None = None  # first notify recorded
     approval_link_at: datetime | None = None  # the last approval link made for its current batch_no (pwd)
+
+    @property
+    def batch_no(self) -> str:
+        """The reference under MAPI's name, as the dashboard, the admin API and the CLI show it."""
+        return self.reference
 
 
 @dataclass(frozen=True)
@@ -187,7 +199,12 @@ class RefundOutcome:
     request: RefundRequest
     succeeded: bool
     code: str | None
-    batch_no: str | None
+    batch_reference: str | None  # the refund's batch (Batch.reference); none for a refund rejected before one
+
+    @property
+    def batch_no(self) -> str | None:
+        """The batch's reference under MAPI's name, as plugins have read it."""
+        return self.batch_reference
 
     @property
     def status(self) -> str:

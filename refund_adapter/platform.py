@@ -128,7 +128,7 @@ class PlatformAdapter(Protocol):
     async def reconcile(self, since: datetime | None) -> Sequence[RefundRequest]:
         """Refund requests the platform has that webhooks may have missed (may return ones already known).
 
-        The core calls it every `reconciler.interval_seconds`; poll your API at your own pace. `since` is when
+        The core calls it every `platform_poll.interval_seconds`; poll your API at your own pace. `since` is when
         the last call that returned normally started, None on the first call after start: it moves forward only
         after everything that call returned was stored (or refused by the core's guards).
         """

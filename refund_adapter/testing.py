@@ -178,7 +178,7 @@ def local_config(
 ) -> dict[str, Any]:
     """The raw config of an adapter on 127.0.0.1:`port`: a SQLite store at `db_path`, one MD5 Alipay account
     `main` at `gateway_url`, batches and reports retried quickly, TEST_ADMIN_TOKEN as the admin token. `server`
-    adds to (or overrides) the server section; `sections` are further top-level sections (`reconciler`, ...)."""
+    adds to (or overrides) the server section; `sections` are further top-level sections (`alipay_query`, ...)."""
     return {
         "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
                    "admin_token": TEST_ADMIN_TOKEN, **(server or {})},

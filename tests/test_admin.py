@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.config import Config, parse_config
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.models import RefundRequest, ReportState
@@ -331,7 +332,7 @@ async def test_a_batch_in_review_is_requeried_through_the_reconciler(admin: Admi
                             trade_no=PAID_TRADE, amount=Decimal("1.00"), currency="CNY", reason="",
                             alipay_account="ghost")
     await admin.store.accept([request], time.time())
-    assert await admin.store.create_batch("ghost", 10, beijing_now(datetime.now(UTC)).date(), time.time())
+    assert await admin.store.create_batch("ghost", 10, batch_nos(beijing_now(datetime.now(UTC)).date()), time.time())
     admin.engine.signals.submitter.set()
 
     async def in_review() -> bool:

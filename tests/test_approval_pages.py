@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.channels.signing import MD5Scheme, verify
 from refund_adapter.config import parse_config
 from refund_adapter.money import beijing_now
@@ -39,7 +40,7 @@ async def waiting_batch(client: Any, refunds: int) -> int:
     store = client.server.app[ENGINE].store
     now = time.time()
     await synthetic.add_refunds(store, refunds, state="received", report_state="none", now=now)
-    batch = await store.create_batch("main", 1000, beijing_now().date(), now, awaiting_approval=True)
+    batch = await store.create_batch("main", 1000, batch_nos(beijing_now().date()), now, awaiting_approval=True)
     assert batch is not None
     return int(batch.id)
 

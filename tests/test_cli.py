@@ -11,6 +11,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.cli import main
 from refund_adapter.console.render import REFUND_COLUMNS
 from refund_adapter.models import RefundRequest
@@ -86,7 +87,7 @@ def test_a_requery_needs_the_running_service(tmp_path: Path) -> None:
         store = store_from_url(f"sqlite:///{tmp_path / 'refunds.db'}")
         await store.open()
         try:
-            batch = await store.create_batch("main", 10, date(2026, 11, 25), 1_780_000_000.0)
+            batch = await store.create_batch("main", 10, batch_nos(date(2026, 11, 25)), 1_780_000_000.0)
             assert batch is not None
             return batch.id
         finally:

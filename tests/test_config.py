@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,13 +18,14 @@ from refund_adapter.cli import main
 from refund_adapter.config import (
     AdminConfig,
     AlipayAccount,
+    AlipayQueryConfig,
     BatchingConfig,
     Config,
     ConfigError,
     EngineConfig,
     HttpConfig,
     MetricsConfig,
-    ReconcilerConfig,
+    PlatformPollConfig,
     ReporterConfig,
     Secret,
     ServerConfig,
@@ -74,9 +76,10 @@ def test_defaults_fill_every_optional_setting() -> None:
     assert config.store.url == "sqlite:///var/lib/refund-adapter/refunds.db"
     assert (config.batching.max_details, config.batching.max_wait_seconds) == (1000, 2)
     assert dataclasses.astuple(config.reporter) == (5, 3600, 86400)
-    assert config.reconciler.first_query_after_seconds == 300
-    assert config.reconciler.schedule_seconds == (300, 900, 3600, 10800, 21600, 43200, 86400)
-    assert config.reconciler.interval_seconds == 30
+    assert config.alipay_query.first_query_after_seconds == 300
+    assert config.alipay_query.schedule_seconds == (300, 900, 3600, 10800, 21600, 43200, 86400)
+    assert config.alipay_query.interval_seconds == 30
+    assert config.platform_poll.interval_seconds == 30
     assert dataclasses.astuple(config.http) == (5, 15)
     assert dataclasses.astuple(config.engine) == (0.05, 5, 120)
     assert config.plugins_dir is None
@@ -148,13 +151,13 @@ def test_numbers_and_booleans_may_come_from_the_environment_but_not_from_quoted_
 
 
 def test_unset_variables_are_reported_with_their_path_once_each() -> None:
-    data = minimal(server={"public_url": "${PUBLIC_URL}"}, reconciler={"schedule_seconds": [300, "${LATER}"]})
+    data = minimal(server={"public_url": "${PUBLIC_URL}"}, alipay_query={"schedule_seconds": [300, "${LATER}"]})
     data["alipay"]["accounts"]["main"]["md5_key"] = "${ALIPAY_MD5_KEY}"
     data["platforms"] = {"p": {"nested": ["${WEBHOOK_SECRET}"]}}
     assert problems(data, env={"UNRELATED": "1"}) == [
         "server.public_url: environment variable PUBLIC_URL is not set",
         "alipay.accounts.main.md5_key: environment variable ALIPAY_MD5_KEY is not set",
-        "reconciler.schedule_seconds[1]: environment variable LATER is not set",
+        "alipay_query.schedule_seconds[1]: environment variable LATER is not set",
         "platforms.p.nested[0]: environment variable WEBHOOK_SECRET is not set",
     ]
 
@@ -189,7 +192,7 @@ def test_every_problem_is_reported_at_once_with_its_exact_path() -> None:
         },
         "batching": {"max_details": 1001, "max_wait_seconds": -1},
         "reporter": {"base_delay_seconds": 60, "max_delay_seconds": 30},
-        "reconciler": {"first_query_after_seconds": -5, "schedule_seconds": [300, 0, "soon"]},
+        "alipay_query": {"first_query_after_seconds": -5, "schedule_seconds": [300, 0, "soon"]},
         "http": {"connect_timeout_seconds": 10, "total_timeout_seconds": 5},
         "plugins_dir": 3,
         "platforms": {"shop": ["not", "a", "mapping"]},
@@ -215,9 +218,9 @@ def test_every_problem_is_reported_at_once_with_its_exact_path() -> None:
         "batching.max_details: must be an integer between 1 and 1000",
         "batching.max_wait_seconds: must be a number of seconds > 0",
         "reporter.max_delay_seconds: must be >= base_delay_seconds",
-        "reconciler.first_query_after_seconds: must be a number of seconds >= 0",
-        "reconciler.schedule_seconds[1]: must be a number of seconds > 0",
-        "reconciler.schedule_seconds[2]: must be a number of seconds > 0",
+        "alipay_query.first_query_after_seconds: must be a number of seconds >= 0",
+        "alipay_query.schedule_seconds[1]: must be a number of seconds > 0",
+        "alipay_query.schedule_seconds[2]: must be a number of seconds > 0",
         "http.total_timeout_seconds: must be >= connect_timeout_seconds",
         "plugins_dir: must be a string",
         "platforms.shop: must be a mapping",
@@ -243,10 +246,11 @@ def test_config_error_message_lists_every_problem() -> None:
             "http.total_timeout_seconds: must be a number of seconds > 0",
         ),
         (
-            "reconciler",
+            "alipay_query",
             {"schedule_seconds": []},
-            "reconciler.schedule_seconds: must be a non-empty list of numbers of seconds > 0",
+            "alipay_query.schedule_seconds: must be a non-empty list of numbers of seconds > 0",
         ),
+        ("platform_poll", {"interval_seconds": 0}, "platform_poll.interval_seconds: must be a number of seconds > 0"),
         ("store", {"url": "sqlite:///"}, UNSUPPORTED_STORE_URL),
         ("store", {"url": "sqlite://relative.db"}, UNSUPPORTED_STORE_URL),
     ],
@@ -400,16 +404,19 @@ def test_example_loads_with_its_environment_and_documents_the_defaults(monkeypat
     monkeypatch.setenv("ALIPAY_MD5_KEY", MD5_KEY)
     monkeypatch.delenv("REFUND_ADAPTER_STORE_URL", raising=False)
     config = load_config(EXAMPLE)
-    defaults = (StoreConfig(), BatchingConfig(), ReporterConfig(), ReconcilerConfig(), HttpConfig(), EngineConfig())
-    assert (config.store, config.batching, config.reporter, config.reconciler, config.http, config.engine) == defaults
+    defaults = (StoreConfig(), BatchingConfig(), ReporterConfig(), AlipayQueryConfig(), PlatformPollConfig(),
+                HttpConfig(), EngineConfig())
+    sections = (config.store, config.batching, config.reporter, config.alipay_query, config.platform_poll,
+                config.http, config.engine)
+    assert sections == defaults
     assert config.alipay.accounts["main"].md5_key == Secret(MD5_KEY)
     assert config.notify_url == "https://refunds.example.com/alipay/notify"
 
 
 def test_example_mentions_every_setting() -> None:
     text = EXAMPLE.read_text()
-    sections = (Config, ServerConfig, StoreConfig, BatchingConfig, ReporterConfig, ReconcilerConfig, HttpConfig,
-                EngineConfig, AdminConfig, MetricsConfig)
+    sections = (Config, ServerConfig, StoreConfig, BatchingConfig, ReporterConfig, AlipayQueryConfig,
+                PlatformPollConfig, HttpConfig, EngineConfig, AdminConfig, MetricsConfig)
     names = {field.name for cls in sections for field in dataclasses.fields(cls)}
     loaded_not_written = {"name", "private_key_pem", "alipay_public_key_pem"}
     names |= {field.name for field in dataclasses.fields(AlipayAccount)} - loaded_not_written
@@ -476,6 +483,30 @@ def test_admin_timezone_and_metrics_listen_are_checked() -> None:
         "admin.timezone: unknown time zone 'Mars/Olympus' (use an IANA name such as Asia/Shanghai)",
     ]
     assert problems(minimal(admin={"timezone": "../../etc/passwd"}))[0].startswith("admin.timezone: unknown time zone")
+
+
+def test_the_two_loops_have_their_own_sections() -> None:
+    config = parse_config(minimal(alipay_query={"interval_seconds": 5, "first_query_after_seconds": 0},
+                                  platform_poll={"interval_seconds": 600}), env={})
+    assert (config.alipay_query.interval_seconds, config.alipay_query.first_query_after_seconds) == (5, 0)
+    assert config.platform_poll.interval_seconds == 600
+
+
+def test_the_old_reconciler_section_is_read_for_both_loops_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="refund_adapter.config"):
+        config = parse_config(minimal(reconciler={"interval_seconds": 7, "schedule_seconds": [60, 120]}), env={})
+    assert config.alipay_query == AlipayQueryConfig(interval_seconds=7, schedule_seconds=(60, 120))
+    assert config.platform_poll == PlatformPollConfig(interval_seconds=7)
+    assert ["alipay_query" in r.message and "platform_poll" in r.message for r in caplog.records] == [True]
+    assert problems(minimal(reconciler={"schedule_seconds": []})) == [
+        "reconciler.schedule_seconds: must be a non-empty list of numbers of seconds > 0"
+    ]
+
+
+def test_the_old_reconciler_section_beside_a_new_one_is_a_problem() -> None:
+    assert problems(minimal(reconciler={"interval_seconds": 7}, platform_poll={"interval_seconds": 9})) == [
+        "reconciler: is the old name of alipay_query and platform_poll: remove it or platform_poll"
+    ]
 
 
 def test_an_account_on_the_password_refund_names_its_seller() -> None:

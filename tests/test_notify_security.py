@@ -27,11 +27,11 @@ import pytest
 from aiohttp import web
 
 from refund_adapter import hookimpl
+from refund_adapter.channels.mapi.channel import MAX_NOTIFY_ESCAPES, MAX_NOTIFY_FIELDS
 from refund_adapter.channels.mapi.notify import NOTIFY_TYPE_REFUND
 from refund_adapter.channels.mapi.wire import format_alipay_time
 from refund_adapter.channels.signing import MD5Scheme, signed
 from refund_adapter.config import Config, parse_config
-from refund_adapter.engine.notifications import MAX_NOTIFY_ESCAPES, MAX_NOTIFY_FIELDS
 from refund_adapter.models import Refund, RefundState, ReportState
 from refund_adapter.money import beijing_now
 from refund_adapter.plugins import create_plugin_manager
@@ -534,7 +534,7 @@ async def test_each_refused_notify_is_logged_with_why(loop: Loop, caplog: pytest
         counted = await notifies(loop, outcome)
         assert await loop.post(REFUND_PATH, body) == "fail"
         assert await notifies(loop, outcome) == counted + 1
-        warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.alipay_notifies"]
         assert len(warnings) == 1 and why in warnings[0] and batch_no in warnings[0], (why, warnings)
 
 
@@ -556,7 +556,7 @@ async def test_a_notify_is_refused_undecoded_exactly_past_its_field_and_escape_l
         counted = await notifies(loop, outcome)
         caplog.clear()
         assert await loop.post(REFUND_PATH, body.encode()) == "fail"
-        warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.alipay_notifies"]
         assert len(warnings) == 1 and why in warnings[0], (why, warnings)
         assert await notifies(loop, outcome) == counted + 1
     await assert_untouched(loop, refund)
@@ -581,7 +581,7 @@ async def test_a_signed_notify_whose_decoded_batch_no_is_another_is_refused_as_a
     counted = await notifies(loop, "mismatch")
     caplog.clear()
     assert await loop.post(REFUND_PATH, body) == "fail"
-    warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.alipay_notifies"]
     assert len(warnings) == 1 and f"batch {batch_no}: the decoded notify names batch '{other}'" in warnings[0]
     assert await notifies(loop, "mismatch") == counted + 1
     await assert_untouched(loop, refund)
@@ -598,7 +598,7 @@ async def test_a_notify_for_a_batch_of_an_account_no_longer_configured_is_refuse
     caplog.clear()
     body = form(refund_notify(batch.batch_no, "2010031206252779^1.00^SUCCESS", notify_id="n1"))
     assert await loop.post(REFUND_PATH, body) == "fail"
-    warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.alipay_notifies"]
     assert len(warnings) == 1 and f"batch {batch.batch_no}: account 'gone' is not configured" in warnings[0]
     assert await notifies(loop, "unknown_account") == counted + 1
     assert await loop.store.get_batch(batch_id) == batch
@@ -612,7 +612,7 @@ async def test_a_signed_notify_with_a_malformed_notify_id_is_refused_before_noti
     malformed = await notifies(loop, "malformed")
     caplog.clear()
     assert await loop.post(REFUND_PATH, form(refund_notify(batch_no, details(refund), notify_id="has space"))) == "fail"
-    warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.notifications"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "refund_adapter.engine.alipay_notifies"]
     assert len(warnings) == 1 and f"batch {batch_no}: notify_id" in warnings[0], warnings
     assert await notifies(loop, "malformed") == malformed + 1
     await assert_untouched(loop, refund)

@@ -36,7 +36,7 @@ from tests.test_admin import DEADLINE, MD5_KEY, PARTNER, SECRET, SHOP, Admin
 TRADE = "2026120722000000000001"
 OTHER_TRADE = "2026120722000000000002"
 PASSWORD = "654321"
-FAST_RECONCILER = {"first_query_after_seconds": 0.2, "schedule_seconds": [0.2], "interval_seconds": 0.2}
+FAST_QUERIES = {"first_query_after_seconds": 0.2, "schedule_seconds": [0.2], "interval_seconds": 0.2}
 
 
 class Clock:
@@ -58,7 +58,7 @@ def pwd_config(tmp_path: Path, channel: str = "mapi_pwd", sections: Mapping[str,
     def config(port: int, gateway_url: str, shop_url: str) -> Config:
         shop = {"id": SHOP, "secret": SECRET, "callback_url": shop_url + "/callback", "alipay_account": "main"}
         raw = local_config(tmp_path / "refunds.db", port, partner=PARTNER, md5_key=MD5_KEY, gateway_url=gateway_url,
-                           platforms={"generic": {"shops": [shop]}}, reconciler=FAST_RECONCILER, **(sections or {}))
+                           platforms={"generic": {"shops": [shop]}}, alipay_query=FAST_QUERIES, **(sections or {}))
         raw["alipay"]["accounts"]["main"].update(channel=channel, seller_user_id=PARTNER, **account)
         return parse_config(raw, env={})
 

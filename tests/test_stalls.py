@@ -20,8 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from refund_adapter.channels.mapi.channel import MAX_NOTIFY_ESCAPES, MAX_NOTIFY_FIELDS
 from refund_adapter.config import parse_config
-from refund_adapter.engine.notifications import MAX_NOTIFY_ESCAPES, MAX_NOTIFY_FIELDS
 from refund_adapter.loop_probe import HealthProbe, LoopLag, longest_stall
 from refund_adapter.models import BatchState
 from refund_adapter.store import synthetic

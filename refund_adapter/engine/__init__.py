@@ -1,13 +1,13 @@
-"""Background work, each a loop over durable state: batcher, submitter, reporter, reconciler."""
+"""Background work, each a loop over durable state: batcher, submitter, reporter, Alipay query, platform poll."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 
+from .alipay_query import query_once
 from .batcher import batch_once, next_deadline
 from .platform_poller import PlatformPoller
-from .reconciler import reconcile_once
 from .reminder import ApprovalReminder
 from .reporter import report_once
 from .runtime import EngineContext, run_loop
@@ -30,8 +30,8 @@ def start_engine(ctx: EngineContext) -> list[asyncio.Task[None]]:
         ("batcher", ctx.signals.batcher, next_deadline(ctx), lambda: batch_once(ctx)),
         ("submitter", ctx.signals.submitter, SUBMITTER_TICK_SECONDS, lambda: submit_once(ctx)),
         ("reporter", ctx.signals.reporter, REPORTER_TICK_SECONDS, lambda: report_once(ctx)),
-        ("reconciler", ctx.signals.reconciler, ctx.config.reconciler.interval_seconds, lambda: reconcile_once(ctx)),
-        ("platform-poller", ctx.signals.platform_poller, ctx.config.reconciler.interval_seconds, poller.poll_once),
+        ("alipay-query", ctx.signals.alipay_query, ctx.config.alipay_query.interval_seconds, lambda: query_once(ctx)),
+        ("platform-poller", ctx.signals.platform_poller, ctx.config.platform_poll.interval_seconds, poller.poll_once),
     ]
     if ctx.config.approval.reminder_url is not None:
         reminder, approval = ApprovalReminder(), ctx.config.approval

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
-from ..channels.mapi.detail_data import clean_reason
+from ..channels.accounts import clean_reason
 from ..config import AlipayAccount
 from ..metrics import Metrics
 from ..models import RefundRequest, Unpayable
@@ -57,7 +57,7 @@ def admit(request: RefundRequest, accounts: Mapping[str, AlipayAccount]) -> Refu
     if account is None:
         raise InvalidRequest("unknown-alipay-account", f"no Alipay account named {request.alipay_account!r}")
     rejection = request.rejection or _unpayable(request, amount, paid)
-    admitted = dataclasses.replace(request, reason=clean_reason(request.reason, account.input_charset),
+    admitted = dataclasses.replace(request, reason=clean_reason(account, request.reason),
                                    amount=amount, paid_amount=paid, rejection=rejection)
     return request if admitted == request else admitted
 

@@ -1,6 +1,7 @@
 """Asks each platform adapter for refunds its webhooks may have missed (a platform that gave up retrying,
 WooCommerce that never retries) and stores them like webhook refunds: idempotently, so known ones change
-nothing. Each adapter decides how often it really polls its API; this loop only gives it the chance."""
+nothing. Each adapter decides how often it really polls its API; this loop (the platform poll,
+`platform_poll` in the config) only gives it the chance."""
 
 from __future__ import annotations
 

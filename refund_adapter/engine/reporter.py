@@ -30,7 +30,7 @@ def outcome_of(refund: Refund) -> RefundOutcome:
         request=refund.request,
         succeeded=refund.state is RefundState.SUCCEEDED,
         code=refund.code,
-        batch_no=refund.batch_no,
+        batch_reference=refund.batch_reference,
     )
 
 

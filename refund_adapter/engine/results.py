@@ -15,13 +15,13 @@ log = logging.getLogger(__name__)
 
 
 async def record_verdicts(
-    ctx: EngineContext, batch: Batch, results: Sequence[DetailResult], *, notify_id: str | None, kind: str
+    ctx: EngineContext, batch: Batch, results: Sequence[DetailResult], *, message_id: str | None, kind: str
 ) -> RecordedResults:
     """Record `results` (already checked against the batch), announce the changes, raise the anomalies."""
-    recorded = await ctx.store.record_results(batch.id, results, ctx.clock(), notify_id=notify_id, kind=kind)
+    recorded = await ctx.store.record_results(batch.id, results, ctx.clock(), message_id=message_id, kind=kind)
     await ctx.announce(recorded.changes)
     for anomaly in recorded.anomalies:
         ctx.metrics.result_anomalies.labels(source=kind).inc()
-        log.warning("batch %s: refund %d (trade %s) flagged for review, result not applied: %s", batch.batch_no,
+        log.warning("batch %s: refund %d (trade %s) flagged for review, result not applied: %s", batch.reference,
                     anomaly.refund_id, anomaly.trade_no, anomaly.reason)
     return recorded

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pluggy
 
+from ..channels.base import RefundChannel
 from ..config import Config
 from ..logs import LineSampler
 from ..metrics import Metrics
@@ -19,7 +20,6 @@ from ..models import Refund
 from ..platform import PlatformAdapter
 from ..plugins import broadcast
 from ..store import RefundStore, StateChange, StoreUnavailable
-from .channel import MapiChannel
 from .health import LoopHealth
 from .pressure import IngestPressure
 
@@ -33,7 +33,7 @@ class Signals:
     batcher: asyncio.Event = field(default_factory=asyncio.Event)
     submitter: asyncio.Event = field(default_factory=asyncio.Event)
     reporter: asyncio.Event = field(default_factory=asyncio.Event)
-    reconciler: asyncio.Event = field(default_factory=asyncio.Event)
+    alipay_query: asyncio.Event = field(default_factory=asyncio.Event)
     platform_poller: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -41,7 +41,7 @@ class Signals:
 class EngineContext:
     config: Config
     store: RefundStore
-    channels: Mapping[str, MapiChannel]
+    channels: Mapping[str, RefundChannel]
     platforms: Mapping[str, PlatformAdapter]
     pm: pluggy.PluginManager
     clock: Callable[[], float] = time.time

@@ -1,5 +1,5 @@
 """Sends batches that are on disk. A batch is SENDING (and leased) before the request leaves, so after a
-crash the same batch_no is sent again; Alipay's DUPLICATE_BATCH_NO then proves the first send landed.
+crash the same batch is sent again under the same reference; the channel then says the first send landed.
 
 One bad refund never holds the others: a detail the channel will not send leaves its batch (REJECTED,
 INVALID_DETAIL) and the rest is sent; a batch Alipay refuses for a detail it does not name is halved until
@@ -11,53 +11,48 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
-from ..channels.mapi.batch_no import batch_no_date
-from ..channels.mapi.errors import error_code
-from ..channels.mapi.gateway import SubmitKind, SubmitOutcome
+from ..channels.base import DetailsRefused, Submitted, Verdict
 from ..failpoints import AFTER_SUBMIT, crash_point
 from ..models import Batch, BatchState
-from ..money import beijing_now
 from ..store import Cause
-from .channel import DetailsRefused
 from .runtime import EngineContext
 
 log = logging.getLogger(__name__)
 
-RETRY_DELAY_SECONDS = 30.0  # after a retryable rejection (SYSTEM_ERROR...), the same batch_no is sent again
-BATCH_NO_FORMAT_ERROR = "BATCH_NO_FORMAT_ERROR"
+RETRY_DELAY_SECONDS = 30.0  # after a retryable rejection (SYSTEM_ERROR...), the same batch is sent again
 INVALID_DETAIL = "INVALID_DETAIL"  # a refund's detail breaks the channel's protocol: it never left, alone
 SUBMIT_ERROR = "SUBMIT_ERROR"  # the submit raised (a bug): retried, then the batch is left for review
 MAX_SUBMIT_ATTEMPTS_ON_ERROR = 5  # a submit that raised on this many attempts is not going to stop raising
-SUBMIT_OUTCOMES = frozenset(kind.value for kind in SubmitKind)  # counted by name; any other answer is an error
+ERROR_ANSWER = "error"  # the submitted-batches metric's label for a submit that raised
 
 
 @dataclass(frozen=True)
 class Decision:
     state: BatchState
     code: str | None = None
-    query_after: float | None = None  # seconds until the reconciler asks Alipay
+    query_after: float | None = None  # seconds until the Alipay query loop asks
     retry_after: float | None = None  # seconds until the batch is sent again
     split: bool = False  # ABANDONED by halving: its refunds go on in two new batches
 
 
-def decide(outcome: SubmitOutcome, batch: Batch, today_beijing: date, first_query_after: float) -> Decision:
-    """What a submit outcome means for the batch. Nothing unproven ever fails a refund."""
-    if outcome.kind in (SubmitKind.ACCEPTED, SubmitKind.PROCESSING, SubmitKind.DUPLICATE):
+def decide(outcome: Submitted, batch: Batch, first_query_after: float) -> Decision:
+    """What a submit's verdict means for the batch. Nothing unproven ever fails a refund."""
+    if outcome.verdict is Verdict.ACCEPTED:
         return Decision(BatchState.SUBMITTED, query_after=first_query_after)
-    if outcome.kind is SubmitKind.UNKNOWN:
+    if outcome.verdict is Verdict.UNKNOWN:
         return Decision(BatchState.UNKNOWN, query_after=first_query_after)
     code = outcome.code or "UNKNOWN_ERROR"
-    if code == BATCH_NO_FORMAT_ERROR and batch_no_date(batch.batch_no) != today_beijing:
+    if outcome.verdict is Verdict.EXPIRED:
         if batch.submit_attempts > 1:
-            # A resend after midnight (Beijing) is refused for its date; an earlier send may have landed.
+            # A resend refused for its day (after midnight, Beijing): an earlier send may have landed.
             return Decision(BatchState.UNKNOWN, code=code, query_after=0)
-        # Formed before midnight, first sent after it: Alipay never took it, so its refunds get a new batch_no.
+        # Formed before midnight, first sent after it: Alipay never took it, so its refunds get a new reference.
         return Decision(BatchState.ABANDONED, code=code)
-    if outcome.kind is SubmitKind.DETAIL_REFUSED:
+    if outcome.verdict is Verdict.DETAIL_REFUSED:
         return _isolate(code, batch)
-    if not error_code(code).final:
+    if outcome.verdict is Verdict.RETRY:
         return Decision(BatchState.PENDING, code=code, retry_after=RETRY_DELAY_SECONDS)
     return Decision(BatchState.REJECTED, code=code)
 
@@ -76,49 +71,49 @@ def _isolate(code: str, batch: Batch) -> Decision:
 
 
 def after_error(batch: Batch) -> Decision:
-    """A submit that raised: the same batch_no again later (always safe), until the attempts run out."""
+    """A submit that raised: the same batch again later (always safe), until the attempts run out."""
     if batch.submit_attempts >= MAX_SUBMIT_ATTEMPTS_ON_ERROR:
         return Decision(BatchState.REVIEW, code=SUBMIT_ERROR)
     return Decision(BatchState.PENDING, code=SUBMIT_ERROR, retry_after=RETRY_DELAY_SECONDS)
 
 
 async def _take_out(ctx: EngineContext, batch: Batch, refused: DetailsRefused) -> bool:
-    """The refused refunds leave the batch, REJECTED and reported; the rest is sent under the same batch_no.
+    """The refused refunds leave the batch, REJECTED and reported; the rest is sent under the same reference.
     False when none could be taken out (so the batch is not claimed again and again for them)."""
     for refund_id, why in refused.reasons.items():
         log.error("batch %s: refund %d not sendable (%s): rejected as %s, the batch goes on without it",
-                  batch.batch_no, refund_id, why, INVALID_DETAIL)
+                  batch.reference, refund_id, why, INVALID_DETAIL)
     changes = await ctx.store.remove_from_batch(batch.id, list(refused.reasons), INVALID_DETAIL, ctx.clock())
     await ctx.announce(changes)
     ctx.signals.submitter.set()
     return bool(changes)
 
 
-def _cause(batch: Batch, what: str, outcome: SubmitOutcome | None = None) -> Cause:
+def _cause(batch: Batch, what: str, outcome: Submitted | None = None) -> Cause:
     """The submit attempt as the journals keep it: the request the channel sent and the answer."""
     detail: dict[str, object] = {"attempt": batch.submit_attempts, "answer": what}
     if outcome is not None:
         detail.update(code=outcome.code, explanation=outcome.detail, request=dict(outcome.request))
-    return Cause("submit", f"submit attempt {batch.submit_attempts} of batch {batch.batch_no}: {what}", detail)
+    return Cause("submit", f"submit attempt {batch.submit_attempts} of batch {batch.reference}: {what}", detail)
 
 
-async def _send(ctx: EngineContext, batch: Batch, moment: datetime) -> tuple[Cause, Decision] | None:
-    """Send the batch and decide what its answer means: (what happened, decision), or None once the channel's
-    refused details were taken out. An exception never escapes: the loop would send the batch again forever."""
+async def _send(ctx: EngineContext, batch: Batch, moment: datetime) -> tuple[Cause, Decision, str] | None:
+    """Send the batch and decide what its answer means: (what happened, decision, the metric's label), or None
+    once the channel's refused details were taken out. An exception never escapes: the loop would send the batch
+    again forever."""
     channel = ctx.channels[batch.account]
     try:
         outcome = await channel.submit(batch, moment)
         crash_point(AFTER_SUBMIT)
-        today = beijing_now(moment).date()
-        decision = decide(outcome, batch, today, ctx.config.reconciler.first_query_after_seconds)
-        return _cause(batch, outcome.kind.value, outcome), decision
+        decision = decide(outcome, batch, ctx.config.alipay_query.first_query_after_seconds)
+        return _cause(batch, outcome.answer, outcome), decision, outcome.answer
     except DetailsRefused as refused:
         if await _take_out(ctx, batch, refused):
             return None
-        return _cause(batch, "refused details not in the batch"), after_error(batch)
+        return _cause(batch, "refused details not in the batch"), after_error(batch), ERROR_ANSWER
     except Exception as exc:
-        log.exception("batch %s: submit attempt %d raised", batch.batch_no, batch.submit_attempts)
-        return _cause(batch, f"error: {type(exc).__name__}"), after_error(batch)
+        log.exception("batch %s: submit attempt %d raised", batch.reference, batch.submit_attempts)
+        return _cause(batch, f"error: {type(exc).__name__}"), after_error(batch), ERROR_ANSWER
 
 
 REFUNDS_NAMED = 20  # in a batch's line: enough to follow a refund of a small batch, bounded for a batch of 1000
@@ -138,7 +133,7 @@ async def submit_once(ctx: EngineContext) -> bool:
     if batch is None:
         return False
     if batch.account not in ctx.channels:
-        log.error("batch %s: account %r is not configured; left for the operator", batch.batch_no, batch.account)
+        log.error("batch %s: account %r is not configured; left for the operator", batch.reference, batch.account)
         await ctx.store.set_batch_state(batch.id, BatchState.REVIEW, now, code="ACCOUNT_NOT_CONFIGURED",
                                         cause=_cause(batch, "account not configured"))
         return True
@@ -146,14 +141,14 @@ async def submit_once(ctx: EngineContext) -> bool:
     sent = await _send(ctx, batch, moment)
     if sent is None:
         return True
-    cause, decision = sent
-    answer = str(cause.detail["answer"])
-    ctx.metrics.batches_submitted.labels(batch.account, answer if answer in SUBMIT_OUTCOMES else "error").inc()
+    cause, decision, answer = sent
+    ctx.metrics.batches_submitted.labels(batch.account, answer).inc()
     done = ctx.clock()
     if decision.split:
-        halves = await ctx.store.split_batch(batch.id, beijing_now(moment).date(), done, code=decision.code or "")
-        log.warning("batch %s (%d details) refused for a detail (%s): split into %s", batch.batch_no,
-                    len(batch.details), decision.code, " and ".join(half.batch_no for half in halves))
+        halves = await ctx.store.split_batch(batch.id, ctx.channels[batch.account].references(moment), done,
+                                             code=decision.code or "")
+        log.warning("batch %s (%d details) refused for a detail (%s): split into %s", batch.reference,
+                    len(batch.details), decision.code, " and ".join(half.reference for half in halves))
         ctx.signals.submitter.set()
         return True
     changes = await ctx.store.set_batch_state(
@@ -165,11 +160,11 @@ async def submit_once(ctx: EngineContext) -> bool:
         retry_at=None if decision.retry_after is None else done + decision.retry_after,
         cause=cause,
     )
-    log.info("batch %s (%d details, refunds %s): %s -> %s", batch.batch_no, len(batch.details),
-             named_refunds(batch), cause.detail["answer"], decision.state.value, extra={"batch_no": batch.batch_no})
+    log.info("batch %s (%d details, refunds %s): %s -> %s", batch.reference, len(batch.details),
+             named_refunds(batch), answer, decision.state.value, extra={"batch_reference": batch.reference})
     await ctx.announce(changes)
     if decision.state is BatchState.ABANDONED:
         ctx.signals.batcher.set()
     if decision.query_after is not None:
-        ctx.signals.reconciler.set()
+        ctx.signals.alipay_query.set()
     return True

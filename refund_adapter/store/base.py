@@ -9,10 +9,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ..channels.base import ReferenceMaker
 from ..models import Batch, BatchState, DetailResult, Refund, RefundRequest, RefundState, ReportState
 
 EXCEEDS_PAID_AMOUNT = "EXCEEDS_PAID_AMOUNT"  # local rejection code: the trade's refunds would pass its paid amount
@@ -88,7 +89,7 @@ class JournalEntry:
 @dataclass(frozen=True)
 class RefundFilter:
     """What an operator looks for among refunds; every field narrows (None: any). `search` is one value matched
-    against the order id, the platform's refund id, the trade_no and the batch_no."""
+    against the order id, the platform's refund id, the trade_no and the batch's reference."""
 
     state: RefundState | None = None
     report_state: ReportState | None = None
@@ -157,7 +158,7 @@ class RefundStore(abc.ABC):
 
     @abc.abstractmethod
     async def namespace(self) -> str:
-        """This database's install id, part of every batch_no so two databases never reuse one."""
+        """This database's install id, part of every batch reference so two databases never reuse one."""
 
     # -- intake ---------------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -174,10 +175,13 @@ class RefundStore(abc.ABC):
     async def pending_work(self) -> list[PendingWork]: ...
 
     @abc.abstractmethod
-    async def create_batch(self, account: str, max_details: int, day: date, now: float, *,
-                           awaiting_approval: bool = False) -> Batch | None:
+    async def create_batch(
+        self, account: str, max_details: int, references: ReferenceMaker, now: float, *,
+        awaiting_approval: bool = False,
+    ) -> Batch | None:
         """Put up to `max_details` received refunds of `account`, one per trade, in a new PENDING batch (or one
-        AWAITING_APPROVAL, for an operator to approve at Alipay)."""
+        AWAITING_APPROVAL, for an operator to approve at Alipay), its reference made by `references` (the
+        account's channel's) from the namespace and the batch's id."""
 
     # -- approval by an operator (password batches) ------------------------------------------------------
     @abc.abstractmethod
@@ -186,24 +190,25 @@ class RefundStore(abc.ABC):
         batches with their details."""
 
     @abc.abstractmethod
-    async def issue_approval(self, batch_id: int, day: date, now: float, *, next_query_at: float) -> Batch | None:
-        """An approval link is being made on Beijing `day` for an AWAITING_APPROVAL batch. Its batch_no moves to
-        `day` (same serial) when it is of an earlier day and no link left for it (Alipay cannot know it); the link
-        is recorded, and the batch queried at `next_query_at` (or sooner, as already due) in case the operator
-        approves and the notify is lost. A batch_no of an earlier day a link left for stays (only a query can say
-        whether it was used): no link is recorded and the query is due now. Returns the batch as it now is, or
-        None when it is not awaiting approval."""
+    async def issue_approval(self, batch_id: int, references: ReferenceMaker, now: float, *,
+                             next_query_at: float) -> Batch | None:
+        """An approval is being made for an AWAITING_APPROVAL batch, its reference as `references` names it now.
+        Its reference changes to that one (same batch, so the same serial for MAPI) when the two differ and no
+        approval left for the old one (Alipay cannot know it); the approval is recorded, and the batch queried at
+        `next_query_at` (or sooner, as already due) in case the operator approves and the notify is lost. A
+        reference an approval left for stays (only a query can say whether it was used): nothing is recorded and
+        the query is due now. Returns the batch as it now is, or None when it is not awaiting approval."""
 
     @abc.abstractmethod
-    async def release_for_submit(self, batch_id: int, day: date, now: float) -> Batch | None:
+    async def release_for_submit(self, batch_id: int, references: ReferenceMaker, now: float) -> Batch | None:
         """An AWAITING_APPROVAL batch whose account now sends without approval: PENDING, to be sent under its
-        batch_no (moved to `day` as `issue_approval` would). None, and nothing changed, when it is not awaiting
-        approval or a link of an earlier day left for it (its query decides first)."""
+        reference (changed to the one `references` makes, as `issue_approval` would). None, and nothing changed,
+        when it is not awaiting approval or an approval left for an older reference (its query decides first)."""
 
     @abc.abstractmethod
     async def approval_expired(self, batch_id: int, now: float, *, cause: Cause) -> None:
-        """The query proved the batch's link unused, and of a day past: it can no longer be approved, so the
-        batch waits as if no link had left (its batch_no may move to a later day); no query is due."""
+        """The query proved the batch's approval unused and no longer usable (of a day past): the batch waits as
+        if no approval had left (its reference may change); no query is due."""
 
     @abc.abstractmethod
     async def claim_batch_to_submit(self, now: float, lease_seconds: float) -> Batch | None:
@@ -222,7 +227,7 @@ class RefundStore(abc.ABC):
         cause: Cause | None = None,
     ) -> list[StateChange]:
         """Move a batch and its unresolved refunds along: SUBMITTED/UNKNOWN mark them so, REJECTED fails them
-        with `code` (and queues the reports), PENDING puts it back to be resent (same batch_no) at `retry_at`,
+        with `code` (and queues the reports), PENDING puts it back to be resent (same reference) at `retry_at`,
         ABANDONED returns its refunds to RECEIVED for a new batch (only for a batch Alipay provably never
         accepted), REVIEW leaves the refunds as they are for an operator. The batch's journal keeps `cause` (its
         detail: the request sent, the answer), each refund moved its summary."""
@@ -233,22 +238,25 @@ class RefundStore(abc.ABC):
     ) -> list[StateChange]:
         """Take refunds the channel would not send out of a SENDING batch whose send did not happen: each leaves
         the batch REJECTED with `code` (its report queued). The batch goes back to PENDING, to be sent at once
-        with the others under the same batch_no (this claim counts as no send), or is REJECTED with `code` when
+        with the others under the same reference (this claim counts as no send), or is REJECTED with `code` when
         none is left. Returns the changes; none (and the batch untouched) when the batch is not SENDING or
         none of `refund_ids` is an unresolved refund of it."""
 
     @abc.abstractmethod
-    async def split_batch(self, batch_id: int, day: date, now: float, *, code: str) -> list[Batch]:
+    async def split_batch(
+        self, batch_id: int, references: ReferenceMaker, now: float, *, code: str
+    ) -> list[Batch]:
         """Split a SENDING batch Alipay refused whole, for a reason one detail may cause without saying which,
-        into two new PENDING batches (new batch_nos of `day`), its unresolved refunds halved in id order; the
-        batch becomes ABANDONED with `code`. Only for a batch Alipay provably never accepted. Returns the
+        into two new PENDING batches (new references made by `references`), its unresolved refunds halved in id
+        order; the batch becomes ABANDONED with `code`. Only for a batch Alipay provably never accepted. Returns the
         halves; none when the batch is not SENDING or holds fewer than two unresolved refunds."""
 
     @abc.abstractmethod
     async def record_results(
-        self, batch_id: int, results: Sequence[DetailResult], now: float, *, notify_id: str | None, kind: str
+        self, batch_id: int, results: Sequence[DetailResult], now: float, *, message_id: str | None, kind: str
     ) -> RecordedResults:
-        """Record Alipay's verdicts (already checked against the batch) in one transaction; idempotent.
+        """Record Alipay's verdicts (already checked against the batch) in one transaction; idempotent. With a
+        `message_id` (a notify's), `notify_seen` then knows the notify.
 
         A verdict that contradicts its refund's record (`DetailResult.contradiction`) is not applied: the refund
         is flagged for review instead (its first reason kept) and the contradiction returned as an Anomaly.
@@ -259,7 +267,8 @@ class RefundStore(abc.ABC):
         """Keep in the batch's journal what changed nothing (a notify refused, and why)."""
 
     @abc.abstractmethod
-    async def notify_seen(self, batch_no: str, notify_id: str, kind: str) -> bool: ...
+    async def notify_seen(self, reference: str, message_id: str, kind: str) -> bool:
+        """Whether the notify `message_id` of `kind` about the batch `reference` was recorded."""
 
     # -- reconciliation -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -364,7 +373,7 @@ class RefundStore(abc.ABC):
     async def get_batch(self, batch_id: int) -> Batch | None: ...
 
     @abc.abstractmethod
-    async def find_batch(self, batch_no: str) -> Batch | None: ...
+    async def find_batch(self, reference: str) -> Batch | None: ...
 
     @abc.abstractmethod
     async def list_batches(self, *, limit: int = 100, state: BatchState | None = None, before_id: int | None = None,

@@ -31,7 +31,7 @@ MAX_REFUND_ID = "SELECT MAX(id) AS id FROM refunds"
 
 def refund_query(where: RefundFilter, batch_id: int | None, *, limit: int, before_id: int | None,
                  after_id: int | None, window: tuple[int, int] | None) -> tuple[str, list[Any]]:
-    """The SELECT of one keyset page and its arguments. `batch_id`: the batch whose batch_no is the search value,
+    """The SELECT of one keyset page and its arguments. `batch_id`: the batch whose reference is the search value,
     already looked up (a join would keep the planner from using refunds_by_batch for that term). `window`: the
     ids [low, high) a scan reads; its filters are then written so that no index but the primary key's is used
     (`column || ''`, `column + 0`, valid in both dialects), since an index on a column that most refunds share

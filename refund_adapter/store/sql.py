@@ -16,12 +16,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
 from typing import Any, Protocol, TypeVar
 
-from ..channels.mapi.batch_no import build_batch_no
+from ..channels.base import ReferenceMaker
 from ..models import (
     Batch,
     BatchDetail,
@@ -174,7 +174,7 @@ class _NewRow:
     def refund(self, refund_id: int, created_at: datetime) -> Refund:
         state, report_state = _ACCEPTED if self.rejection is None else _REJECTED
         return Refund(
-            id=refund_id, request=self.request, state=state, code=self.rejection, batch_id=None, batch_no=None,
+            id=refund_id, request=self.request, state=state, code=self.rejection, batch_id=None, batch_reference=None,
             report_state=report_state, created_at=created_at, updated_at=created_at,
         )
 
@@ -374,15 +374,17 @@ class SqlStore(PluginDataSql, RefundStore):
             rows = await conn.fetch(PENDING_WORK)
         return [PendingWork(r["alipay_account"], int(r["n"]), float(r["oldest"])) for r in rows]
 
-    async def create_batch(self, account: str, max_details: int, day: date, now: float, *,
-                           awaiting_approval: bool = False) -> Batch | None:
+    async def create_batch(
+        self, account: str, max_details: int, references: ReferenceMaker, now: float, *,
+        awaiting_approval: bool = False,
+    ) -> Batch | None:
         async with self.bulk_transaction() as tx:
             await self._lock(tx, [account])
             candidates = await tx.fetch(BATCH_CANDIDATES, account, max_details)
             if not candidates:
                 return None
             state = BatchState.AWAITING_APPROVAL if awaiting_approval else BatchState.PENDING
-            batch_id = await self._new_batch(tx, account, day, now, state)
+            batch_id = await self._new_batch(tx, account, references, now, state)
             ids = [int(c["id"]) for c in candidates]
             claimed = await tx.fetch(CLAIM_FOR_BATCH.format(ids=_placeholders(ids, 4)), batch_id, now, account, *ids)
             if not claimed:
@@ -390,12 +392,13 @@ class SqlStore(PluginDataSql, RefundStore):
                 return None
             batch = await self._batch_in(tx, batch_id)
             await journal.refund_events(tx, [int(row["id"]) for row in claimed], now, "batched",
-                                        {"batch_id": batch_id, "batch_no": batch.batch_no})
+                                        {"batch_id": batch_id, "reference": batch.reference})
             return batch
 
-    async def _new_batch(self, tx: Tx, account: str, day: date, now: float,
+    async def _new_batch(self, tx: Tx, account: str, references: ReferenceMaker, now: float,
                          state: BatchState = BatchState.PENDING) -> int:
-        """A new batch row; its batch_no derives from its id, so a retry can never mint a second one."""
+        """A new batch row; its reference (made by the channel) derives from its id, so a retry can never mint a
+        second one."""
         row = await tx.fetchrow(
             """INSERT INTO batches (account, batch_no, state, created_at, updated_at)
                VALUES ($1, $2, $4, $3, $3) RETURNING id""",
@@ -403,8 +406,8 @@ class SqlStore(PluginDataSql, RefundStore):
         )
         assert row is not None
         batch_id = int(row["id"])
-        batch_no = build_batch_no(day, await self._namespace_in(tx), batch_id)
-        await tx.execute("UPDATE batches SET batch_no = $1 WHERE id = $2", batch_no, batch_id)
+        reference = references(await self._namespace_in(tx), batch_id)
+        await tx.execute("UPDATE batches SET batch_no = $1 WHERE id = $2", reference, batch_id)
         return batch_id
 
     async def _lock(self, tx: Tx, keys: Iterable[str]) -> None:
@@ -429,8 +432,9 @@ class SqlStore(PluginDataSql, RefundStore):
             return f"AND b.account IN ({_placeholders(names, first)})" if names else "AND 1 = 0"
 
         async with self.reading() as conn:  # batches_awaiting_approval (0008): the waiting rows only
-            rows = await conn.fetch(f"SELECT b.* FROM batches AS b WHERE b.state = 'awaiting_approval' "
-                                    f"{of_accounts(2)} ORDER BY b.id LIMIT $1", limit, *names)
+            rows = await conn.fetch(f"""SELECT b.*, b.batch_no AS reference FROM batches AS b
+                                        WHERE b.state = 'awaiting_approval' {of_accounts(2)}
+                                        ORDER BY b.id LIMIT $1""", limit, *names)
             total = await conn.fetchrow(AWAITING_TOTAL.format(accounts=of_accounts(1)), *names)
             batches = [await self._batch_of(conn, row) for row in rows]
         assert total is not None
@@ -438,31 +442,37 @@ class SqlStore(PluginDataSql, RefundStore):
                              oldest_created_at=None if total["oldest"] is None else _ts(float(total["oldest"])),
                              batches=batches)
 
-    async def _awaiting_on(self, tx: Tx, batch_id: int, day: date, now: float) -> Row | None:
-        """The AWAITING_APPROVAL batch's row, locked, with its batch_no moved to `day` when it is of another day and
-        no link left for it; None when the batch is not awaiting approval."""
-        row = await tx.fetchrow(f"SELECT * FROM batches WHERE id = $1{self.dialect.for_update}", batch_id)
+    async def _awaiting_on(self, tx: Tx, batch_id: int, references: ReferenceMaker, now: float
+                           ) -> tuple[Row, bool] | None:
+        """The AWAITING_APPROVAL batch's row, locked, and whether its reference is the one `references` makes now:
+        changed to it when they differ and no approval left for the old one. None: not awaiting approval."""
+        row = await tx.fetchrow(
+            f"SELECT *, batch_no AS reference FROM batches WHERE id = $1{self.dialect.for_update}", batch_id)
         if row is None or row["state"] != BatchState.AWAITING_APPROVAL.value:
             return None
-        batch_no = build_batch_no(day, await self._namespace_in(tx), batch_id)
-        if row["batch_no"] == batch_no or row["approval_link_at"] is not None:
-            return row
-        moved = await tx.fetchrow("UPDATE batches SET batch_no = $1, updated_at = $2 WHERE id = $3 RETURNING *",
-                                  batch_no, now, batch_id)
+        current = references(await self._namespace_in(tx), batch_id)
+        if row["reference"] == current or row["approval_link_at"] is not None:
+            return row, row["reference"] == current
+        moved = await tx.fetchrow(
+            "UPDATE batches SET batch_no = $1, updated_at = $2 WHERE id = $3 RETURNING *, batch_no AS reference",
+            current, now, batch_id)
+        assert moved is not None
         await journal.batch_event(tx, batch_id, now, "redated", {
-            "summary": f"batch_no {row['batch_no']} never reached Alipay: {batch_no} on {day}",
-            "was": row["batch_no"], "batch_no": batch_no})
-        return moved
+            "summary": f"{row['reference']} never reached Alipay: {current} now", "was": row["reference"],
+            "reference": current})
+        return moved, True
 
-    async def issue_approval(self, batch_id: int, day: date, now: float, *, next_query_at: float) -> Batch | None:
+    async def issue_approval(self, batch_id: int, references: ReferenceMaker, now: float, *,
+                             next_query_at: float) -> Batch | None:
         async with self.transaction() as tx:
-            row = await self._awaiting_on(tx, batch_id, day, now)
-            if row is None:
+            found = await self._awaiting_on(tx, batch_id, references, now)
+            if found is None:
                 return None
-            if row["batch_no"] != build_batch_no(day, await self._namespace_in(tx), batch_id):
+            row, current = found
+            if not current:
                 await tx.execute("UPDATE batches SET next_query_at = $1 WHERE id = $2", now, batch_id)
                 await journal.batch_event(tx, batch_id, now, "approval_held", {
-                    "summary": f"no link: whether the link of {row['batch_no']} was used is being asked first"})
+                    "summary": f"no approval: whether the one of {row['reference']} was used is being asked first"})
                 return await self._batch_in(tx, batch_id)
             await tx.execute(
                 """UPDATE batches SET approval_link_at = $1, updated_at = $1,
@@ -472,13 +482,13 @@ class SqlStore(PluginDataSql, RefundStore):
                 now, next_query_at, batch_id,
             )
             await journal.batch_event(tx, batch_id, now, "approval_link", {
-                "summary": f"approval link made for {row['batch_no']}", "batch_no": row["batch_no"]})
+                "summary": f"approval made for {row['reference']}", "reference": row["reference"]})
             return await self._batch_in(tx, batch_id)
 
-    async def release_for_submit(self, batch_id: int, day: date, now: float) -> Batch | None:
+    async def release_for_submit(self, batch_id: int, references: ReferenceMaker, now: float) -> Batch | None:
         async with self.transaction() as tx:
-            row = await self._awaiting_on(tx, batch_id, day, now)
-            if row is None or row["batch_no"] != build_batch_no(day, await self._namespace_in(tx), batch_id):
+            found = await self._awaiting_on(tx, batch_id, references, now)
+            if found is None or not found[1]:
                 return None
             await tx.execute(
                 """UPDATE batches SET state = 'pending', lease_until = NULL, next_query_at = NULL, updated_at = $1
@@ -487,7 +497,7 @@ class SqlStore(PluginDataSql, RefundStore):
             )
             await journal.batch_event(tx, batch_id, now, "released", {
                 "state": BatchState.PENDING.value,
-                "summary": f"its account sends without approval now: {row['batch_no']} to be sent"})
+                "summary": f"its account sends without approval now: {found[0]['reference']} to be sent"})
             return await self._batch_in(tx, batch_id)
 
     async def approval_expired(self, batch_id: int, now: float, *, cause: Cause) -> None:
@@ -598,7 +608,9 @@ class SqlStore(PluginDataSql, RefundStore):
             await _journal_changes(tx, changes, now, "rejected", f"not sendable in batch {batch_id}: rejected locally")
             return sorted(changes, key=lambda change: change.refund.id)
 
-    async def split_batch(self, batch_id: int, day: date, now: float, *, code: str) -> list[Batch]:
+    async def split_batch(
+        self, batch_id: int, references: ReferenceMaker, now: float, *, code: str
+    ) -> list[Batch]:
         async with self.bulk_transaction() as tx:
             account = await self._sending_account(tx, batch_id)
             if account is None:
@@ -614,16 +626,16 @@ class SqlStore(PluginDataSql, RefundStore):
             )
             halves = []
             for half in (ids[: len(ids) // 2], ids[len(ids) // 2 :]):  # each refund keeps its state
-                half_id = await self._new_batch(tx, account, day, now)
+                half_id = await self._new_batch(tx, account, references, now)
                 await tx.execute(
                     f"UPDATE refunds SET batch_id = $1 WHERE id IN ({_placeholders(half, 2)})", half_id, *half
                 )
                 halves.append(await self._batch_in(tx, half_id))
-                await journal.refund_events(tx, half, now, "batched", {
-                    "batch_id": half_id, "batch_no": halves[-1].batch_no, "cause": f"batch {batch_id} split ({code})"})
+                await journal.refund_events(tx, half, now, "batched", {"batch_id": half_id,
+                    "reference": halves[-1].reference, "cause": f"batch {batch_id} split ({code})"})
                 await journal.batch_event(tx, half_id, now, "created", {"split_from": batch_id})
             await journal.batch_event(tx, batch_id, now, "split", {
-                "code": code, "into": [half.batch_no for half in halves]})
+                "code": code, "into": [half.reference for half in halves]})
             return halves
 
     async def _sending_account(self, tx: Tx, batch_id: int) -> str | None:
@@ -639,8 +651,8 @@ class SqlStore(PluginDataSql, RefundStore):
                WHERE batch_id = $1 AND state IN ('batched', 'submitted', 'unknown') ORDER BY id""",
             batch_id,
         )
-        batch = await tx.fetchrow("SELECT batch_no FROM batches WHERE id = $1", batch_id)
-        batch_no = None if batch is None else str(batch["batch_no"])
+        batch = await tx.fetchrow("SELECT batch_no AS reference FROM batches WHERE id = $1", batch_id)
+        reference = None if batch is None else str(batch["reference"])
         old_states: dict[int, RefundState] = {}
         groups: dict[tuple[RefundState, str | None], list[int]] = {}
         for row in rows:
@@ -658,25 +670,27 @@ class SqlStore(PluginDataSql, RefundStore):
                 new_state.value, code, now, new_state.is_final, *ids,
             )
             for chunk in _chunks(updated, READ_CHUNK):  # a batch of 1000 is tens of milliseconds of models
-                changes += [StateChange(_refund(row, batch_no), old_states[int(row["id"])]) for row in chunk]
+                changes += [StateChange(_refund(row, reference), old_states[int(row["id"])]) for row in chunk]
                 await _let_the_loop_run()
             if new_state.is_final:
                 await tally.count_final(tx, updated)
         return sorted(changes, key=lambda change: change.refund.id)
 
     async def record_results(
-        self, batch_id: int, results: Sequence[DetailResult], now: float, *, notify_id: str | None, kind: str
+        self, batch_id: int, results: Sequence[DetailResult], now: float, *, message_id: str | None, kind: str
     ) -> RecordedResults:
         by_trade = {result.trade_no: result for result in results}
         async with self.bulk_transaction() as tx:
             # The batch row first, as set_batch_state does: one batch's outcomes apply one after the other.
-            batch = await tx.fetchrow(f"SELECT batch_no FROM batches WHERE id = $1{self.dialect.for_update}", batch_id)
+            batch = await tx.fetchrow(
+                f"SELECT batch_no AS reference FROM batches WHERE id = $1{self.dialect.for_update}", batch_id
+            )
             assert batch is not None
-            if notify_id is not None:
+            if message_id is not None:
                 await tx.execute(
                     """INSERT INTO notifies (batch_no, notify_id, kind, received_at) VALUES ($1, $2, $3, $4)
                        ON CONFLICT DO NOTHING""",
-                    batch["batch_no"], notify_id, kind, now,
+                    batch["reference"], message_id, kind, now,
                 )
                 await tx.execute("UPDATE batches SET notified_at = COALESCE(notified_at, $1) WHERE id = $2",
                                  now, batch_id)
@@ -687,7 +701,7 @@ class SqlStore(PluginDataSql, RefundStore):
                     now, batch_id,
                 )
 
-            anomalies = await self._flag_contradictions(tx, batch_id, by_trade, f"{kind} {notify_id or ''}".strip())
+            anomalies = await self._flag_contradictions(tx, batch_id, by_trade, f"{kind} {message_id or ''}".strip())
             contradicted = {anomaly.trade_no for anomaly in anomalies}
 
             def decide(row: Row) -> tuple[RefundState, str | None] | None:
@@ -697,7 +711,8 @@ class SqlStore(PluginDataSql, RefundStore):
                 return (RefundState.SUCCEEDED if result.succeeded else RefundState.FAILED), result.code
 
             changes = await self._move_unresolved(tx, batch_id, decide, now)
-            await self._journal_results(tx, batch_id, results, changes, anomalies, now, notify_id=notify_id, kind=kind)
+            await self._journal_results(tx, batch_id, results, changes, anomalies, now, message_id=message_id,
+                                        kind=kind)
             left = await tx.fetchrow(
                 """SELECT COUNT(*) AS n FROM refunds
                    WHERE batch_id = $1 AND state IN ('batched', 'submitted', 'unknown')""",
@@ -713,14 +728,14 @@ class SqlStore(PluginDataSql, RefundStore):
 
     async def _journal_results(
         self, tx: Tx, batch_id: int, results: Sequence[DetailResult], changes: Sequence[StateChange],
-        anomalies: Sequence[Anomaly], now: float, *, notify_id: str | None, kind: str,
+        anomalies: Sequence[Anomaly], now: float, *, message_id: str | None, kind: str,
     ) -> None:
         """The batch's journal keeps what was received; each refund it moved or flagged, its own line."""
-        source = f"{kind} notify {notify_id}" if notify_id is not None else kind
+        source = f"{kind} notify {message_id}" if message_id is not None else kind
         lines = {result.trade_no: result.line or f"{result.trade_no}^{result.amount}^{result.code}"
                  for result in results}
         await journal.batch_event(tx, batch_id, now, kind, {
-            "notify_id": notify_id, "verified": notify_id is not None, "results": list(lines.values()),
+            "message_id": message_id, "verified": message_id is not None, "results": list(lines.values()),
             "changes": len(changes), "review": [anomaly.reason for anomaly in anomalies]})
         await journal.refund_events_each(tx, [
             (change.refund.id, {**_change_detail(change, source), "line": lines.get(change.refund.request.trade_no)})
@@ -760,11 +775,11 @@ class SqlStore(PluginDataSql, RefundStore):
                 anomalies.append(anomaly)
         return anomalies
 
-    async def notify_seen(self, batch_no: str, notify_id: str, kind: str) -> bool:
+    async def notify_seen(self, reference: str, message_id: str, kind: str) -> bool:
         async with self.reading() as conn:
             row = await conn.fetchrow(
                 "SELECT 1 AS seen FROM notifies WHERE batch_no = $1 AND notify_id = $2 AND kind = $3",
-                batch_no, notify_id, kind,
+                reference, message_id, kind,
             )
         return row is not None
 
@@ -994,7 +1009,7 @@ class SqlStore(PluginDataSql, RefundStore):
     ) -> list[BatchOverview]:
         async with self.reading() as conn:
             rows = await conn.fetch(
-                """SELECT * FROM batches WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
+                """SELECT *, batch_no AS reference FROM batches WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
                    AND (CAST($3 AS BIGINT) IS NULL OR id < $3) ORDER BY id DESC LIMIT $2""",
                 state.value if state else None, limit, before_id,
             )
@@ -1040,9 +1055,9 @@ class SqlStore(PluginDataSql, RefundStore):
             row = await conn.fetchrow("SELECT id FROM batches WHERE id = $1", batch_id)
             return None if row is None else await self._batch_in(conn, batch_id)
 
-    async def find_batch(self, batch_no: str) -> Batch | None:
+    async def find_batch(self, reference: str) -> Batch | None:
         async with self.reading() as conn:
-            row = await conn.fetchrow("SELECT id FROM batches WHERE batch_no = $1", batch_no)
+            row = await conn.fetchrow("SELECT id FROM batches WHERE batch_no = $1", reference)
             return None if row is None else await self._batch_in(conn, int(row["id"]))
 
     async def list_batches(self, *, limit: int = 100, state: BatchState | None = None, before_id: int | None = None,
@@ -1051,7 +1066,7 @@ class SqlStore(PluginDataSql, RefundStore):
             # Each batch as the row that matched: reading it again by id (as this did) could find it changed
             # since (a notify completing it), and `state=submitted` answered batches that were completed.
             rows = await conn.fetch(
-                """SELECT * FROM batches WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
+                """SELECT *, batch_no AS reference FROM batches WHERE (CAST($1 AS TEXT) IS NULL OR state = $1)
                    AND (CAST($3 AS BIGINT) IS NULL OR id < $3) ORDER BY id DESC LIMIT $2""",
                 state.value if state else None, limit, before_id,
             )
@@ -1091,7 +1106,7 @@ class SqlStore(PluginDataSql, RefundStore):
 
     # -- rows to models -------------------------------------------------------------------------------
     async def _batch_in(self, conn: Tx, batch_id: int) -> Batch:
-        row = await conn.fetchrow("SELECT * FROM batches WHERE id = $1", batch_id)
+        row = await conn.fetchrow("SELECT *, batch_no AS reference FROM batches WHERE id = $1", batch_id)
         assert row is not None
         return await self._batch_of(conn, row)
 
@@ -1108,13 +1123,14 @@ class SqlStore(PluginDataSql, RefundStore):
 
     async def _hydrate(self, conn: Tx, rows: Sequence[Row]) -> list[Refund]:
         batch_ids = sorted({int(r["batch_id"]) for r in rows if r["batch_id"] is not None})
-        batch_nos: dict[int, str] = {}
+        references: dict[int, str] = {}
         if batch_ids:
             found = await conn.fetch(
-                f"SELECT id, batch_no FROM batches WHERE id IN ({_placeholders(batch_ids, 1)})", *batch_ids
+                f"SELECT id, batch_no AS reference FROM batches WHERE id IN ({_placeholders(batch_ids, 1)})",
+                *batch_ids,
             )
-            batch_nos = {int(b["id"]): b["batch_no"] for b in found}
-        return [_refund(row, batch_nos.get(row["batch_id"])) for row in rows]
+            references = {int(b["id"]): b["reference"] for b in found}
+        return [_refund(row, references.get(row["batch_id"])) for row in rows]
 
 
 def _batch(row: Row, details: tuple[BatchDetail, ...]) -> Batch:
@@ -1124,7 +1140,7 @@ def _batch(row: Row, details: tuple[BatchDetail, ...]) -> Batch:
     return Batch(
         id=int(row["id"]),
         account=row["account"],
-        batch_no=row["batch_no"],
+        reference=row["reference"],
         state=BatchState(row["state"]),
         details=details,
         created_at=_ts(row["created_at"]),
@@ -1141,7 +1157,7 @@ def _batch(row: Row, details: tuple[BatchDetail, ...]) -> Batch:
 def _change_detail(change: StateChange, cause: str) -> dict[str, object]:
     refund = change.refund
     return {"from": None if change.old_state is None else change.old_state.value, "to": refund.state.value,
-            "code": refund.code, "batch_no": refund.batch_no, "cause": cause}
+            "code": refund.code, "reference": refund.batch_reference, "cause": cause}
 
 
 async def _journal_changes(tx: Tx, changes: Sequence[StateChange], now: float, kind: str, cause: str) -> None:
@@ -1149,7 +1165,7 @@ async def _journal_changes(tx: Tx, changes: Sequence[StateChange], now: float, k
                                      now, kind)
 
 
-def _refund(row: Row, batch_no: str | None) -> Refund:
+def _refund(row: Row, batch_reference: str | None) -> Refund:
     paid = row["paid_amount_fen"]
     return Refund(
         id=int(row["id"]),
@@ -1169,7 +1185,7 @@ def _refund(row: Row, batch_no: str | None) -> Refund:
         state=RefundState(row["state"]),
         code=row["code"],
         batch_id=None if row["batch_id"] is None else int(row["batch_id"]),
-        batch_no=batch_no,
+        batch_reference=batch_reference,
         report_state=ReportState(row["report_state"]),
         created_at=_ts(row["created_at"]),
         updated_at=_ts(row["updated_at"]),

@@ -247,14 +247,14 @@ class ActionRefused(Exception):
 
 
 async def requery_now(ctx: EngineContext, batch_id: int | None) -> Batch:
-    """Query Alipay about the batch now (the reconciler's path), also for a batch waiting in review."""
+    """Query Alipay about the batch now (the Alipay query's path), also for a batch waiting in review."""
     batch = None if batch_id is None else await ctx.store.get_batch(batch_id)
     if batch is None:
         raise ActionRefused(404, "unknown-batch", "no such batch")
     requeried = await ctx.store.requery_batch(batch.id, ctx.clock())
     if requeried is None:
         raise ActionRefused(409, "batch-not-queryable", f"a batch in state {batch.state.value} is not queried")
-    ctx.signals.reconciler.set()
+    ctx.signals.alipay_query.set()
     return requeried
 
 
@@ -291,12 +291,12 @@ async def retry_refund(request: web.Request) -> web.Response:
 async def approval_url(request: web.Request) -> web.Response:
     """`POST /-/batches/{id}/approve-url`: a fresh link for an operator to approve the batch at Alipay (today's)."""
     try:
-        approval = await make_approval_link(request.app[ENGINE], path_id(request))
+        made = await make_approval_link(request.app[ENGINE], path_id(request))
     except ApprovalRefused as refused:
         return problem(refused.status, refused.slug, refused.detail)
-    return web.json_response({"batch_id": approval.batch.id, "batch_no": approval.batch.batch_no,
-                              "url": approval.url, "refund_date": approval.params["refund_date"],
-                              "expires_at": approval.expires_at.isoformat()})
+    return web.json_response({"batch_id": made.batch.id, "reference": made.batch.reference,
+                              "batch_no": made.batch.reference, "url": made.approval.url,
+                              "expires_at": made.approval.expires_at.isoformat()})
 
 
 async def window_summary(ctx: EngineContext, window: str) -> Summary:

@@ -1,4 +1,4 @@
-"""Alipay's notifies. The body is exactly `success` only once the result is committed."""
+"""Alipay's MAPI notifies (refund and 充退). The body is exactly `success` only once the result is committed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import logging
 
 from aiohttp import web
 
-from ..engine.notifications import DBACK, FAIL, REFUND, NotifyKind, handle_notify
+from ..channels.base import NotifyKind
+from ..channels.mapi.channel import DBACK, REFUND
+from ..engine.alipay_notifies import FAIL, handle_notify
 from ..logs import bind_request_id
 from ..store import StoreUnavailable
 from .keys import ENGINE

@@ -12,9 +12,9 @@ import pluggy
 from aiohttp import web
 from yarl import URL
 
+from ..channels.accounts import open_channel
 from ..config import Config
 from ..engine import start_engine, stop_engine
-from ..engine.channel import MapiChannel
 from ..engine.runtime import EngineContext
 from ..metrics import Metrics
 from ..platform import PluginData
@@ -109,7 +109,7 @@ def _engine(clock: Callable[[], float], run_engine: bool) -> Callable[[web.Appli
         try:
             metrics = Metrics()
             channels = {
-                name: MapiChannel.create(
+                name: open_channel(
                     account, session, session.timeout,
                     notify_url=config.notify_url, dback_notify_url=config.dback_notify_url,
                     latency=metrics.gateway_latency,

@@ -153,15 +153,13 @@ async def approve_action(request: web.Request) -> web.StreamResponse:
     a form the operator sends to the gateway). Only here, behind the session and its CSRF token."""
     batch_id = admin_api.path_id(request)
     try:
-        approval = await make_approval_link(request.app[ENGINE], batch_id)
+        made = await make_approval_link(request.app[ENGINE], batch_id)
     except ApprovalRefused as refused:
         return await _back(request, f"/admin/batches/{batch_id}", refused.slug)
-    url = approval.url
-    if len(url) <= MAX_REDIRECT_URL:
-        raise web.HTTPSeeOther(url)
-    gateway = URL(approval.gateway).update_query(_input_charset=approval.charset)  # how the gateway decodes the form
-    return render("admin/approve.html", request, {"batch": approval.batch, "gateway": str(gateway),
-                                                  "charset": approval.charset, "fields": approval.params})
+    approval = made.approval
+    if len(approval.url) <= MAX_REDIRECT_URL:
+        raise web.HTTPSeeOther(approval.url)
+    return render("admin/approve.html", request, {"batch": made.batch, "approval": approval})
 
 
 async def attention_page(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.config import parse_config
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.models import BatchState, DetailResult, Refund, RefundRequest
@@ -93,12 +94,13 @@ async def settled_refund(ctx: EngineContext, code: str = "SUCCESS", platform: st
     """A refund carried through the store to a final result at `ctx.clock()`: its report is due now."""
     now = ctx.clock()
     await ctx.store.accept([replace(request(), platform=platform)], now)
-    batch = await ctx.store.create_batch("main", 10, beijing_now(datetime.fromtimestamp(now, UTC)).date(), now)
+    day = beijing_now(datetime.fromtimestamp(now, UTC)).date()
+    batch = await ctx.store.create_batch("main", 10, batch_nos(day), now)
     assert batch is not None
     await ctx.store.set_batch_state(batch.id, BatchState.SUBMITTED, now)
     (detail,) = batch.details
     await ctx.store.record_results(batch.id, [DetailResult(detail.trade_no, detail.amount, code)], now,
-                                   notify_id=None, kind="query")
+                                   message_id=None, kind="query")
     refund = await ctx.store.get_refund(detail.refund_id)
     assert refund is not None and refund.state.is_final
     return refund

@@ -20,8 +20,8 @@ import aiohttp
 import pytest
 
 from refund_adapter.demo import PARTNER, SHOP_ID, demo_config
+from refund_adapter.engine.alipay_query import query_once
 from refund_adapter.engine.batcher import batch_once
-from refund_adapter.engine.reconciler import reconcile_once
 from refund_adapter.engine.reporter import report_once
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
@@ -142,7 +142,7 @@ async def test_a_batch_sent_before_beijing_midnight_is_resolved_after_it_by_the_
         sent = await midnight.batch()
         assert await submit_once(midnight.ctx)  # accepted at 23:59:59; its notify is lost
         midnight.clock.advance(FIRST_QUERY_AFTER)  # 00:00:59 on 1 January: the query names yesterday's batch_no
-        assert await reconcile_once(midnight.ctx)
+        assert await query_once(midnight.ctx)
         await midnight.settle()
     assert midnight.ledger() == [(sent, "2026-12-31 23:59:59", [trade(i) for i in range(REFUNDS)])]
     assert sent.startswith("20261231")

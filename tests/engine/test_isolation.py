@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from refund_adapter.channels.mapi import gateway
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.config import Config, EngineConfig, parse_config
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.submitter import (
@@ -153,7 +154,7 @@ async def test_a_batch_the_old_code_left_jammed_in_sending_is_freed(store_url: s
     try:
         await store.accept([bad, *genuine], long_ago)
         day = beijing_now(datetime.fromtimestamp(time.time(), UTC)).date()
-        jammed = await store.create_batch("main", 1000, day, long_ago)
+        jammed = await store.create_batch("main", 1000, batch_nos(day), long_ago)
         assert jammed is not None
         for attempt in range(3):  # each attempt raised in the codec; the lease ran out; claimed again
             assert await store.claim_batch_to_submit(long_ago + attempt * 600, EngineConfig.lease_seconds) is not None

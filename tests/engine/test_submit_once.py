@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from refund_adapter.channels.mapi.ack import render_ack
-from refund_adapter.channels.mapi.batch_no import batch_no_date
+from refund_adapter.channels.mapi.batch_no import batch_no_date, batch_nos
 from refund_adapter.engine.batcher import batch_once
 from refund_adapter.engine.submitter import RETRY_DELAY_SECONDS, submit_once
 from refund_adapter.models import BatchState, RefundState
@@ -28,7 +28,7 @@ async def test_a_batch_whose_account_is_gone_goes_to_review_and_its_refunds_wait
     clock = Clock()
     async with driven_engine(tmp_path, clock) as ctx:
         await ctx.store.accept([dataclasses.replace(request(), alipay_account="removed")], clock.now)
-        batch = await ctx.store.create_batch("removed", 10, beijing_now().date(), clock.now)
+        batch = await ctx.store.create_batch("removed", 10, batch_nos(beijing_now().date()), clock.now)
         assert batch is not None
         assert await submit_once(ctx)  # handled: the loop goes on to the next batch
         (reviewed,) = await ctx.store.list_batches()
@@ -61,17 +61,17 @@ async def test_a_batch_formed_yesterday_in_beijing_and_sent_today_is_abandoned_a
 
 
 async def test_an_accepted_batch_is_queried_after_first_query_after_seconds(tmp_path: Path) -> None:
-    """The reconciler is woken, and the batch becomes due for a query exactly first_query_after seconds on
+    """The Alipay query loop is woken, and the batch becomes due for a query exactly first_query_after seconds on
     (its notify is dropped here, so only the query can settle it)."""
     async with run_sandbox(SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, faults={"drop_notifies": True},
                                          trades=[TradeSeed(TRADE, Decimal("100.00"))])) as sandbox:
         clock = Clock(time.time())
         async with driven_engine(tmp_path, clock, gateway_url=sandbox.url,
-                                 reconciler={"first_query_after_seconds": 300}) as ctx:
+                                 alipay_query={"first_query_after_seconds": 300}) as ctx:
             await ctx.store.accept([request(TRADE)], clock.now - 60)
             assert await batch_once(ctx)
             assert await submit_once(ctx)
-            assert ctx.signals.reconciler.is_set()
+            assert ctx.signals.alipay_query.is_set()
             assert await ctx.store.claim_batches_to_query(clock.now + 299, 10, 60) == []
             (due,) = await ctx.store.claim_batches_to_query(clock.now + 300, 10, 60)
     assert due.state is BatchState.SUBMITTED

@@ -1,18 +1,29 @@
-"""What a submit answer means for a batch: nothing unproven fails a refund, nothing accepted is re-batched."""
+"""What a submit answer means for a batch: nothing unproven fails a refund, nothing accepted is re-batched.
+
+Each MAPI answer goes through the channel's verdict (channels/mapi/channel.py) and then the engine's decision, so
+these cases pin the two together."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 import pytest
 
+from refund_adapter.channels.mapi.channel import verdict
 from refund_adapter.channels.mapi.gateway import SubmitKind, SubmitOutcome
-from refund_adapter.engine.submitter import RETRY_DELAY_SECONDS, Decision, decide
+from refund_adapter.engine.submitter import RETRY_DELAY_SECONDS, Decision
+from refund_adapter.engine.submitter import decide as decide_verdict
 from refund_adapter.models import Batch, BatchDetail, BatchState
+from refund_adapter.money import BEIJING
 
 FORMED_ON = date(2026, 11, 25)
 NEXT_DAY = date(2026, 11, 26)
+
+
+def decide(outcome: SubmitOutcome, sent: Batch, today: date, first_query_after: float) -> Decision:
+    """The engine's decision on the MAPI channel's verdict on `outcome`, answered at noon of `today` in Beijing."""
+    return decide_verdict(verdict(outcome, sent, datetime.combine(today, time(12), BEIJING)), sent, first_query_after)
 
 
 def batch(attempts: int) -> Batch:
@@ -87,5 +98,5 @@ def test_a_refusal_one_detail_may_cause_isolates_that_detail(sent: Batch, state:
 def test_decide_sets_the_code_and_when_to_query_or_resend(
     outcome: SubmitOutcome, attempts: int, today: date, decision: Decision
 ) -> None:
-    """Not only the state: the code the refunds carry, and when the reconciler or the submitter acts next."""
+    """Not only the state: the code the refunds carry, and when the Alipay query or the submitter acts next."""
     assert decide(outcome, batch(attempts), today, 300) == decision

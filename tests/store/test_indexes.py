@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import refund_adapter.store.sql as sql
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.models import BatchState, RefundRequest, RefundState, ReportState
 from refund_adapter.store import RefundFilter, finding, store_from_url, tally
 from refund_adapter.store.sqlite import SqliteStore, _sql
@@ -111,9 +112,9 @@ async def test_a_store_from_before_0003_upgrades_in_place(store_url: str, monkey
         assert version is not None and version["v"] == every_migration[-1][0] >= 3
         first = await new.find_batch("20261126OLD0001")
         assert first is not None and sorted(d.trade_no for d in first.details) == ["T1", "T2"]
-        second = await new.create_batch("main", 1000, DAY, T0 + 1)
+        second = await new.create_batch("main", 1000, batch_nos(DAY), T0 + 1)
         assert second is not None and [d.trade_no for d in second.details] == ["T1"]  # r2 waited for its trade
-        assert await new.create_batch("main", 1000, DAY, T0 + 2) is None
+        assert await new.create_batch("main", 1000, batch_nos(DAY), T0 + 2) is None
         changes = await new.set_batch_state(first.id, BatchState.SUBMITTED, T0 + 3)
         assert sorted(c.refund.request.platform_refund_id for c in changes) == ["r1", "r3"]
         r2 = await new.find_refund("generic", "s1", "r2")

@@ -7,6 +7,7 @@ import dataclasses
 from datetime import date
 from decimal import Decimal
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.models import RefundRequest, RefundState, ReportState, Unpayable
 from refund_adapter.store import store_from_url
 
@@ -33,7 +34,7 @@ async def test_a_rejected_request_is_stored_rejected_and_reported_never_batched(
         # Its 9.00 moved no money: a 10.00 refund of the same trade still fits the paid amount.
         (payable,) = await store.accept([_request("r2", "10.00")], NOW)
         assert (payable.refund.state, payable.refund.code) == (RefundState.RECEIVED, None)
-        batch = await store.create_batch("main", 1000, date(2026, 12, 7), NOW)
+        batch = await store.create_batch("main", 1000, batch_nos(date(2026, 12, 7)), NOW)
         assert batch is not None and [d.refund_id for d in batch.details] == [payable.refund.id]
         assert [r.id for r in await store.claim_reports(NOW, 10, 60)] == [result.refund.id]
     finally:

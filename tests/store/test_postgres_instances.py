@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import pytest
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.models import BatchState, DetailResult, RefundState
 from refund_adapter.store.base import EXCEEDS_PAID_AMOUNT
 from refund_adapter.store.postgres import PostgresStore
@@ -53,7 +54,7 @@ async def submitted_batches(stores: Sequence[PostgresStore], refunds: int) -> li
     """`refunds` refunds of distinct trades in one-refund batches, each SUBMITTED and due for a query at T0."""
     await stores[0].accept([req(f"r{i}", trade_no=f"T{i}") for i in range(refunds)], T0)
     ids = []
-    while (batch := await stores[0].create_batch("main", 1, DAY, T0)) is not None:
+    while (batch := await stores[0].create_batch("main", 1, batch_nos(DAY), T0)) is not None:
         await stores[0].set_batch_state(batch.id, BatchState.SUBMITTED, T0, next_query_at=T0)
         ids.append(batch.id)
     return ids
@@ -105,7 +106,7 @@ async def test_every_refund_is_batched_exactly_once(stores: list[PostgresStore])
     await stores[0].accept(requests, T0)
 
     async def create(store: PostgresStore) -> list[int]:
-        batch = await store.create_batch("main", 7, DAY, T0)
+        batch = await store.create_batch("main", 7, batch_nos(DAY), T0)
         if batch is None:
             return []
         assert len({detail.trade_no for detail in batch.details}) == len(batch.details)
@@ -119,7 +120,7 @@ async def test_every_refund_is_batched_exactly_once(stores: list[PostgresStore])
 async def test_each_batch_is_claimed_for_submission_by_one_instance(stores: list[PostgresStore]) -> None:
     await stores[0].accept([req(f"r{i}", trade_no=f"T{i}") for i in range(ROUNDS)], T0)
     batch_ids = []
-    while (batch := await stores[0].create_batch("main", 1, DAY, T0)) is not None:
+    while (batch := await stores[0].create_batch("main", 1, batch_nos(DAY), T0)) is not None:
         batch_ids.append(batch.id)
 
     def claim(now: float) -> Callable[[PostgresStore], Awaitable[list[int]]]:
@@ -148,7 +149,7 @@ async def test_each_report_is_claimed_by_one_instance(stores: list[PostgresStore
         batch = await stores[0].get_batch(batch_id)
         assert batch is not None
         results = [DetailResult(detail.trade_no, detail.amount, "SUCCESS") for detail in batch.details]
-        await stores[0].record_results(batch_id, results, T0, notify_id=None, kind="query")
+        await stores[0].record_results(batch_id, results, T0, message_id=None, kind="query")
 
     async def claim(store: PostgresStore) -> list[int]:
         return [refund.id for refund in await store.claim_reports(T0, 4, LEASE)]
@@ -162,17 +163,17 @@ async def test_results_recorded_by_several_instances_change_each_refund_once(sto
         batch = await stores[0].get_batch(batch_id)
         assert batch is not None
         results = [DetailResult(detail.trade_no, detail.amount, "SUCCESS") for detail in batch.details]
-        changes = await asyncio.gather(*(store.record_results(batch_id, results, T0, notify_id=None, kind="query")
+        changes = await asyncio.gather(*(store.record_results(batch_id, results, T0, message_id=None, kind="query")
                                          for store in stores))
         assert [change.old_state for found in changes for change in found.changes] == [RefundState.SUBMITTED]
 
 
 async def test_a_late_submit_outcome_never_undoes_a_recorded_result(stores: list[PostgresStore]) -> None:
     await stores[0].accept([req(f"r{i}", trade_no=f"T{i}") for i in range(ROUNDS)], T0)
-    while (batch := await stores[0].create_batch("main", 1, DAY, T0)) is not None:
+    while (batch := await stores[0].create_batch("main", 1, batch_nos(DAY), T0)) is not None:
         results = [DetailResult(detail.trade_no, detail.amount, "SUCCESS") for detail in batch.details]
         await asyncio.gather(
             stores[0].set_batch_state(batch.id, BatchState.SUBMITTED, T0, next_query_at=T0 + 300),
-            stores[1].record_results(batch.id, results, T0, notify_id=f"n{batch.id}", kind="refund"),
+            stores[1].record_results(batch.id, results, T0, message_id=f"n{batch.id}", kind="refund"),
         )
     assert (await stores[0].counts())["refunds"] == {"succeeded": ROUNDS}

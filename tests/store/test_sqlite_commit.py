@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.models import RefundRequest
 from refund_adapter.store.sqlite import SqliteStore
 
@@ -34,14 +35,14 @@ async def test_a_refused_commit_is_rolled_back_and_the_store_stays_usable(tmp_pa
             await store.accept([refund(2), refund(3)], NOW)
         # A batch written and its refunds claimed, then the COMMIT fails.
         with commits_failing(db, "batches"), pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
-            await store.create_batch("main", 10, date(2026, 11, 25), NOW)
+            await store.create_batch("main", 10, batch_nos(date(2026, 11, 25)), NOW)
         assert await store.list_batches() == []
         assert (await store.counts())["refunds"] == {"received": 1}
         (kept,) = await store.list_refunds()
         assert (kept.request.order_id, kept.batch_id) == ("o1", None)
         # The writer is not left inside the refused transaction: the same work now commits.
         assert [r.created for r in await store.accept([refund(2), refund(3)], NOW)] == [True, True]
-        batch = await store.create_batch("main", 10, date(2026, 11, 25), NOW)
+        batch = await store.create_batch("main", 10, batch_nos(date(2026, 11, 25)), NOW)
         assert batch is not None and len(batch.details) == 3
     finally:
         await store.close()

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from refund_adapter.channels.mapi.batch_no import batch_no_date
+from refund_adapter.channels.mapi.batch_no import batch_no_date, batch_nos
 from refund_adapter.models import BatchState, DetailResult, RefundState
 from refund_adapter.store import Cause, RefundStore, store_from_url
 
@@ -31,7 +31,7 @@ async def store(store_url: str) -> AsyncIterator[RefundStore]:
 async def _awaiting(store: RefundStore, *amounts: str, day: date = DAY, now: float = T0) -> int:
     await store.accept([req(f"r{i}-{now}", trade_no=f"20261125220{i:02d}", amount=amount)
                         for i, amount in enumerate(amounts)], now)
-    batch = await store.create_batch("main", 1000, day, now, awaiting_approval=True)
+    batch = await store.create_batch("main", 1000, batch_nos(day), now, awaiting_approval=True)
     assert batch is not None and batch.state is BatchState.AWAITING_APPROVAL
     return batch.id
 
@@ -59,7 +59,7 @@ async def test_the_queue_counts_sums_and_dates_what_waits(store: RefundStore) ->
         other = await store.approval_queue(accounts=elsewhere)
         assert (other.count, other.total, other.batches) == (0, Decimal("0.00"), [])
     await store.record_results(second, [DetailResult("2026112522000", Decimal("0.01"), "SUCCESS")], T0 + 90,
-                               notify_id="n1", kind="refund")
+                               message_id="n1", kind="refund")
     after = await store.approval_queue()
     assert (after.count, after.total) == (1, Decimal("12.50"))  # the approved one left the queue
     assert (await store.get_batch(second)).state is BatchState.COMPLETED  # type: ignore[union-attr]
@@ -69,8 +69,8 @@ async def test_links_of_one_day_share_the_batch_no_and_schedule_a_query(store: R
     batch_id = await _awaiting(store, "10.00")
     original = await store.get_batch(batch_id)
     assert original is not None
-    first = await store.issue_approval(batch_id, DAY, T0 + 5, next_query_at=T0 + 305)
-    second = await store.issue_approval(batch_id, DAY, T0 + 9, next_query_at=T0 + 309)
+    first = await store.issue_approval(batch_id, batch_nos(DAY), T0 + 5, next_query_at=T0 + 305)
+    second = await store.issue_approval(batch_id, batch_nos(DAY), T0 + 9, next_query_at=T0 + 309)
     assert first is not None and second is not None
     assert first.batch_no == second.batch_no == original.batch_no
     assert second.approval_link_at is not None and second.approval_link_at.timestamp() == T0 + 9
@@ -81,7 +81,7 @@ async def test_links_of_one_day_share_the_batch_no_and_schedule_a_query(store: R
 async def test_a_batch_no_no_link_left_for_moves_to_the_day_of_the_next_link(store: RefundStore) -> None:
     batch_id = await _awaiting(store, "10.00")
     before = await store.get_batch(batch_id)
-    moved = await store.issue_approval(batch_id, NEXT_DAY, T0 + 86_400, next_query_at=T0 + 86_700)
+    moved = await store.issue_approval(batch_id, batch_nos(NEXT_DAY), T0 + 86_400, next_query_at=T0 + 86_700)
     assert before is not None and moved is not None
     assert batch_no_date(moved.batch_no) == NEXT_DAY and moved.batch_no[8:] == before.batch_no[8:]
     assert (await store.list_refunds(batch_id=batch_id))[0].batch_no == moved.batch_no
@@ -90,14 +90,14 @@ async def test_a_batch_no_no_link_left_for_moves_to_the_day_of_the_next_link(sto
 
 async def test_a_batch_no_a_link_left_for_stays_until_its_query_proves_it_unused(store: RefundStore) -> None:
     batch_id = await _awaiting(store, "10.00")
-    opened = await store.issue_approval(batch_id, DAY, T0 + 5, next_query_at=T0 + 305)
+    opened = await store.issue_approval(batch_id, batch_nos(DAY), T0 + 5, next_query_at=T0 + 305)
     assert opened is not None
-    kept = await store.issue_approval(batch_id, NEXT_DAY, T0 + 86_400, next_query_at=T0 + 86_700)
+    kept = await store.issue_approval(batch_id, batch_nos(NEXT_DAY), T0 + 86_400, next_query_at=T0 + 86_700)
     assert kept is not None and kept.batch_no == opened.batch_no  # Alipay may have it: asked first, due now
-    assert await store.release_for_submit(batch_id, NEXT_DAY, T0 + 86_400) is None
+    assert await store.release_for_submit(batch_id, batch_nos(NEXT_DAY), T0 + 86_400) is None
     assert [batch.id for batch in await store.claim_batches_to_query(T0 + 86_400, 10, 60)] == [batch_id]
     await store.approval_expired(batch_id, T0 + 86_401, cause=Cause("query", "REFUND_NOT_EXIST after its day"))
-    fresh = await store.issue_approval(batch_id, NEXT_DAY, T0 + 86_402, next_query_at=T0 + 86_702)
+    fresh = await store.issue_approval(batch_id, batch_nos(NEXT_DAY), T0 + 86_402, next_query_at=T0 + 86_702)
     assert fresh is not None and batch_no_date(fresh.batch_no) == NEXT_DAY
     assert fresh.batch_no[8:] == opened.batch_no[8:]
 
@@ -105,8 +105,8 @@ async def test_a_batch_no_a_link_left_for_stays_until_its_query_proves_it_unused
 async def test_a_released_batch_is_sent_under_its_batch_no(store: RefundStore) -> None:
     batch_id = await _awaiting(store, "10.00")
     waiting = await store.get_batch(batch_id)
-    released = await store.release_for_submit(batch_id, DAY, T0 + 5)
+    released = await store.release_for_submit(batch_id, batch_nos(DAY), T0 + 5)
     assert waiting is not None and released is not None and released.state is BatchState.PENDING
     claimed = await store.claim_batch_to_submit(T0 + 6, 60)
     assert claimed is not None and (claimed.id, claimed.batch_no) == (batch_id, waiting.batch_no)
-    assert await store.issue_approval(batch_id, DAY, T0 + 7, next_query_at=T0 + 300) is None  # not waiting now
+    assert await store.issue_approval(batch_id, batch_nos(DAY), T0 + 7, next_query_at=T0 + 300) is None  # not waiting

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import pytest
 
-from refund_adapter.channels.mapi.batch_no import validate_batch_no
+from refund_adapter.channels.mapi.batch_no import batch_nos, validate_batch_no
 from refund_adapter.models import BatchState, DetailResult, RefundRequest, RefundState, ReportState
 from refund_adapter.platform import PluginData
 from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore, store_from_url, synthetic
@@ -131,25 +131,25 @@ async def test_refunds_never_exceed_the_paid_amount(store: RefundStore) -> None:
 
 async def test_failed_refunds_do_not_count_against_the_paid_amount(store: RefundStore) -> None:
     await store.accept([req("r1", amount="100.00", paid_amount=Decimal("100.00"))], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
     await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0)
     await store.record_results(batch.id, [DetailResult("2026112522001", Decimal("100"), "TRADE_HAS_CLOSED")],
-                               T0, notify_id="n1", kind="refund")
+                               T0, message_id="n1", kind="refund")
     again = await store.accept([req("r2", amount="100.00", paid_amount=Decimal("100.00"))], T0)
     assert again[0].refund.state is RefundState.RECEIVED
 
 
 async def test_a_batch_holds_each_trade_once_and_at_most_max_details(store: RefundStore) -> None:
     await store.accept([req("a1", "TA"), req("a2", "TA"), req("b1", "TB"), req("c1", "TC")], T0)
-    first = await store.create_batch("main", 2, DAY, T0)
+    first = await store.create_batch("main", 2, batch_nos(DAY), T0)
     assert first is not None
     assert [d.trade_no for d in first.details] == ["TA", "TB"]
-    second = await store.create_batch("main", 2, DAY, T0)
+    second = await store.create_batch("main", 2, batch_nos(DAY), T0)
     assert second is not None
     assert sorted(d.trade_no for d in second.details) == ["TA", "TC"]
-    assert await store.create_batch("main", 2, DAY, T0) is None
-    assert await store.create_batch("other", 2, DAY, T0) is None
+    assert await store.create_batch("main", 2, batch_nos(DAY), T0) is None
+    assert await store.create_batch("other", 2, batch_nos(DAY), T0) is None
     for batch in (first, second):
         assert validate_batch_no(batch.batch_no, today=DAY) == batch.batch_no
         assert batch.state is BatchState.PENDING
@@ -161,7 +161,7 @@ async def test_a_batch_holds_each_trade_once_and_at_most_max_details(store: Refu
 async def test_counts_by_state_by_report_state_and_by_batch_state(store: RefundStore) -> None:
     paid = Decimal("10.00")
     await store.accept([req("r1", "T1", paid_amount=paid), req("r2", "T1", paid_amount=paid), req("r3", "T2")], T0)
-    await store.create_batch("main", 10, DAY, T0)  # r2 took T1 past its paid amount: rejected, its report due
+    await store.create_batch("main", 10, batch_nos(DAY), T0)  # r2 took T1 past its paid amount: rejected, report due
     assert await store.counts() == {
         "refunds": {"batched": 2, "rejected": 1},
         "reports": {"none": 2, "pending": 1},
@@ -181,7 +181,7 @@ async def test_pending_work_reports_count_and_age_per_account(store: RefundStore
 
 async def test_a_crashed_submit_is_claimed_again_with_the_same_batch_no(store: RefundStore) -> None:
     await store.accept([req("r1")], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
     claimed = await store.claim_batch_to_submit(T0, lease_seconds=60)
     assert claimed is not None and claimed.id == batch.id
@@ -193,8 +193,8 @@ async def test_a_crashed_submit_is_claimed_again_with_the_same_batch_no(store: R
 
 async def test_submit_outcomes_move_the_refunds(store: RefundStore) -> None:
     await store.accept([req("r1", "T1"), req("r2", "T2")], T0)
-    batch = await store.create_batch("main", 1, DAY, T0)
-    other = await store.create_batch("main", 1, DAY, T0)
+    batch = await store.create_batch("main", 1, batch_nos(DAY), T0)
+    other = await store.create_batch("main", 1, batch_nos(DAY), T0)
     assert batch is not None and other is not None
     changes = await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0, next_query_at=T0 + 300)
     assert [(c.old_state, c.refund.state) for c in changes] == [(RefundState.BATCHED, RefundState.SUBMITTED)]
@@ -208,18 +208,18 @@ async def test_submit_outcomes_move_the_refunds(store: RefundStore) -> None:
 
 async def test_results_are_recorded_once_and_complete_the_batch(store: RefundStore) -> None:
     await store.accept([req("r1", "T1"), req("r2", "T2")], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
     await store.set_batch_state(batch.id, BatchState.UNKNOWN, T0, next_query_at=T0 + 300)
     results = [DetailResult("T1", Decimal("10"), "SUCCESS"),
                DetailResult("T2", Decimal("10.00"), "TXN_RESULT_ACCOUNT_BALANCE_NOT_ENOUGH")]
-    changes = (await store.record_results(batch.id, results, T0 + 1, notify_id="nid", kind="refund")).changes
+    changes = (await store.record_results(batch.id, results, T0 + 1, message_id="nid", kind="refund")).changes
     assert {c.refund.request.trade_no: c.refund.state for c in changes} == {
         "T1": RefundState.SUCCEEDED, "T2": RefundState.FAILED}
     assert all(c.old_state is RefundState.UNKNOWN for c in changes)
     assert await store.notify_seen(batch.batch_no, "nid", "refund")
     assert not await store.notify_seen(batch.batch_no, "other", "refund")
-    again = await store.record_results(batch.id, results, T0 + 2, notify_id="nid", kind="refund")
+    again = await store.record_results(batch.id, results, T0 + 2, message_id="nid", kind="refund")
     assert (again.changes, again.anomalies) == ([], [])
     done = await store.get_batch(batch.id)
     assert done is not None and done.state is BatchState.COMPLETED
@@ -228,10 +228,10 @@ async def test_results_are_recorded_once_and_complete_the_batch(store: RefundSto
 
 async def test_partial_results_leave_the_batch_open(store: RefundStore) -> None:
     await store.accept([req("r1", "T1"), req("r2", "T2")], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
     await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0, next_query_at=T0 + 300)
-    await store.record_results(batch.id, [DetailResult("T1", Decimal("10"), "SUCCESS")], T0, notify_id=None,
+    await store.record_results(batch.id, [DetailResult("T1", Decimal("10"), "SUCCESS")], T0, message_id=None,
                                kind="query")
     still = await store.get_batch(batch.id)
     assert still is not None and still.state is BatchState.SUBMITTED
@@ -239,7 +239,7 @@ async def test_partial_results_leave_the_batch_open(store: RefundStore) -> None:
 
 async def test_query_claims_are_due_only_and_leased(store: RefundStore) -> None:
     await store.accept([req("r1")], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
     await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0, next_query_at=T0 + 300)
     assert await store.claim_batches_to_query(T0 + 299, 10, 60) == []
@@ -253,11 +253,11 @@ async def test_query_claims_are_due_only_and_leased(store: RefundStore) -> None:
 
 async def test_the_outbox_delivers_retries_and_keeps_dead_letters(store: RefundStore) -> None:
     await store.accept([req("r1", "T1"), req("r2", "T2")], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
     await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0)
     await store.record_results(batch.id, [DetailResult("T1", Decimal("10"), "SUCCESS"),
-                                          DetailResult("T2", Decimal("10"), "SUCCESS")], T0, notify_id="n", kind="r")
+                                          DetailResult("T2", Decimal("10"), "SUCCESS")], T0, message_id="n", kind="r")
     claimed = await store.claim_reports(T0, 10, 30)
     assert [r.request.trade_no for r in claimed] == ["T1", "T2"]
     assert await store.claim_reports(T0 + 1, 10, 30) == []  # leased
@@ -279,12 +279,12 @@ async def test_the_outbox_delivers_retries_and_keeps_dead_letters(store: RefundS
 async def test_the_outbox_age_is_that_of_its_oldest_result_whatever_the_attempts(store: RefundStore) -> None:
     assert await store.oldest_pending_report() is None
     await store.accept([req("r1", "T1"), req("r2", "T2")], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
     await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0)
-    await store.record_results(batch.id, [DetailResult("T1", Decimal("10"), "SUCCESS")], T0 + 5, notify_id="n1",
+    await store.record_results(batch.id, [DetailResult("T1", Decimal("10"), "SUCCESS")], T0 + 5, message_id="n1",
                                kind="r")
-    await store.record_results(batch.id, [DetailResult("T2", Decimal("10"), "SUCCESS")], T0 + 9, notify_id="n2",
+    await store.record_results(batch.id, [DetailResult("T2", Decimal("10"), "SUCCESS")], T0 + 9, message_id="n2",
                                kind="r")
     assert await store.oldest_pending_report() == T0 + 5
     first, second = await store.claim_reports(T0 + 20, 10, 30)
@@ -307,7 +307,7 @@ async def test_listing_filters_and_pages(store: RefundStore) -> None:
     rest = await store.list_refunds(limit=10, before_id=page[-1].id)
     assert [r.request.platform_refund_id for r in rest] == ["r2", "r1", "r0"]
     assert await store.list_refunds(state=RefundState.SUCCEEDED) == []
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
     assert await store.find_batch(batch.batch_no) == batch
     assert {r.id for r in await store.list_refunds(batch_id=batch.id)} == {d.refund_id for d in batch.details}
@@ -332,10 +332,10 @@ async def test_plugin_data_is_durable_replaceable_and_namespaced(store: RefundSt
 
 async def test_a_late_submit_answer_does_not_reopen_a_completed_batch(store: RefundStore) -> None:
     await store.accept([req("r1")], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
     await store.record_results(batch.id, [DetailResult("2026112522001", Decimal("10"), "SUCCESS")], T0,
-                               notify_id="n", kind="refund")
+                               message_id="n", kind="refund")
     assert await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0 + 1, next_query_at=T0 + 300) == []
     done = await store.get_batch(batch.id)
     assert done is not None and done.state is BatchState.COMPLETED
@@ -357,18 +357,18 @@ async def test_one_bad_request_fails_alone_when_others_share_its_commit(store: R
 
 async def test_an_abandoned_batch_returns_its_refunds_for_a_new_batch_no(store: RefundStore) -> None:
     await store.accept([req("r1")], T0)
-    first = await store.create_batch("main", 1000, DAY, T0)
+    first = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert first is not None
     changes = await store.set_batch_state(first.id, BatchState.ABANDONED, T0, code="BATCH_NO_FORMAT_ERROR")
     assert [(c.old_state, c.refund.state) for c in changes] == [(RefundState.BATCHED, RefundState.RECEIVED)]
-    second = await store.create_batch("main", 1000, date(2026, 11, 26), T0)
+    second = await store.create_batch("main", 1000, batch_nos(date(2026, 11, 26)), T0)
     assert second is not None and second.batch_no != first.batch_no and second.batch_no.startswith("20261126")
     assert [d.refund_id for d in second.details] == [d.refund_id for d in first.details]
 
 
 async def test_refunds_the_channel_refuses_leave_their_batch_and_the_rest_is_sent_again(store: RefundStore) -> None:
     await store.accept([req("r1", "T1"), req("r2", "T2\n"), req("r3", "T3")], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
     bad = batch.details[1].refund_id
     assert await store.remove_from_batch(batch.id, [bad], "INVALID_DETAIL", T0) == []  # not SENDING: untouched
@@ -391,7 +391,7 @@ async def test_refunds_the_channel_refuses_leave_their_batch_and_the_rest_is_sen
 
 async def test_a_batch_left_without_refunds_is_rejected(store: RefundStore) -> None:
     await store.accept([req("r1", "T1\n")], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None and await store.claim_batch_to_submit(T0, lease_seconds=60) is not None
     changes = await store.remove_from_batch(batch.id, [batch.details[0].refund_id], "INVALID_DETAIL", T0)
     assert [c.refund.state for c in changes] == [RefundState.REJECTED]
@@ -404,11 +404,11 @@ async def test_a_batch_left_without_refunds_is_rejected(store: RefundStore) -> N
 
 async def test_a_batch_refused_for_an_unnamed_detail_is_split_in_two_new_batches(store: RefundStore) -> None:
     await store.accept([req(f"r{i}", f"T{i}") for i in range(5)], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
-    assert await store.split_batch(batch.id, DAY, T0, code="DETAIL_DATA_FORMAT_ERROR") == []  # not SENDING
+    assert await store.split_batch(batch.id, batch_nos(DAY), T0, code="DETAIL_DATA_FORMAT_ERROR") == []  # not SENDING
     assert await store.claim_batch_to_submit(T0, lease_seconds=60) is not None
-    halves = await store.split_batch(batch.id, date(2026, 11, 26), T0 + 1, code="DETAIL_DATA_FORMAT_ERROR")
+    halves = await store.split_batch(batch.id, batch_nos(date(2026, 11, 26)), T0 + 1, code="DETAIL_DATA_FORMAT_ERROR")
     assert [[d.trade_no for d in half.details] for half in halves] == [["T0", "T1"], ["T2", "T3", "T4"]]
     assert all(half.state is BatchState.PENDING and half.submit_attempts == 0 for half in halves)
     assert all(validate_batch_no(half.batch_no).startswith("20261126") for half in halves)
@@ -422,15 +422,15 @@ async def test_a_batch_refused_for_an_unnamed_detail_is_split_in_two_new_batches
     assert {r.batch_no for r in stored} == {half.batch_no for half in halves}
     first = await store.claim_batch_to_submit(T0 + 1, lease_seconds=60)
     assert first is not None and first.id == halves[0].id
-    quarters = await store.split_batch(first.id, DAY, T0 + 1, code="DETAIL_DATA_FORMAT_ERROR")
+    quarters = await store.split_batch(first.id, batch_nos(DAY), T0 + 1, code="DETAIL_DATA_FORMAT_ERROR")
     assert [[d.trade_no for d in quarter.details] for quarter in quarters] == [["T0"], ["T1"]]
 
 
 async def test_a_batch_of_one_refund_is_not_split(store: RefundStore) -> None:
     await store.accept([req("r1", "T1")], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None and await store.claim_batch_to_submit(T0, lease_seconds=60) is not None
-    assert await store.split_batch(batch.id, DAY, T0, code="DETAIL_DATA_FORMAT_ERROR") == []
+    assert await store.split_batch(batch.id, batch_nos(DAY), T0, code="DETAIL_DATA_FORMAT_ERROR") == []
     unchanged = await store.get_batch(batch.id)
     assert unchanged is not None and unchanged.state is BatchState.SENDING and len(unchanged.details) == 1
 
@@ -494,7 +494,7 @@ async def test_of_two_concurrent_versions_of_one_refund_one_is_stored_and_the_ot
 
 async def _submitted(store: RefundStore, *trades: str) -> int:
     await store.accept([req(f"r-{trade}", trade) for trade in trades], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
     assert batch is not None
     await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0, next_query_at=T0 + 300)
     return batch.id
@@ -502,12 +502,12 @@ async def _submitted(store: RefundStore, *trades: str) -> int:
 
 async def test_a_different_verdict_for_a_settled_refund_changes_nothing_but_flags_it(store: RefundStore) -> None:
     batch_id = await _submitted(store, "T1")
-    await store.record_results(batch_id, [DetailResult("T1", Decimal("10.00"), "SUCCESS")], T0, notify_id="n1",
+    await store.record_results(batch_id, [DetailResult("T1", Decimal("10.00"), "SUCCESS")], T0, message_id="n1",
                                kind="refund")
     settled = await store.find_refund("generic", "s1", "r-T1")
     assert settled is not None and settled.review is None
     recorded = await store.record_results(batch_id, [DetailResult("T1", Decimal("10.00"), "TRADE_HAS_CLOSED")],
-                                          T0 + 5, notify_id="n2", kind="refund")
+                                          T0 + 5, message_id="n2", kind="refund")
     assert recorded.changes == []
     (anomaly,) = recorded.anomalies
     assert (anomaly.refund_id, anomaly.trade_no) == (settled.id, "T1")
@@ -519,12 +519,12 @@ async def test_a_different_verdict_for_a_settled_refund_changes_nothing_but_flag
     assert await store.notify_seen(settled.batch_no or "", "n2", "refund")
     # The same contradiction again (a query, say): still an anomaly, the first reason kept.
     again = await store.record_results(batch_id, [DetailResult("T1", Decimal("10"), "SUCCESS_NOT")], T0 + 9,
-                                       notify_id=None, kind="query")
+                                       message_id=None, kind="query")
     assert [a.reason for a in again.anomalies] == ["query: SUCCESS_NOT, but succeeded SUCCESS is recorded"]
     assert (await store.get_refund(settled.id)) == after
     # The recorded verdict itself, again: no anomaly.
     same = await store.record_results(batch_id, [DetailResult("T1", Decimal("10"), "SUCCESS")], T0 + 9,
-                                      notify_id=None, kind="query")
+                                      message_id=None, kind="query")
     assert (same.changes, same.anomalies) == ([], [])
 
 
@@ -532,7 +532,7 @@ async def test_success_for_a_refund_recorded_as_failed_is_an_anomaly(store: Refu
     batch_id = await _submitted(store, "T1")
     await store.set_batch_state(batch_id, BatchState.REJECTED, T0, code="SELLER_STATUS_NOT_ALLOW")
     recorded = await store.record_results(batch_id, [DetailResult("T1", Decimal("10.00"), "SUCCESS")], T0,
-                                          notify_id="n1", kind="refund")
+                                          message_id="n1", kind="refund")
     (anomaly,) = recorded.anomalies
     assert anomaly.reason == "refund n1: SUCCESS, but failed SELLER_STATUS_NOT_ALLOW is recorded"
     refund = await store.find_refund("generic", "s1", "r-T1")
@@ -543,7 +543,7 @@ async def test_an_amount_other_than_the_one_sent_is_not_applied_and_the_rest_is(
     batch_id = await _submitted(store, "T1", "T2")
     recorded = await store.record_results(
         batch_id, [DetailResult("T1", Decimal("9.99"), "SUCCESS"), DetailResult("T2", Decimal("10.00"), "SUCCESS")],
-        T0, notify_id="n1", kind="refund",
+        T0, message_id="n1", kind="refund",
     )
     assert [(c.refund.request.trade_no, c.refund.state) for c in recorded.changes] == [("T2", RefundState.SUCCEEDED)]
     (anomaly,) = recorded.anomalies
@@ -560,10 +560,10 @@ async def test_an_amount_other_than_the_one_sent_is_not_applied_and_the_rest_is(
 async def test_a_review_reason_is_bounded(store: RefundStore) -> None:
     batch_id = await _submitted(store, "T1")
     recorded = await store.record_results(batch_id, [DetailResult("T1", Decimal("10.00"), "X" * 5000)], T0,
-                                          notify_id="n" * 5000, kind="refund")
+                                          message_id="n" * 5000, kind="refund")
     assert recorded.anomalies == []  # an unsettled refund takes any verdict for the amount sent
     recorded = await store.record_results(batch_id, [DetailResult("T1", Decimal("10.00"), "Y" * 5000)], T0,
-                                          notify_id="n" * 5000, kind="refund")
+                                          message_id="n" * 5000, kind="refund")
     (anomaly,) = recorded.anomalies
     refund = await store.get_refund(anomaly.refund_id)
     assert refund is not None and refund.review is not None and len(refund.review) == 500
@@ -571,7 +571,7 @@ async def test_a_review_reason_is_bounded(store: RefundStore) -> None:
 
 async def test_an_operator_clears_a_review_flag_and_nothing_else(store: RefundStore) -> None:
     batch_id = await _submitted(store, "T1")
-    await store.record_results(batch_id, [DetailResult("T1", Decimal("9.00"), "SUCCESS")], T0, notify_id="n1",
+    await store.record_results(batch_id, [DetailResult("T1", Decimal("9.00"), "SUCCESS")], T0, message_id="n1",
                                kind="refund")
     flagged = await store.find_refund("generic", "s1", "r-T1")
     assert flagged is not None and flagged.review is not None
@@ -610,7 +610,7 @@ async def test_synthetic_refunds_and_batches_are_stored_as_asked(store: RefundSt
     assert (await store.counts())["refunds"] == {"failed": 2500, "received": 10}
     assert (await store.counts())["batches"] == {"completed": 3}
     assert [len((await store.get_batch(i)).details) for i in batch_ids] == [834, 834, 832]  # type: ignore[union-attr]
-    batch = await store.create_batch("main", 1000, DAY, T0)  # the synthetic trades are distinct, valid numbers
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)  # the synthetic trades: distinct, valid numbers
     assert batch is not None and len(batch.details) == 10
 
 
@@ -658,7 +658,7 @@ async def test_a_bulk_transaction_commits_or_rolls_back_as_one(store: RefundStor
             await tx.execute("UPDATE refunds SET state = 'failed'")
             raise RuntimeError("undone")
     assert (await store.counts())["refunds"] == {"received": 1}
-    changed, ticks = await _with_ticks(store.create_batch("main", 1000, DAY, T0))  # a bulk transaction
+    changed, ticks = await _with_ticks(store.create_batch("main", 1000, batch_nos(DAY), T0))  # a bulk transaction
     assert changed is not None and ticks >= 1  # its statements left the loop free (SQLite: on the writer's thread)
     async with store.bulk_transaction() as tx:
         await tx.execute("UPDATE refunds SET code = 'X'")

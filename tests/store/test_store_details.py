@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.models import BatchState, DetailResult, RefundState, ReportState
 from refund_adapter.store import RefundStore
 
@@ -18,12 +19,12 @@ DAY = date(2026, 11, 25)
 async def settled(store: RefundStore, *ids: str) -> tuple[int, list[int]]:  # noqa: F811
     """A batch of refunds `ids` (one trade each), submitted and answered SUCCESS: (batch id, refund ids)."""
     await store.accept([req(refund_id, trade_no=f"20261125{n:08d}") for n, refund_id in enumerate(ids)], NOW)
-    batch = await store.create_batch("main", 10, DAY, NOW)
+    batch = await store.create_batch("main", 10, batch_nos(DAY), NOW)
     assert batch is not None
     await store.set_batch_state(batch.id, BatchState.SUBMITTED, NOW)
     recorded = await store.record_results(
         batch.id, [DetailResult(d.trade_no, d.amount, "SUCCESS") for d in batch.details], NOW,
-        notify_id="n-" + batch.batch_no, kind="refund",
+        message_id="n-" + batch.batch_no, kind="refund",
     )
     changes = recorded.changes
     assert len(changes) == len(ids) and {c.refund.batch_no for c in changes} == {batch.batch_no}  # told to plugins
@@ -45,7 +46,7 @@ async def test_a_claimed_report_or_query_comes_back_when_its_lease_runs_out(stor
     assert await store.claim_reports(NOW + 59, 10, 60) == []
     assert [r.id for r in await store.claim_reports(NOW + 60, 10, 60)] == [refund_id]
     await store.accept([req("r2", trade_no="2026112599999999")], NOW)
-    batch = await store.create_batch("main", 10, DAY, NOW)
+    batch = await store.create_batch("main", 10, batch_nos(DAY), NOW)
     assert batch is not None
     await store.set_batch_state(batch.id, BatchState.SUBMITTED, NOW, next_query_at=NOW)
     assert [b.id for b in await store.claim_batches_to_query(NOW, 10, 120)] == [batch.id]
@@ -65,7 +66,7 @@ async def test_lookups_of_what_is_not_there_answer_none(store: RefundStore) -> N
 async def test_filters_filter_and_counts_add_up(store: RefundStore) -> None:  # noqa: F811
     first, (a, b) = await settled(store, "r1", "r2")
     await store.accept([req("r3", trade_no="2026112577777777")], NOW)
-    second = await store.create_batch("main", 10, DAY, NOW)
+    second = await store.create_batch("main", 10, batch_nos(DAY), NOW)
     assert second is not None
     assert await store.claim_reports(NOW, 10, 60)
     await store.report_delivered([a], NOW)  # a delivered, b still pending: two rows of succeeded refunds to count

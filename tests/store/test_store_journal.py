@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.models import BatchState, DetailResult, RefundState, ReportState
 from refund_adapter.store import EXCEEDS_PAID_AMOUNT, Cause, RefundFilter, RefundStore
 from refund_adapter.store import sql as store_sql
@@ -28,7 +29,7 @@ def kinds(entries: list) -> list[str]:
 
 async def _batched(store: RefundStore, *trades: str) -> int:
     await store.accept([req(f"r-{trade}", trade) for trade in trades], T0)
-    batch = await store.create_batch("main", 1000, DAY, T0 + 1)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0 + 1)
     assert batch is not None
     claimed = await store.claim_batch_to_submit(T0 + 2, 60)
     assert claimed is not None and claimed.id == batch.id
@@ -40,7 +41,7 @@ async def test_a_refund_journal_tells_its_whole_life_with_causes(store: RefundSt
     await store.set_batch_state(batch_id, BatchState.SUBMITTED, T0 + 3, next_query_at=T0 + 300, cause=SUBMIT)
     closed = DetailResult("T2", Decimal("10"), "TRADE_HAS_CLOSED", "T2^10^TRADE_HAS_CLOSED")
     await store.record_results(batch_id, [DetailResult("T1", Decimal("10"), "SUCCESS", "T1^10^SUCCESS"), closed],
-                               T0 + 4, notify_id="n-1", kind="refund")
+                               T0 + 4, message_id="n-1", kind="refund")
     r1 = await store.find_refund("generic", "s1", "r-T1")
     assert r1 is not None
     await store.claim_reports(T0 + 5, 10, 30)
@@ -68,7 +69,7 @@ async def test_a_refund_journal_tells_its_whole_life_with_causes(store: RefundSt
     request = batch_entries[0].detail["request"]
     assert request == {"batch_no": "B", "detail_data": "T1^10.00^退款", "partner": "2088"}  # no sign, no key
     notify = batch_entries[1].detail
-    assert notify["notify_id"] == "n-1" and notify["verified"] is True
+    assert notify["message_id"] == "n-1" and notify["verified"] is True
     assert notify["results"] == ["T1^10^SUCCESS", "T2^10^TRADE_HAS_CLOSED"]
     batch = await store.get_batch(batch_id)
     assert batch is not None and batch.state is BatchState.COMPLETED
@@ -91,7 +92,7 @@ async def test_contradictions_removals_and_splits_are_in_the_journals(store: Ref
     assert kinds(await store.refund_journal(r3.id)) == ["accepted", "batched", "rejected"]
     assert (await store.refund_journal(r3.id))[2].detail["code"] == "INVALID_DETAIL"
     await store.claim_batch_to_submit(T0 + 4, 60)
-    halves = await store.split_batch(batch_id, DAY, T0 + 5, code="BATCH_MEMO_ERROR")
+    halves = await store.split_batch(batch_id, batch_nos(DAY), T0 + 5, code="BATCH_MEMO_ERROR")
     assert len(halves) == 2
     assert kinds(await store.batch_journal(batch_id)) == ["details_removed", "split"]
     r1 = await store.find_refund("generic", "s1", "r-T1")
@@ -100,7 +101,7 @@ async def test_contradictions_removals_and_splits_are_in_the_journals(store: Ref
     assert moved.kind == "batched" and moved.detail["batch_id"] == halves[0].id
     await store.set_batch_state(halves[0].id, BatchState.SUBMITTED, T0 + 6)
     await store.record_results(halves[0].id, [DetailResult("T1", Decimal("9.00"), "SUCCESS")], T0 + 7,
-                               notify_id="n-2", kind="refund")
+                               message_id="n-2", kind="refund")
     flagged = (await store.refund_journal(r1.id))[-1]
     assert flagged.kind == "review" and "9.00" in flagged.detail["reason"]
     await store.clear_review(r1.id, T0 + 8)
@@ -128,7 +129,7 @@ async def test_refunds_are_found_by_filters_and_by_any_of_their_ids(store: Refun
     await store.accept([req("r1", "T1"), req("r2", "T2", shop="s2", order_id="ORDER-2"),
                         req("r3", "T3", alipay_account="other")], T0)
     await store.accept([req("r4", "T4", platform="shopify")], T0 + 86_400)
-    batch = await store.create_batch("main", 1000, DAY, T0 + 86_401)
+    batch = await store.create_batch("main", 1000, batch_nos(DAY), T0 + 86_401)
     assert batch is not None
 
     async def ids(where: RefundFilter, **page: int) -> list[str]:
@@ -162,9 +163,9 @@ async def test_batches_are_listed_with_their_refunds_counted(store: RefundStore)
     batch_id = await _batched(store, "T1", "T2")
     await store.set_batch_state(batch_id, BatchState.SUBMITTED, T0 + 3)
     await store.record_results(batch_id, [DetailResult("T1", Decimal("10"), "SUCCESS")], T0 + 4,
-                               notify_id="n", kind="refund")
+                               message_id="n", kind="refund")
     await store.accept([req("r-T9", "T9", amount="5.00")], T0 + 5)
-    other = await store.create_batch("main", 1000, DAY, T0 + 6)
+    other = await store.create_batch("main", 1000, batch_nos(DAY), T0 + 6)
     assert other is not None
     everything = await store.batch_overviews()
     assert [o.batch.id for o in everything] == [other.id, batch_id]
@@ -184,7 +185,7 @@ async def test_an_operator_can_requery_a_submitted_or_reviewed_batch_and_nothing
     assert again is not None and again.state is BatchState.UNKNOWN  # its refund's state is unknown
     assert [b.id for b in await store.claim_batches_to_query(T0 + 5, 10, 60)] == [batch_id]
     assert kinds(await store.batch_journal(batch_id))[-1] == "operator_requery"
-    await store.record_results(batch_id, [DetailResult("T1", Decimal("10"), "SUCCESS")], T0 + 6, notify_id=None,
+    await store.record_results(batch_id, [DetailResult("T1", Decimal("10"), "SUCCESS")], T0 + 6, message_id=None,
                                kind="query")
     assert await store.requery_batch(batch_id, T0 + 7) is None  # completed
     assert await store.requery_batch(batch_id + 100, T0 + 7) is None
@@ -196,7 +197,7 @@ async def test_a_listed_batch_is_in_the_state_asked_for_while_batches_complete(s
     ids = []
     for i in range(40):
         await store.accept([req(f"r{i}", f"T{i}")], T0)
-        batch = await store.create_batch("main", 1000, DAY, T0)
+        batch = await store.create_batch("main", 1000, batch_nos(DAY), T0)
         assert batch is not None
         await store.set_batch_state(batch.id, BatchState.SUBMITTED, T0)
         ids.append(batch.id)
@@ -204,7 +205,7 @@ async def test_a_listed_batch_is_in_the_state_asked_for_while_batches_complete(s
     async def complete() -> None:
         for i, batch_id in enumerate(ids):
             await store.record_results(batch_id, [DetailResult(f"T{i}", Decimal("10"), "SUCCESS")], T0,
-                                       notify_id=f"n{i}", kind="refund")
+                                       message_id=f"n{i}", kind="refund")
             await asyncio.sleep(0)
 
     async def read() -> set[BatchState]:
@@ -225,12 +226,12 @@ async def test_the_summary_counts_whole_hours_and_times_webhook_to_report(store:
     await store.accept([req("r0", "T0")], h0 - 1)  # the hour before the window
     await store.accept([req("r5", "T5", amount="90.00", paid_amount=Decimal("50.00"))], h0 + 20)  # rejected at once
     for account in ("main", "other"):
-        batch = await store.create_batch(account, 1000, DAY, h0 + 3701)
+        batch = await store.create_batch(account, 1000, batch_nos(DAY), h0 + 3701)
         assert batch is not None
         await store.set_batch_state(batch.id, BatchState.SUBMITTED, h0 + 3702)
         results = [DetailResult(d.trade_no, d.amount, "TRADE_HAS_CLOSED" if d.trade_no == "T3" else "SUCCESS")
                    for d in batch.details if d.trade_no not in ("T2", "T0")]
-        await store.record_results(batch.id, results, h0 + 3703, notify_id=f"n-{account}", kind="refund")
+        await store.record_results(batch.id, results, h0 + 3703, message_id=f"n-{account}", kind="refund")
     reports = await store.claim_reports(h0 + 3704, 10, 30)
     delivered = {r.request.trade_no: r.id for r in reports}
     await store.report_delivered([delivered["T1"], delivered["T3"]], h0 + 3710)  # 3700 s after the webhook

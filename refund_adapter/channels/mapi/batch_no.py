@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime
 
+from ..base import ReferenceMaker
 from .wire import BATCH_NO_ERROR, AlipayFormatError, check_token, match_token
 
 _NAMESPACE = re.compile(r"[0-9A-Z]{0,8}")
@@ -66,3 +68,8 @@ def build_batch_no(day: date, namespace: str, batch_id: int) -> str:
     """yyyyMMdd (the Beijing day) + `batch_serial`."""
     day8 = _plain_date(day, "day").isoformat().replace("-", "")
     return validate_batch_no(day8 + batch_serial(namespace, batch_id))
+
+
+def batch_nos(day: date) -> ReferenceMaker:
+    """How the MAPI channel names the batches it forms on a Beijing `day` (`MapiChannel.references`)."""
+    return functools.partial(build_batch_no, day)

@@ -1,7 +1,7 @@
 """The tokens every MAPI artefact is made of: the one error, charsets, codes, amounts and times as Alipay writes
 them, and the `#`, `|`, `^` and `$$` separators.
 
-The client, the simulated gateway and the reconciler share this one reading of alipay-mapi.md so that they cannot
+The client, the simulated gateway and the query share this one reading of alipay-mapi.md so that they cannot
 disagree about a separator or an amount. Nothing in `channels/mapi` does I/O or reads the clock (but the gateway
 client). Every bad input raises AlipayFormatError, and nothing else escapes from a `decode_*` or `parse_*`
 function.

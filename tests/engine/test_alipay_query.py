@@ -17,13 +17,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.channels.mapi.detail_data import RefundDetail, TradeRefund
 from refund_adapter.channels.mapi.gateway import SubmitKind
 from refund_adapter.channels.mapi.query import QueryResponse, render_query_response
 from refund_adapter.channels.mapi.results import QueryItem, ResultItem, TradeResult
 from refund_adapter.demo import PARTNER, SHOP_ID, demo_config
+from refund_adapter.engine.alipay_query import query_batch, query_once
 from refund_adapter.engine.batcher import batch_once
-from refund_adapter.engine.reconciler import reconcile_batch, reconcile_once
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
 from refund_adapter.models import Batch, BatchState, DetailResult, Refund, RefundRequest, RefundState, ReportState
@@ -58,7 +59,7 @@ async def test_a_gateway_that_never_answers_leaves_the_refund_unknown_then_in_re
         config = with_admin_token(demo_config(
             port, sandbox.url, shop_url + "/callback", SECRET, MD5_KEY, f"sqlite:///{tmp_path / 'r.db'}", 0.1,
             batching={"max_wait_seconds": 0.1},
-            reconciler={"first_query_after_seconds": 0.1, "schedule_seconds": [0.1, 0.1], "interval_seconds": 0.1},
+            alipay_query={"first_query_after_seconds": 0.1, "schedule_seconds": [0.1, 0.1], "interval_seconds": 0.1},
         ))
         app = create_app(config)
         async with serve(app, port=port) as url, aiohttp.ClientSession() as session:
@@ -148,9 +149,9 @@ async def test_a_query_answer_contradicting_a_recorded_result_changes_nothing_bu
         assert batch.state is BatchState.SUBMITTED and len(batch.details) == 2
         await evaluated(loop, batch.batch_no)
         wrong = DetailResult(first, TRADES[first], "TRADE_HAS_CLOSED")
-        await ctx.store.record_results(batch.id, [wrong], ctx.clock(), notify_id=None, kind="refund")
+        await ctx.store.record_results(batch.id, [wrong], ctx.clock(), message_id=None, kind="refund")
         caplog.clear()
-        await reconcile_batch(ctx, batch)
+        await query_batch(ctx, batch)
         after = await ctx.store.get_batch(batch.id)
         flagged, paid = await loop.refund(first), await loop.refund(second)
         assert await loop.in_review() == [(flagged.id, flagged.review)]
@@ -181,7 +182,7 @@ async def test_a_query_answer_with_another_amount_flags_the_refund_and_sends_the
         assert sent.kind is SubmitKind.ACCEPTED
         await ctx.store.set_batch_state(batch.id, BatchState.UNKNOWN, ctx.clock(), next_query_at=ctx.clock())
         await evaluated(loop, batch.batch_no)
-        await reconcile_batch(ctx, batch)
+        await query_batch(ctx, batch)
         after = await ctx.store.get_batch(batch.id)
         refunds = [await loop.refund(trade) for trade in TRADES]
         assert await loop.counted() == (2, 2)
@@ -211,7 +212,7 @@ async def test_a_batch_alipay_never_received_is_resent_only_while_its_date_is_to
         async with driven_engine(tmp_path, clock, gateway_url=sandbox.url) as ctx:
             batch = await unresolved_batch(ctx, "2026112500000078", "20.00")
             clock.now = EVENING_UTC
-            assert await reconcile_once(ctx)
+            assert await query_once(ctx)
             (after,) = await ctx.store.list_batches()
             (refund,) = await ctx.store.list_refunds()
     assert after.batch_no == batch.batch_no
@@ -249,10 +250,10 @@ async def test_an_unknown_batch_of_today_is_resent_only_when_alipay_says_it_has_
 ) -> None:
     clock = Clock()
     async with serve(answering(answer)) as url, driven_engine(
-        tmp_path, clock, gateway_url=url + "/gateway.do", reconciler={"schedule_seconds": [600, 1200]}
+        tmp_path, clock, gateway_url=url + "/gateway.do", alipay_query={"schedule_seconds": [600, 1200]}
     ) as ctx:
         batch = await unresolved_batch(ctx, "2026112500000079", "20.00")
-        assert await reconcile_once(ctx)
+        assert await query_once(ctx)
         (after,) = await ctx.store.list_batches()
         if not resent:  # asked again after the schedule's first delay, not before
             assert await ctx.store.claim_batches_to_query(clock.now + 599, 10, 60) == []
@@ -263,16 +264,16 @@ async def test_an_unknown_batch_of_today_is_resent_only_when_alipay_says_it_has_
 
 async def test_a_batch_whose_account_is_gone_is_asked_about_on_schedule_then_sent_to_review(tmp_path: Path) -> None:
     clock = Clock()
-    async with driven_engine(tmp_path, clock, reconciler={"schedule_seconds": [600]}) as ctx:
+    async with driven_engine(tmp_path, clock, alipay_query={"schedule_seconds": [600]}) as ctx:
         await ctx.store.accept([dataclasses.replace(request(), alipay_account="removed")], clock.now)
-        batch = await ctx.store.create_batch("removed", 10, beijing_now().date(), clock.now)
+        batch = await ctx.store.create_batch("removed", 10, batch_nos(beijing_now().date()), clock.now)
         assert batch is not None
         await ctx.store.set_batch_state(batch.id, BatchState.UNKNOWN, clock.now, next_query_at=clock.now)
-        assert await reconcile_once(ctx)
+        assert await query_once(ctx)
         (waiting,) = await ctx.store.list_batches()
-        assert not await reconcile_once(ctx)
+        assert not await query_once(ctx)
         clock.now += 600
-        assert await reconcile_once(ctx)
+        assert await query_once(ctx)
         (reviewed,) = await ctx.store.list_batches()
         (refund,) = await ctx.store.list_refunds()
     assert (waiting.state, waiting.query_attempts) == (BatchState.UNKNOWN, 1)
@@ -289,7 +290,7 @@ async def test_a_query_answering_part_of_a_batch_records_that_part_and_asks_agai
     answer = ["is_success=T"]
     clock = Clock()
     async with serve(answering_from(answer)) as url, driven_engine(
-        tmp_path, clock, gateway_url=url + "/gateway.do", reconciler={"schedule_seconds": [600, 1200]}
+        tmp_path, clock, gateway_url=url + "/gateway.do", alipay_query={"schedule_seconds": [600, 1200]}
     ) as ctx:
         first, second = request(amount="20.00"), request(amount="30.00")
         await ctx.store.accept([first, second], clock.now - 60)
@@ -303,16 +304,16 @@ async def test_a_query_answering_part_of_a_batch_records_that_part_and_asks_agai
             )))
 
         answer[0] = verdicts(first)
-        assert await reconcile_once(ctx)
+        assert await query_once(ctx)
         states = {r.request.trade_no: r.state for r in await ctx.store.list_refunds()}
         assert states == {first.trade_no: RefundState.SUCCEEDED, second.trade_no: RefundState.SUBMITTED}
         assert ctx.signals.reporter.is_set()
         assert await ctx.store.claim_batches_to_query(clock.now + 599, 10, 60) == []
         clock.now += 600
         answer[0] = verdicts(first, second)
-        assert await reconcile_once(ctx)
+        assert await query_once(ctx)
         (completed,) = await ctx.store.list_batches()
-        assert not await reconcile_once(ctx)
+        assert not await query_once(ctx)
         assert await ctx.store.claim_batches_to_query(clock.now + 10 * 86400, 10, 60) == []
         assert {r.state for r in await ctx.store.list_refunds()} == {RefundState.SUCCEEDED}
     assert completed.state is BatchState.COMPLETED and completed.query_attempts == 1
@@ -323,12 +324,12 @@ async def test_a_query_answer_naming_a_trade_not_in_the_batch_sends_it_to_review
     answer = ["is_success=T"]
     clock = Clock()
     async with serve(answering_from(answer)) as url, driven_engine(
-        tmp_path, clock, gateway_url=url + "/gateway.do", reconciler={"schedule_seconds": [600]}
+        tmp_path, clock, gateway_url=url + "/gateway.do", alipay_query={"schedule_seconds": [600]}
     ) as ctx:
         batch = await unresolved_batch(ctx, "2026112500000081", "20.00")
         stranger = QueryItem(batch.batch_no, ResultItem(TradeResult("2026112599999999", Decimal("20.00"), "SUCCESS")))
         answer[0] = render_query_response(QueryResponse(True, (stranger,)))
-        assert await reconcile_once(ctx)
+        assert await query_once(ctx)
         (reviewed,) = await ctx.store.list_batches()
         (refund,) = await ctx.store.list_refunds()
     assert (reviewed.state, reviewed.code) == (BatchState.REVIEW, "QUERY_MISMATCH")
