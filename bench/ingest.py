@@ -38,9 +38,10 @@ from typing import Any
 import aiohttp
 import yaml
 from aiohttp import web
+from refund_adapter_generic.shop import signed_generic_webhook
 
 from refund_adapter.event_loop import new_event_loop
-from refund_adapter.testing import ADMIN_HEADERS, TEST_ADMIN_TOKEN, free_port, signed_generic_webhook
+from refund_adapter.testing import ADMIN_HEADERS, TEST_ADMIN_TOKEN, free_port
 
 PARTNER = "2088101122136241"
 MD5_KEY = "ingest-bench-md5-key-0123456789ab"

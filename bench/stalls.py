@@ -34,6 +34,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from refund_adapter_generic.shop import SimulatedShop, signed_generic_webhook
 
 from refund_adapter.config import parse_config
 from refund_adapter.engine.alipay_query import query_once
@@ -47,15 +48,7 @@ from refund_adapter.loop_probe import HealthProbe, LoopLag
 from refund_adapter.models import BatchState
 from refund_adapter.store import store_from_url, synthetic
 from refund_adapter.store.sql import SqlStore
-from refund_adapter.testing import (
-    ADMIN_HEADERS,
-    SimulatedShop,
-    free_port,
-    local_config,
-    serve,
-    signed_generic_webhook,
-    wait_until,
-)
+from refund_adapter.testing import ADMIN_HEADERS, free_port, local_config, serve, wait_until
 from refund_adapter.web.admin import MAX_RETRY_BODY_BYTES
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE

@@ -1,23 +1,8 @@
 """refund-adapter: Alipay no-password batch refunds for e-commerce platforms.
 
-Plugin authors import everything they need from here: `hookimpl` and the adapter contract's types.
+The package root re-exports the plugin API (`refund_adapter.plugin_api`), so `from refund_adapter import hookimpl`
+works; everything else in the core is private to it.
 """
 
-from .hookspecs import hookimpl
-from .models import DeliveryResult, Refund, RefundOutcome, RefundRequest, RefundState, Unpayable
-from .platform import InboundWebhook, PlatformAdapter, ShopInfo, WebhookAccepted, WebhookRejected
-
-__all__ = [
-    "DeliveryResult",
-    "InboundWebhook",
-    "PlatformAdapter",
-    "Refund",
-    "RefundOutcome",
-    "RefundRequest",
-    "RefundState",
-    "ShopInfo",
-    "Unpayable",
-    "WebhookAccepted",
-    "WebhookRejected",
-    "hookimpl",
-]
+from .plugin_api import *  # noqa: F403
+from .plugin_api import __all__ as __all__

@@ -30,11 +30,12 @@ from typing import Any
 
 import aiohttp
 import yaml
+from refund_adapter_generic.shop import SimulatedShop
 
 from . import failpoints
 from .engine.reporter import REPORTS_PER_STEP
 from .sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
-from .testing import ADMIN_HEADERS, SimulatedShop, free_port, local_config, serve, wait_until
+from .testing import ADMIN_HEADERS, free_port, local_config, serve, wait_until
 
 PARTNER = "2088101122136241"
 MD5_KEY = "killloopkey0123456789abcdefghijk"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import click
 import pluggy
 
 from refund_adapter.console.commands import add_operator_commands
+from refund_adapter.console.context import load_config_or_exit
 from refund_adapter.plugins import _call, _hookimpls, create_plugin_manager
 
 
@@ -94,6 +96,30 @@ def plugins(plugins_dir: str | None) -> None:
     click.echo(json.dumps(plugins_info(create_plugin_manager(plugins_dir)), indent=2))
 
 
+@main.command("new-plugin")
+@click.argument("name")
+@click.option(
+    "--dir", "directory", type=click.Path(path_type=Path), help="Where to write it [default: ./refund-adapter-NAME]."
+)
+def new_plugin(name: str, directory: Path | None) -> None:
+    """Write a new platform plugin NAME: a pip-installable package whose tests pass against the testing kit."""
+    from refund_adapter.scaffold import ScaffoldError, check_name, write_plugin
+
+    installed = {plugin_name for plugin_name, _ in create_plugin_manager().list_name_plugin()}
+    try:
+        names = check_name(name, taken=installed)
+        target = directory or Path(names.distribution)
+        written = write_plugin(names, target)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(
+        f"next: cd {target} && python -m pip install -e '.[test]' && python -m pytest; then `refund-adapter plugins`"
+        " lists it. The tutorial: docs/writing_plugins.md"
+    )
+
+
 def _setup_logging(level: str, fmt: str = "text") -> None:
     from refund_adapter.logs import configure_logging
 
@@ -159,30 +185,6 @@ def demo(refunds: int, as_json: bool, log_level: str) -> None:
                f"paid twice {data['paid_twice']})")
         )
     raise SystemExit(0 if summary.ok else 1)
-
-
-def load_config_or_exit(config_path: str) -> Any:
-    """The configuration, or every problem on stderr and exit 2 (for plugin commands too)."""
-    from refund_adapter.config import ConfigError, load_config
-
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        raise SystemExit(2) from None
-
-
-async def with_store(config_path: str, work: Any) -> Any:
-    """Open the configured store, `await work(store)`, close it: for commands that read or fix state."""
-    from refund_adapter.store import store_from_url
-
-    store = store_from_url(load_config_or_exit(config_path).store.url)
-    await store.open()
-    try:
-        return await work(store)
-    finally:
-        await store.close()
 
 
 def add_plugin_commands(cli: click.Group, pm: pluggy.PluginManager) -> None:

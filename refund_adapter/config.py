@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from refund_adapter.channels.signing import SUPPORTED_SIGN_TYPES
+from refund_adapter.config_error import ConfigError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -35,14 +36,6 @@ LOG_FORMATS: Final = ("text", "json")  # logging.format (refund_adapter/logs.py)
 # How an account's refunds reach Alipay: `mapi`, the no-password batch (a contract of its own), or `mapi_pwd`, the
 # password batch an operator approves from the dashboard (every merchant has it).
 CHANNELS: Final = ("mapi", "mapi_pwd")
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; `problems` lists every reason, one `path: message` each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class Secret:

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from refund_adapter_generic.shop import SimulatedShop
 
 from .config import Config, parse_config
 from .money import CURRENCY
 from .plugins import create_plugin_manager
 from .sandbox import SandboxConfig, TradeSeed, run_sandbox
-from .testing import SimulatedShop, free_port, serve, wait_until
+from .testing import free_port, serve, wait_until
 from .web.app import create_app
 from .web.keys import ENGINE
 

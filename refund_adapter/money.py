@@ -27,6 +27,7 @@ TRADE_NO_RULE = "must be 1 to 64 ASCII letters or digits"
 # Plain decimal text: ASCII digits, at most 12 before the point and 2 after; no sign, exponent, space or comma.
 AMOUNT_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")
 AMOUNT_TEXT_RULE = "must be plain digits with at most 2 decimals (no sign, exponent or spaces)"
+AMOUNT_RULE = f"{AMOUNT_TEXT_RULE}, greater than zero"  # what parse_amount_text reads
 # The same as platforms write amounts, with any number of decimals (WooCommerce writes the shop's: "10.500").
 DECIMAL_TEXT = re.compile(r"[0-9]{1,12}(?:\.[0-9]+)?")
 
@@ -77,3 +78,12 @@ def parse_decimal_text(text: object) -> Decimal | None:
     if not isinstance(text, str) or DECIMAL_TEXT.fullmatch(text) is None:
         return None
     return Decimal(text)
+
+
+def parse_amount_text(text: object) -> Decimal | None:
+    """A payable amount written as plain text with at most 2 decimals ("12.30", "80"), greater than zero, or None:
+    for amounts a plugin reads from its own files or settings (a payment's total), where a third decimal is an
+    error rather than a refund to store rejected."""
+    if not isinstance(text, str) or AMOUNT_TEXT.fullmatch(text) is None:
+        return None
+    return to_amount(Decimal(text))

@@ -1,5 +1,5 @@
 """What a platform plugin implements: the `PlatformAdapter` the core calls for one platform, and the helpers
-plugins share (`PluginData`, `retry_after_seconds`, webhook body and signature helpers).
+plugins share (`PluginData`, `retry_after_seconds`, webhook body helpers); signatures are in `signatures`.
 
 Plugins contribute adapters through the `register_platforms` hook; the core then awaits the adapter of a
 webhook's platform directly (pluggy is for discovery and broadcasts, not for routing one refund).
@@ -7,9 +7,6 @@ webhook's platform directly (pluggy is for discovery and broadcasts, not for rou
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
 import re
 import time
@@ -157,6 +154,15 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def alipay_code_meaning(code: str) -> str | None:
+    """What Alipay documents a result code to mean (in Alipay's Chinese), or None for a code it does not list (the
+    core's own, such as EXCEEDS_PAID_AMOUNT): for the message a plugin writes back to the merchant."""
+    from .channels.mapi.errors import ERROR_CODES  # here: importing the plugin API should not load the MAPI channel
+
+    known = ERROR_CODES.get(code)
+    return None if known is None else known.meaning
+
+
 def reject(status: int, type_: str, detail: str) -> NoReturn:
     """Raise `WebhookRejected`: for parsers that check a body field by field."""
     raise WebhookRejected(status, type_, detail)
@@ -209,26 +215,6 @@ def non_empty_string(document: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         reject(400, "malformed-body", f"{name} must be a non-empty string")
     return value
-
-
-def hmac_base64(secret: str, body: bytes, algorithm: str = "sha256") -> str:
-    """`base64(HMAC(secret, body))`: the webhook signature of Shopify, WooCommerce and many others."""
-    return base64.b64encode(_hmac(secret, body, algorithm)).decode("ascii")
-
-
-def hmac_base64_matches(secrets: Sequence[str], body: bytes, signature: str | None, algorithm: str = "sha256") -> bool:
-    """Whether `signature` is the `hmac_base64` of `body` by one of `secrets`, compared in constant time."""
-    if not signature:
-        return False
-    try:
-        claimed = base64.b64decode(signature, validate=True)
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII text
-        return False
-    return any(hmac.compare_digest(claimed, _hmac(secret, body, algorithm)) for secret in secrets)
-
-
-def _hmac(secret: str, body: bytes, algorithm: str) -> bytes:
-    return hmac.new(secret.encode(), body, algorithm).digest()
 
 
 def _refuse_constant(name: str) -> NoReturn:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from .config import ConfigError
+from .config_error import ConfigError
 
 __all__ = [
     "ConfigError",

@@ -19,20 +19,13 @@ import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.config import parse_config
 from refund_adapter.demo import PARTNER, SHOP_ID, Scenario
 from refund_adapter.logs import TEXT_FORMAT, JsonFormatter, RequestIdFilter
 from refund_adapter.sandbox import SandboxConfig, run_sandbox
-from refund_adapter.testing import (
-    TEST_ADMIN_TOKEN,
-    Samples,
-    SimulatedShop,
-    free_port,
-    metric_samples,
-    serve,
-    wait_until,
-)
+from refund_adapter.testing import TEST_ADMIN_TOKEN, Samples, free_port, metric_samples, serve, wait_until
 from refund_adapter.web.app import create_app
 
 REFUNDS = 8  # refund 7 refunds a closed trade: it fails (demo.Scenario)

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from refund_adapter_generic.shop import SimulatedShop, signed_generic_webhook
 
 from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.config import Config, parse_config
@@ -23,14 +24,7 @@ from refund_adapter.models import RefundRequest, ReportState
 from refund_adapter.money import beijing_now
 from refund_adapter.sandbox import SandboxConfig, TradeSeed
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import (
-    ADMIN_HEADERS,
-    SimulatedShop,
-    adapter_loop,
-    local_config,
-    signed_generic_webhook,
-    wait_until,
-)
+from refund_adapter.testing import ADMIN_HEADERS, adapter_loop, local_config, wait_until
 from refund_adapter.web.keys import ENGINE
 
 PARTNER = "2088101122136241"

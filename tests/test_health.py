@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from refund_adapter_generic.shop import signed_generic_webhook
 
 from refund_adapter import hookimpl
 from refund_adapter.config import parse_config
 from refund_adapter.models import Refund, RefundState
 from refund_adapter.plugins import create_plugin_manager
 from refund_adapter.store.sql import migrations
-from refund_adapter.testing import free_port, local_config, serve, signed_generic_webhook, wait_until
+from refund_adapter.testing import free_port, local_config, serve, wait_until
 from refund_adapter.web.app import create_app
 from tests.conftest import _admin
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from refund_adapter_generic.shop import signed_generic_webhook
 
 from refund_adapter.chaos import SERVE
 from refund_adapter.config import ConfigError, parse_config
 from refund_adapter.logs import NOTICE, SKIP, WRITE, LineSampler, bind_request_id, request_id
-from refund_adapter.testing import free_port, local_config, signed_generic_webhook, wait_until
+from refund_adapter.testing import free_port, local_config, wait_until
 
 SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQ="
 

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from refund_adapter.channels.mapi.detail_data import RefundDetail, TradeRefund, encode_detail_data
 from refund_adapter.channels.mapi.wire import AlipayFormatError
-from refund_adapter.money import MAX_AMOUNT, amount_problem, is_trade_no, parse_decimal_text, to_amount
+from refund_adapter.money import (
+    MAX_AMOUNT,
+    amount_problem,
+    is_trade_no,
+    parse_amount_text,
+    parse_decimal_text,
+    to_amount,
+)
 
 ALNUM = string.ascii_letters + string.digits
 
@@ -102,3 +109,9 @@ def test_plain_decimal_text_is_read_exactly(text: str, value: Decimal) -> None:
 )
 def test_anything_else_is_not_a_decimal(text: object) -> None:
     assert parse_decimal_text(text) is None
+
+
+def test_parse_amount_text_reads_payable_amounts_only() -> None:
+    assert parse_amount_text("80") == Decimal("80.00") and str(parse_amount_text("12.3")) == "12.30"
+    for text in ("0", "0.00", "1.005", "-1", "1e3", " 1", "1\n", "１２", "", None, 12, "1234567890123"):
+        assert parse_amount_text(text) is None, text

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode
 import aiohttp
 import pytest
 from aiohttp import web
+from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter import hookimpl
 from refund_adapter.channels.mapi.channel import MAX_NOTIFY_ESCAPES, MAX_NOTIFY_FIELDS
@@ -37,15 +38,7 @@ from refund_adapter.money import beijing_now
 from refund_adapter.plugins import create_plugin_manager
 from refund_adapter.sandbox import Notification, RunningSandbox, SandboxConfig
 from refund_adapter.store import RefundStore, synthetic
-from refund_adapter.testing import (
-    ADMIN_HEADERS,
-    SimulatedShop,
-    adapter_loop,
-    local_config,
-    metric_value,
-    serve,
-    wait_until,
-)
+from refund_adapter.testing import ADMIN_HEADERS, adapter_loop, local_config, metric_value, serve, wait_until
 
 from .sqlite_faults import commits_failing
 

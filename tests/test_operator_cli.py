@@ -16,10 +16,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.chaos import ServeProcess
 from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
-from refund_adapter.testing import SimulatedShop, free_port, serve, wait_until
+from refund_adapter.testing import free_port, serve, wait_until
 
 PARTNER = "2088101122136241"
 MD5_KEY = "clitestkey0123456789abcdefghijkl"

@@ -1,20 +1,16 @@
-"""Helpers `refund_adapter.platform` offers every plugin."""
+"""Helpers `refund_adapter.platform` and `refund_adapter.signatures` offer every plugin."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 
-from refund_adapter.platform import (
-    WebhookRejected,
-    hmac_base64,
-    hmac_base64_matches,
-    json_object,
-    non_empty_string,
-    retry_after_seconds,
-)
+from refund_adapter.platform import WebhookRejected, json_object, non_empty_string, retry_after_seconds
+from refund_adapter.signatures import hmac_base64, hmac_base64_matches, hmac_digest, hmac_hex_matches
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
@@ -37,6 +33,18 @@ def test_hmac_base64_matches_any_secret_in_constant_time_and_refuses_garbage() -
     assert hmac_base64_matches(["new"], body, hmac_base64("new", body, "sha1"), "sha1")
     for garbage in (None, "", "not base64!", "ünïcode"):
         assert not hmac_base64_matches(["new"], body, garbage)
+
+
+def test_hmac_hex_matches_any_secret_in_either_case_and_raw_keys_too() -> None:
+    body = b'{"id": 1}'
+    signature = hmac.new(b"new", body, hashlib.sha256).hexdigest()
+    assert hmac_hex_matches(["old", "new"], body, signature)
+    assert hmac_hex_matches([b"new"], body, signature.upper())
+    assert hmac_digest(b"new", body) == bytes.fromhex(signature)
+    assert not hmac_hex_matches(["old"], body, signature)
+    assert not hmac_hex_matches(["new"], body + b" ", signature)
+    for garbage in (None, "", "zz", signature[:-1], "ünïcode"):
+        assert not hmac_hex_matches(["new"], body, garbage)
 
 
 def test_json_object_refuses_non_objects_and_non_json_constants() -> None:

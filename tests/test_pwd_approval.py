@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
+from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.channels.mapi.batch_no import batch_no_date
 from refund_adapter.config import Config, parse_config
@@ -28,7 +29,7 @@ from refund_adapter.models import Batch, BatchState, RefundState
 from refund_adapter.money import BEIJING, beijing_now
 from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import ADMIN_HEADERS, SimulatedShop, adapter_loop, local_config, serve, wait_until
+from refund_adapter.testing import ADMIN_HEADERS, adapter_loop, local_config, serve, wait_until
 from refund_adapter.web.keys import ENGINE
 from tests.sandbox.kit import rsa_keys
 from tests.test_admin import DEADLINE, MD5_KEY, PARTNER, SECRET, SHOP, Admin

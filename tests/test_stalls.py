@@ -137,7 +137,7 @@ async def test_a_forged_notify_is_refused_without_decoding_what_it_need_not(
     signed_elsewhere = f"notify_id=n1&batch_no={batch.batch_no}&result_details=" + "%E4" * 10_000  # on a thread
     unknown = "batch_no=nothing&result_details=" + "%E4" * 300_000
     for body, why in ((fields, "fields or"), (escapes, "fields or"), (signed_elsewhere, "bad signature"),
-                      (unknown, "unknown batch_no 'nothing'")):
+                      (unknown, "unknown batch 'nothing'")):
         caplog.clear()
         status, text = await admin.call("POST", "/alipay/notify", data=body.encode(), headers=form)
         assert (status, text) == (200, "fail")

@@ -19,19 +19,13 @@ from typing import Any
 import aiohttp
 import pytest
 from refund_adapter_generic import standard_webhooks
+from refund_adapter_generic.shop import SimulatedShop, signed_generic_webhook
 
 from refund_adapter.config import Config, parse_config
 from refund_adapter.models import Refund, RefundState, ReportState
 from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed
 from refund_adapter.store import EXCEEDS_PAID_AMOUNT, RefundStore
-from refund_adapter.testing import (
-    SimulatedShop,
-    adapter_loop,
-    local_config,
-    metric_value,
-    signed_generic_webhook,
-    wait_until,
-)
+from refund_adapter.testing import adapter_loop, local_config, metric_value, wait_until
 
 PARTNER = "2088101122136241"
 MD5_KEY = "webhook-intake-md5-key-0123456789"

@@ -5,23 +5,12 @@ Configured by `platforms.generic`; when that section is absent the plugin regist
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from aiohttp import ClientSession
-
-from refund_adapter import PlatformAdapter, hookimpl
-from refund_adapter.hookspecs import PlatformsConfig
+from refund_adapter.plugin_api import configured_platform
 
 from .adapter import GenericPlatform
 from .payload import PLATFORM
 from .settings import parse_settings
 
-
-@hookimpl
-def register_platforms(
-    register: Callable[[PlatformAdapter], None], config: PlatformsConfig, http: ClientSession
-) -> None:
-    """Register the generic platform when the operator configured it."""
-    section = config.platforms.get(PLATFORM)
-    if section is not None:
-        register(GenericPlatform(parse_settings(section), http))
+register_platforms = configured_platform(
+    PLATFORM, lambda section, http, data: GenericPlatform(parse_settings(section), http)
+)

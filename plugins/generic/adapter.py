@@ -12,7 +12,7 @@ from datetime import datetime
 
 import aiohttp
 
-from refund_adapter import (
+from refund_adapter.plugin_api import (
     DeliveryResult,
     InboundWebhook,
     RefundOutcome,
@@ -20,9 +20,9 @@ from refund_adapter import (
     ShopInfo,
     WebhookAccepted,
     WebhookRejected,
+    quote,
+    retry_after_seconds,
 )
-from refund_adapter.platform import retry_after_seconds
-from refund_adapter.untrusted import quote
 
 from . import standard_webhooks
 from .payload import PLATFORM, parse_refund_request

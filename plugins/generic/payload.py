@@ -11,9 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from refund_adapter import RefundRequest
-from refund_adapter.money import parse_decimal_text
-from refund_adapter.platform import json_object, non_empty_string, reject
+from refund_adapter.plugin_api import RefundRequest, json_object, non_empty_string, parse_decimal_text, reject
 
 from .settings import GenericShop
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from refund_adapter.plugin_settings import check_section, parse_shops, raise_problems
+from refund_adapter.plugin_api import check_section, parse_shops, raise_problems
 
 from .standard_webhooks import DEFAULT_TOLERANCE_SECONDS, decode_secret
 

@@ -7,14 +7,9 @@ record which Alipay trade paid each one with `PaymentBook.in_store(store).record
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import click
-from aiohttp import ClientSession
 
-from refund_adapter import PlatformAdapter, hookimpl
-from refund_adapter.hookspecs import PlatformsConfig
-from refund_adapter.platform import PluginData
+from refund_adapter.plugin_api import configured_platform, hookimpl
 
 from .adapter import ShopifyPlatform
 from .commands import shopify
@@ -24,14 +19,9 @@ from .settings import NAME, parse_settings
 __all__ = ["Payment", "PaymentBook", "ShopifyPlatform"]
 
 
-@hookimpl
-def register_platforms(
-    register: Callable[[PlatformAdapter], None], config: PlatformsConfig, http: ClientSession, data: PluginData
-) -> None:
-    """Register Shopify when the operator configured it."""
-    section = config.platforms.get(NAME)
-    if section is not None:
-        register(ShopifyPlatform(parse_settings(section), http, data))
+register_platforms = configured_platform(
+    NAME, lambda section, http, data: ShopifyPlatform(parse_settings(section), http, data)
+)
 
 
 @hookimpl

@@ -24,19 +24,19 @@ from typing import Any
 
 import aiohttp
 
-from refund_adapter import (
+from refund_adapter.plugin_api import (
     DeliveryResult,
     InboundWebhook,
+    PluginData,
     RefundOutcome,
     RefundRequest,
     ShopInfo,
     Unpayable,
     WebhookAccepted,
     WebhookRejected,
+    alipay_code_meaning,
+    quote,
 )
-from refund_adapter.channels.mapi.errors import ERROR_CODES
-from refund_adapter.platform import PluginData
-from refund_adapter.untrusted import quote
 
 from . import graphql, signature
 from .payload import parse_refund_notice, parse_refund_session
@@ -293,8 +293,8 @@ def merchant_message(outcome: RefundOutcome) -> str:
     """What the merchant reads on a rejected refund session: the code (Alipay's, or ours such as
     EXCEEDS_PAID_AMOUNT when the refund never reached Alipay), its meaning when Alipay documents it, the batch."""
     code = outcome.code or "UNKNOWN"
-    known = ERROR_CODES.get(code)
-    meaning = f" ({known.meaning})" if known else ""
+    known = alipay_code_meaning(code)
+    meaning = f" ({known})" if known else ""
     batch = f", Alipay batch {outcome.batch_no}" if outcome.batch_no else ""
     return f"Refund not paid through Alipay: {code}{meaning}{batch}"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from refund_adapter.config import ConfigError
+from refund_adapter.plugin_api import ConfigError, load_config_or_exit, with_store
 
 from .payments import PaymentBook, read_payments_file
 from .settings import NAME, parse_settings
@@ -29,8 +29,6 @@ def import_payments(config_path: str, file: Path) -> None:
     of such objects. Recording a payment again corrects it. Every problem is listed (exit 2) and nothing is
     recorded then. With an SQLite store, stop `serve` first: the file is locked by the running service.
     """
-    from refund_adapter.cli import load_config_or_exit, with_store
-
     problems: list[str] = []
     try:
         payments = read_payments_file(file)

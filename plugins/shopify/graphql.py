@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from refund_adapter.platform import retry_after_seconds
+from refund_adapter.plugin_api import retry_after_seconds
 
 TOKEN_HEADER = "X-Shopify-Access-Token"
 _REASON_BYTES = 200

@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from refund_adapter.money import parse_decimal_text
-from refund_adapter.platform import json_object, non_empty_string, reject
-from refund_adapter.untrusted import quote
+from refund_adapter.plugin_api import json_object, non_empty_string, parse_decimal_text, quote, reject
 
 MAX_ID = 2**63  # Shopify's ids are 64-bit: a larger one names no refund
 

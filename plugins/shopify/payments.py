@@ -16,9 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from refund_adapter.channels.mapi.wire import AlipayFormatError, parse_amount
-from refund_adapter.money import TRADE_NO_RULE, is_trade_no
-from refund_adapter.platform import PluginData
+from refund_adapter.plugin_api import AMOUNT_RULE, TRADE_NO_RULE, PluginData, is_trade_no, parse_amount_text
 
 from .settings import NAME
 
@@ -52,10 +50,9 @@ class Payment:
                 raise ValueError(f"{name}: missing")
         if not is_trade_no(text["trade_no"]):
             raise ValueError(f"trade_no: {TRADE_NO_RULE}")
-        try:
-            amount = parse_amount(text["amount"]) if text["amount"] else None
-        except AlipayFormatError as exc:
-            raise ValueError(f"amount: {exc}") from exc
+        amount = parse_amount_text(text["amount"]) if text["amount"] else None
+        if text["amount"] and amount is None:
+            raise ValueError(f"amount: {AMOUNT_RULE}")
         return cls(text["shop"].lower(), text["payment_id"], text["trade_no"], amount, text["order_id"])
 
     def to_json(self) -> str:

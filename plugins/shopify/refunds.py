@@ -16,8 +16,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from refund_adapter import RefundRequest
-from refund_adapter.money import parse_decimal_text
+from refund_adapter.plugin_api import RefundRequest, parse_decimal_text
 
 from .settings import NAME, WEBHOOK, ShopifyShop, TradeNoSource
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from yarl import URL
 
-from refund_adapter.plugin_settings import check_section, parse_shops, positive_seconds, raise_problems, required_text
+from refund_adapter.plugin_api import check_section, parse_shops, positive_seconds, raise_problems, required_text
 
 NAME = "shopify"  # the platform's name, its webhook path /webhooks/shopify and its config section
 WEBHOOK = "webhook"  # observer mode: refunds/create webhooks, results written back as tags and metafields

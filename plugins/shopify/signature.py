@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from refund_adapter.platform import hmac_base64, hmac_base64_matches
+from refund_adapter.plugin_api import hmac_base64, hmac_base64_matches
 
 HEADER = "X-Shopify-Hmac-Sha256"
 

@@ -18,17 +18,19 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from refund_adapter import (
+from refund_adapter.plugin_api import (
+    CURRENCY,
     DeliveryResult,
     InboundWebhook,
+    PluginData,
     RefundOutcome,
     RefundRequest,
     ShopInfo,
     WebhookAccepted,
     WebhookRejected,
+    json_object,
+    quote,
 )
-from refund_adapter.platform import PluginData, json_object
-from refund_adapter.untrusted import quote
 
 from . import webhook as wire
 from .api import ShopApiError, WooClient
@@ -298,7 +300,7 @@ def _log_skip(shop: WooShop, order_id: int, refund_id: int | None, skipped: Skip
 
 def _note(refund_id: int, result: dict[str, Any]) -> str:
     return (
-        f"Alipay refund {result['status']} for refund #{refund_id}: {result['amount']} CNY, "
+        f"Alipay refund {result['status']} for refund #{refund_id}: {result['amount']} {CURRENCY}, "
         f"code {result['code'] or '-'}, batch_no {result['batch_no'] or '-'}, trade {result['trade_no']}"
     )
 

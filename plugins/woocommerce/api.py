@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from refund_adapter.platform import retry_after_seconds
+from refund_adapter.plugin_api import retry_after_seconds
 
 from .mapping import MalformedResource, WooOrder, WooRefund, parse_order, parse_refund
 from .settings import WooShop

@@ -14,9 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from refund_adapter import RefundRequest
-from refund_adapter.money import parse_decimal_text
-from refund_adapter.untrusted import quote
+from refund_adapter.plugin_api import RefundRequest, parse_decimal_text, quote
 
 from .settings import WooShop
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from refund_adapter.plugin_settings import check_section, parse_shops, positive_seconds, raise_problems, required_text
+from refund_adapter.plugin_api import check_section, parse_shops, positive_seconds, raise_problems, required_text
 
 DEFAULT_POLL_INTERVAL_SECONDS = 300.0
 AUTH_MODES = ("basic", "query")

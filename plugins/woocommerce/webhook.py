@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from refund_adapter.platform import hmac_base64, hmac_base64_matches
+from refund_adapter.plugin_api import hmac_base64, hmac_base64_matches
 
 SOURCE = "X-WC-Webhook-Source"
 TOPIC = "X-WC-Webhook-Topic"

@@ -15,6 +15,7 @@ from ..config import Config
 from ..models import BatchState, RefundState, ReportState
 from ..web.views import batch_json, refund_json
 from . import render
+from .context import load_config_or_exit
 from .source import OperatorError, approval_url, reading, requery_batch, retry_reports, service_url
 
 T = TypeVar("T")
@@ -58,8 +59,6 @@ class OperatorGroup(click.Group):
 
 
 def _run(config_path: str, work: Callable[[Config], Coroutine[Any, Any, T]]) -> T:
-    from ..cli import load_config_or_exit
-
     return asyncio.run(work(load_config_or_exit(config_path)))
 
 

@@ -20,6 +20,7 @@ class _Loop:
     interval: float
     task: asyncio.Task[None]
     beat_at: float
+    beats: int = 0
 
 
 @dataclass
@@ -36,6 +37,12 @@ class LoopHealth:
         loop = self._loops.get(name)
         if loop is not None:
             loop.beat_at = self.clock()
+            loop.beats += 1
+
+    def cycled(self) -> bool:
+        """Whether every loop has finished a step since it started (a cycle start and a step's end are two beats):
+        what a test waits for to begin from a settled engine, its start-up round of every loop done."""
+        return all(loop.beats >= 2 for loop in self._loops.values())
 
     def problems(self, cycle_bound: float) -> list[str]:
         """Why the engine is not healthy (empty when it is): each loop stopped, or silent past its bound."""

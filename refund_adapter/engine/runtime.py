@@ -96,8 +96,11 @@ async def run_loop(
         try:
             if before_cycle is not None:
                 await before_cycle()
-            while await step():
+            while True:
+                more = await step()
                 beat()
+                if not more:
+                    break
         except asyncio.CancelledError:
             raise
         except StoreUnavailable as exc:  # a full disk, a lost connection: one line per tick, not a traceback

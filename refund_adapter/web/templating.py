@@ -20,6 +20,7 @@ from babel.dates import format_timedelta
 from babel.numbers import format_currency, format_percent
 
 from ..config import AdminConfig
+from ..money import CURRENCY
 from . import labels
 from .i18n import LANGUAGE_NAMES, LOCALES, load_translations, request_locale
 from .keys import ACCESS
@@ -39,7 +40,7 @@ PAGE_HEADERS: Final = {
 }
 
 
-def money(amount: Decimal, currency: str = "CNY") -> str:
+def money(amount: Decimal, currency: str = CURRENCY) -> str:
     """`¥1,234.50`: a Decimal amount in its currency (a float is refused: money is never a float here)."""
     if not isinstance(amount, Decimal):
         raise TypeError(f"money() takes a Decimal, not {type(amount).__name__}")

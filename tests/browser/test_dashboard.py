@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.config import Config, parse_config
 from refund_adapter.models import Refund
 from refund_adapter.sandbox import SandboxConfig, TradeSeed
-from refund_adapter.testing import SimulatedShop, adapter_loop, local_config, wait_until
+from refund_adapter.testing import adapter_loop, local_config, wait_until
 from refund_adapter.web.keys import ENGINE
 from tests.test_admin import (
     CLOSED_TRADE,

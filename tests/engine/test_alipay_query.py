@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.channels.mapi.detail_data import RefundDetail, TradeRefund
@@ -30,15 +31,7 @@ from refund_adapter.engine.submitter import submit_once
 from refund_adapter.models import Batch, BatchState, DetailResult, Refund, RefundRequest, RefundState, ReportState
 from refund_adapter.money import beijing_now
 from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
-from refund_adapter.testing import (
-    ADMIN_HEADERS,
-    SimulatedShop,
-    free_port,
-    metric_value,
-    serve,
-    wait_until,
-    with_admin_token,
-)
+from refund_adapter.testing import ADMIN_HEADERS, free_port, metric_value, serve, wait_until, with_admin_token
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
 

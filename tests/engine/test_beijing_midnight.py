@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.demo import PARTNER, SHOP_ID, demo_config
 from refund_adapter.engine.alipay_query import query_once
@@ -27,7 +28,7 @@ from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.engine.submitter import submit_once
 from refund_adapter.models import BatchState, RefundState
 from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed, run_sandbox
-from refund_adapter.testing import SimulatedShop, free_port, serve, wait_until
+from refund_adapter.testing import free_port, serve, wait_until
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
 

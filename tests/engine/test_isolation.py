@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.channels.mapi import gateway
 from refund_adapter.channels.mapi.batch_no import batch_nos
@@ -33,16 +34,7 @@ from refund_adapter.models import BatchState, RefundRequest, RefundState, Report
 from refund_adapter.money import beijing_now
 from refund_adapter.sandbox import SandboxConfig, TradeSeed, run_sandbox
 from refund_adapter.store import store_from_url
-from refund_adapter.testing import (
-    ADMIN_HEADERS,
-    AdapterLoop,
-    SimulatedShop,
-    adapter_loop,
-    free_port,
-    local_config,
-    serve,
-    wait_until,
-)
+from refund_adapter.testing import ADMIN_HEADERS, AdapterLoop, adapter_loop, free_port, local_config, serve, wait_until
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ENGINE
 

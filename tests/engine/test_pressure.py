@@ -9,11 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from refund_adapter_generic.shop import SimulatedShop
+
 from refund_adapter.config import Config, parse_config
 from refund_adapter.engine.pressure import IngestPressure
 from refund_adapter.models import RefundState
 from refund_adapter.sandbox import SandboxConfig, TradeSeed
-from refund_adapter.testing import SimulatedShop, adapter_loop, local_config, wait_until
+from refund_adapter.testing import adapter_loop, local_config, wait_until
 from refund_adapter.web.keys import ENGINE
 
 PARTNER = "2088101122136241"

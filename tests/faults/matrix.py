@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from refund_adapter_generic.shop import SimulatedShop, signed_generic_webhook
 
 from refund_adapter import hookimpl
 from refund_adapter.config import Config, ReporterConfig, parse_config
@@ -34,14 +35,7 @@ from refund_adapter.models import Refund, RefundState
 from refund_adapter.plugins import create_plugin_manager
 from refund_adapter.sandbox import RunningSandbox, SandboxConfig, TradeSeed
 from refund_adapter.store import RefundStore
-from refund_adapter.testing import (
-    AdapterLoop,
-    SimulatedShop,
-    adapter_loop,
-    local_config,
-    signed_generic_webhook,
-    wait_until,
-)
+from refund_adapter.testing import AdapterLoop, adapter_loop, local_config, wait_until
 from tests import figures
 
 PARTNER = "2088101122136241"

@@ -2,7 +2,8 @@
 
 It checks what a real shop would refuse (the access token, each document's operation and fields, the variables'
 shapes), keeps orders, refunds, tags, metafields and refund sessions, and can be told to answer with HTTP errors,
-throttling or userErrors. Payload builders give the REST shapes Shopify sends in webhooks (platforms.md §1.1).
+throttling or userErrors (the kit's `FakePlatform` records the requests and gives the scripted answers). Payload
+builders give the REST shapes Shopify sends in webhooks (platforms.md §1.1).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from refund_adapter_shopify import signature
+
+from refund_adapter.testing import FakePlatform
 
 DOMAIN = "alipay-test.myshopify.com"
 TOKEN = "shpat_test_token"
@@ -97,17 +99,16 @@ class Order:
         return f"gid://shopify/Order/{self.id}"
 
 
-class FakeShopify:
+class FakeShopify(FakePlatform):
     def __init__(self, token: str = TOKEN) -> None:
+        super().__init__()
         self.token = token
-        self.url = ""  # where it is served
         self.orders: dict[int, Order] = {}
         self.tags: dict[str, list[str]] = {}
         self.metafields: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.sessions: dict[str, str] = {}  # session gid -> pending | resolved | rejected
         self.rejections: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []  # (operation, variables) of each accepted call
-        self.scripted: list[Callable[[], web.Response]] = []  # answers to give first, one per request
         self.violations: list[str] = []  # what a real shop would have refused; tests expect none
 
     # --- the shop's data ---------------------------------------------------------------------------------
@@ -131,17 +132,15 @@ class FakeShopify:
 
     # --- the server --------------------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/admin/api/{version}/graphql.json", self._admin)
         app.router.add_post("/payments_apps/api/{version}/graphql.json", self._payments)
-        return app
 
     def answer_http(self, status: int, text: str = "", headers: dict[str, str] | None = None) -> None:
-        self.scripted.append(lambda: web.Response(status=status, text=text, headers=headers))
+        self.answer_next(status, body=text, headers=headers)
 
     def answer_json(self, body: dict[str, Any]) -> None:
-        self.scripted.append(lambda: web.json_response(body))
+        self.answer_next(200, json=body)
 
     def answer_throttled(self) -> None:
         self.answer_json({
@@ -162,8 +161,6 @@ class FakeShopify:
             return web.json_response({"errors": "[API] Invalid API key or access token"}, status=401)
         if request.match_info["version"] != API_VERSION or request.content_type != "application/json":
             return web.Response(status=404)
-        if self.scripted:
-            return self.scripted.pop(0)()
         body = await request.json()
         try:
             operation = check_document(body["query"])

@@ -65,7 +65,8 @@ def test_every_bad_row_is_listed(tmp_path: Path) -> None:
         f"{path} item 0: trade_no: must be 1 to 64 ASCII letters or digits",
         f"{path} item 1: amount: must be a string",
         f"{path} item 2: payment_id: missing",
-        f"{path} item 3: amount: amount: must be plain digits with at most 2 decimals (no sign, exponent or spaces)",
+        f"{path} item 3: amount: must be plain digits with at most 2 decimals (no sign, exponent or spaces), "
+        "greater than zero",
         f"{path} item 4: unknown fields: payment",
     ]
     for name, text in (("p.txt", "x"), ("q.json", '{"shop": "x"}')):

@@ -2,7 +2,8 @@
 sender of its signed webhooks.
 
 It checks the consumer key and secret (HTTP Basic, or the query string when `auth="query"`), records every
-call, notes and metadata, and can be told to answer the next calls with 401, 404, 429, 5xx...
+call, notes and metadata, and can be told to answer the next calls with 401, 404, 429, 5xx... (the kit's
+`FakePlatform` does the recording and the scripted answers).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import aiohttp
 from aiohttp import web
 from refund_adapter_woocommerce import webhook as wire
 
+from refund_adapter.testing import FakePlatform
+
 API = "/wp-json/wc/v3"
 CONSUMER_KEY = "ck_0123456789abcdef"
 CONSUMER_SECRET = "cs_fedcba9876543210"
@@ -30,16 +33,6 @@ def gmt(moment: datetime | None = None) -> str:
 
 
 @dataclass
-class Failure:
-    method: str  # "" for any
-    path: str  # answered when the request path, after /wp-json/wc/v3/, starts with this
-    status: int
-    times: int
-    headers: dict[str, str]
-    body: str
-
-
-@dataclass
 class Call:
     method: str
     path: str  # after /wp-json/wc/v3/
@@ -47,15 +40,12 @@ class Call:
 
 
 @dataclass
-class FakeWooCommerce:
+class FakeWooCommerce(FakePlatform):
     auth: str = "basic"
-    url: str = ""  # the base URL, once served
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[int, dict[str, Any]] = field(default_factory=dict)
     notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     webhooks: list[dict[str, Any]] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(900))
 
     # --- the store's data ----------------------------------------------------------------------------------
@@ -108,10 +98,18 @@ class FakeWooCommerce:
     def meta(self, order_id: int, key: str) -> Any:
         return next((item["value"] for item in self.orders[order_id]["meta_data"] if item["key"] == key), None)
 
+    @property
+    def calls(self) -> list[Call]:
+        """Every REST call received, its path after /wp-json/wc/v3/."""
+        return [Call(call.method, call.path.removeprefix(API + "/"), dict(call.query)) for call in self.received]
+
     def fail(self, status: int, *, method: str = "", path: str = "", times: int = 1,
              headers: dict[str, str] | None = None, body: str = '{"code": "scripted_failure"}') -> None:
-        """Answer the next `times` calls of `method` under `path` with `status`."""
-        self.failures.append(Failure(method, path, status, times, headers or {}, body))
+        """Answer the next `times` calls of `method` (any when "") under `path` (after /wp-json/wc/v3/) with
+        `status`."""
+        prefix = f"{API}/{path}"
+        self.answer_next(status, times, body=body, headers=headers,
+                         when=lambda call: call.path.startswith(prefix) and method in ("", call.method))
 
     def refund_fetches(self) -> list[str]:
         return [call.path for call in self.calls if "/refunds/" in call.path]
@@ -149,26 +147,19 @@ class FakeWooCommerce:
 
     # --- the REST API --------------------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._gate])
+    def routes(self, app: web.Application) -> None:
+        app.middlewares.append(self._gate)
         app.router.add_get(API + "/orders", self._list_orders)
         app.router.add_get(API + "/orders/{id}", self._get_order)
         app.router.add_put(API + "/orders/{id}", self._update_order)
         app.router.add_get(API + "/orders/{id}/refunds/{refund_id}", self._get_refund)
         app.router.add_post(API + "/orders/{id}/notes", self._add_note)
         app.router.add_get(API + "/webhooks", self._list_webhooks)
-        return app
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        path = request.path.removeprefix(API + "/")
-        self.calls.append(Call(request.method, path, dict(request.query)))
         if not self._authenticated(request):
             return _error(401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
-        for failure in self.failures:
-            if failure.times > 0 and path.startswith(failure.path) and failure.method in ("", request.method):
-                failure.times -= 1
-                return web.Response(status=failure.status, text=failure.body, headers=failure.headers)
         return await handler(request)
 
     def _authenticated(self, request: web.Request) -> bool:
