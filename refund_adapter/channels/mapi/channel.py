@@ -88,6 +88,15 @@ def _field(body: bytes, name: str) -> str:
     return decode_form(b"v=" + body[start : end if end >= 0 else len(body)], "latin-1")["v"]
 
 
+def _dated(batch: Batch, now: datetime) -> bool:
+    """Whether the batch_no is dated `now`'s Beijing day, so that it may be sent again as it is (a reference that
+    is no batch_no cannot be)."""
+    try:
+        return batch_no_date(batch.reference) == beijing_now(now).date()
+    except AlipayFormatError:
+        return False
+
+
 def detail_result(item: ResultItem) -> DetailResult:
     """One MAPI result item as the core's verdict on a detail; the item's own text is kept for the journal."""
     trade = item.trade
@@ -231,7 +240,7 @@ class MapiChannel:
             return QueryAnswer(unresolved=f"query unanswered: {outcome.detail}")
         if not response.is_success or not response.items:
             not_found = response.error_code in NOT_FOUND_CODES or (response.is_success and not response.items)
-            today = batch_no_date(batch.reference) == beijing_now(now).date()
+            today = _dated(batch, now)
             return QueryAnswer(unresolved=f"query answered {response.error_code or 'no items'}",
                                resendable=not_found and today, lapsed=not_found and not today)
         ours = [detail_result(item.result) for item in response.items if item.batch_no == batch.reference]
