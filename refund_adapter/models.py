@@ -132,6 +132,11 @@ class Refund:
         """The batch's reference under MAPI's name, as the dashboard, the admin API and the CLI show it."""
         return self.batch_reference
 
+    def outcome(self) -> RefundOutcome:
+        """What its platform is told once it is final."""
+        succeeded = self.state is RefundState.SUCCEEDED
+        return RefundOutcome(self.id, self.request, succeeded, self.code, batch_no=self.batch_reference)
+
 
 @dataclass(frozen=True)
 class BatchDetail:
@@ -199,12 +204,7 @@ class RefundOutcome:
     request: RefundRequest
     succeeded: bool
     code: str | None
-    batch_reference: str | None  # the refund's batch (Batch.reference); none for a refund rejected before one
-
-    @property
-    def batch_no(self) -> str | None:
-        """The batch's reference under MAPI's name, as plugins have read it."""
-        return self.batch_reference
+    batch_no: str | None  # the refund's batch (Batch.reference), under the name plugins have always read
 
     @property
     def status(self) -> str:

@@ -9,7 +9,7 @@ import random
 from collections import Counter
 
 from ..failpoints import AFTER_REPORT, crash_point
-from ..models import DeliveryResult, DeliveryStatus, Refund, RefundOutcome, RefundState
+from ..models import DeliveryResult, DeliveryStatus, Refund
 from ..store import StoreUnavailable
 from .runtime import EngineContext
 
@@ -24,22 +24,12 @@ def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = N
     return (rng or random).uniform(base, max(base, ceiling))
 
 
-def outcome_of(refund: Refund) -> RefundOutcome:
-    return RefundOutcome(
-        refund_id=refund.id,
-        request=refund.request,
-        succeeded=refund.state is RefundState.SUCCEEDED,
-        code=refund.code,
-        batch_reference=refund.batch_reference,
-    )
-
-
 async def _deliver(ctx: EngineContext, refund: Refund) -> DeliveryResult:
     adapter = ctx.platforms.get(refund.request.platform)
     if adapter is None:
         return DeliveryResult.retry(f"platform {refund.request.platform!r} is not loaded")
     try:
-        return await adapter.report(outcome_of(refund))
+        return await adapter.report(refund.outcome())
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # a plugin bug must not stop the outbox; it is retried like any failure

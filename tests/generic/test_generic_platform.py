@@ -275,8 +275,7 @@ def outcome(succeeded: bool = True, shop: str = SHOP) -> RefundOutcome:
         alipay_account="main",
     )
     code = "SUCCESS" if succeeded else "TRADE_HAS_CLOSED"
-    return RefundOutcome(refund_id=42, request=request, succeeded=succeeded, code=code,
-                         batch_reference="20240101001")
+    return RefundOutcome(refund_id=42, request=request, succeeded=succeeded, code=code, batch_no="20240101001")
 
 
 async def test_report_2xx_is_delivered_with_a_signed_stable_message(reporting: GenericPlatform, shop: Shop) -> None:

@@ -26,8 +26,7 @@ def observed(succeeded: bool = True, shop: str = DOMAIN) -> RefundOutcome:
         context={"mode": "webhook", "order_gid": ORDER_GID, "refund_gid": "gid://shopify/Refund/929361464"},
     )
     code = "SUCCESS" if succeeded else "TRADE_HAS_CLOSED"
-    return RefundOutcome(refund_id=42, request=request, succeeded=succeeded, code=code,
-                         batch_reference="20261125000101")
+    return RefundOutcome(refund_id=42, request=request, succeeded=succeeded, code=code, batch_no="20261125000101")
 
 
 def session_outcome(succeeded: bool = True) -> RefundOutcome:
@@ -37,8 +36,7 @@ def session_outcome(succeeded: bool = True) -> RefundOutcome:
         context={"mode": "payments_app", "session_gid": SESSION_GID, "payment_id": "p-1"},
     )
     code = "SUCCESS" if succeeded else "TRADE_HAS_CLOSED"
-    return RefundOutcome(refund_id=43, request=request, succeeded=succeeded, code=code,
-                         batch_reference="20261125000102")
+    return RefundOutcome(refund_id=43, request=request, succeeded=succeeded, code=code, batch_no="20261125000102")
 
 
 # --- observer mode: tag and metafield --------------------------------------------------------------------

@@ -29,7 +29,7 @@ async def refund_request(platform: WooCommercePlatform, fake: FakeWooCommerce) -
 
 def outcome(request: RefundRequest, succeeded: bool = True) -> RefundOutcome:
     code = "SUCCESS" if succeeded else "TRADE_HAS_CLOSED"
-    return RefundOutcome(refund_id=41, request=request, succeeded=succeeded, code=code, batch_reference="2026061500041")
+    return RefundOutcome(refund_id=41, request=request, succeeded=succeeded, code=code, batch_no="2026061500041")
 
 
 async def test_a_result_becomes_a_private_note_and_order_metadata(
