@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.engine.reporter import REPORTS_IN_FLIGHT, REPORTS_PER_STEP, backoff, report_once, step_size
 from refund_adapter.engine.runtime import EngineContext
 from refund_adapter.models import BatchState, DetailResult, Refund, ReportState
@@ -186,12 +187,12 @@ async def test_a_step_delivers_many_results_with_at_most_reports_in_flight_at_on
         assert waiting <= step_size(ctx)
         now = clock.now
         await ctx.store.accept([request() for _ in range(waiting)], now)
-        batch = await ctx.store.create_batch("main", waiting, beijing_now(datetime.fromtimestamp(now, UTC)).date(),
-                                             now)
+        day = beijing_now(datetime.fromtimestamp(now, UTC)).date()
+        batch = await ctx.store.create_batch("main", waiting, batch_nos(day), now)
         assert batch is not None
         await ctx.store.set_batch_state(batch.id, BatchState.SUBMITTED, now)
         await ctx.store.record_results(batch.id, [DetailResult(d.trade_no, d.amount, "SUCCESS") for d in batch.details],
-                                       now, notify_id=None, kind="query")
+                                       now, message_id=None, kind="query")
         assert await report_once(ctx)
         counts = await ctx.store.counts()
     assert counts["reports"] == {"delivered": waiting}

@@ -82,7 +82,7 @@ def test_every_problem_named_by_its_path(keys: dict[str, str], app_key: rsa.RSAP
         "alipay.accounts.c.alipay_public_key: is the app's own public key; use Alipay's public key from the open "
         "platform console",
         "alipay.accounts.d.private_key: give private_key or private_key_file, not both",
-        "alipay.accounts.e.channel: must be one of mapi, openapi",
+        "alipay.accounts.e.channel: must be one of mapi, mapi_pwd, openapi",
     ]
 
 
