@@ -20,6 +20,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.models import BatchState, DetailResult, RefundRequest
 from refund_adapter.store.sqlite import SqliteStore
 
@@ -49,11 +50,11 @@ async def reports(store: SqliteStore, sizes: int) -> None:
 async def batches(store: SqliteStore, sizes: int) -> None:
     for size in range(1, sizes + 1):
         now = time.time()
-        batch = await store.create_batch("main", size, date.today(), now)
+        batch = await store.create_batch("main", size, batch_nos(date.today()), now)
         assert batch is not None and len(batch.details) == size
         await store.set_batch_state(batch.id, BatchState.SUBMITTED, now)
         await store.record_results(batch.id, [DetailResult(d.trade_no, d.amount, "SUCCESS") for d in batch.details],
-                                   now, notify_id=f"n{batch.id}", kind="refund")
+                                   now, message_id=f"n{batch.id}", kind="refund")
 
 
 async def run(path: str, sizes: int) -> dict[str, float | str]:
