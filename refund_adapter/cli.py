@@ -53,6 +53,8 @@ def check_config(path: str) -> None:
 @click.option("--time-scale", default=1.0, show_default=True, help="Divides the notify retry schedule.")
 @click.option("--notify-verify-ttl-seconds", default=60.0, show_default=True)
 @click.option("--nopwd-permission/--no-nopwd-permission", default=True, show_default=True)
+@click.option("--payment-password", default="123456", show_default=True,
+              help="What the password refund's confirmation page accepts (refund_fastpay_by_platform_pwd).")
 @click.option("--answer-processing", is_flag=True, help="Fault: accepted batches answer P.")
 @click.option("--answer-5xx", is_flag=True, help="Fault: every gateway request answers HTTP 500.")
 @click.option("--hang-seconds", default=0.0, help="Fault: answer this many seconds late.")

@@ -34,9 +34,13 @@ INPUT_CHARSETS: Final = ("utf-8", "gbk", "gb2312")
 STORE_SCHEMES: Final = ("sqlite:///", "postgresql://", "postgres://")
 DEFAULT_GATEWAY_URL: Final = "https://mapi.alipay.com/gateway.do"
 DEFAULT_OPENAPI_GATEWAY_URL: Final = "https://openapi.alipay.com/gateway.do"
-CHANNELS: Final = ("mapi", "openapi")  # how an account reaches Alipay (alipay.accounts.<name>.channel)
 MAX_BATCH_DETAILS: Final = 1000  # MAPI's limit on detail_data entries per batch_no
 LOG_FORMATS: Final = ("text", "json")  # logging.format (refund_adapter/logs.py)
+# How an account's refunds reach Alipay (alipay.accounts.<name>.channel): `mapi`, the no-password batch (a contract
+# of its own); `mapi_pwd`, the password batch an operator approves from the dashboard (every merchant has it); or
+# `openapi`, an open-platform app's alipay.trade.refund, one call per refund.
+CHANNELS: Final = ("mapi", "mapi_pwd", "openapi")
+MAPI_CHANNELS: Final = ("mapi", "mapi_pwd")  # the channels of an AlipayAccount (a MAPI partner)
 
 
 class Secret:
@@ -99,7 +103,14 @@ class AlipayAccount:
     gateway_url: str = DEFAULT_GATEWAY_URL
     input_charset: str = "utf-8"
     use_freeze_amount: bool = False
-    channel: str = "mapi"
+    channel: str = "mapi"  # one of MAPI_CHANNELS
+    seller_user_id: str | None = None  # mapi_pwd: the account refunds are paid from (one of the two is required)
+    seller_email: str | None = None
+
+    @property
+    def approved_by_operator(self) -> bool:
+        """Whether each batch waits for an operator to confirm it at Alipay (`mapi_pwd`)."""
+        return self.channel == "mapi_pwd"
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,11 @@ class OpenApiAccount:
     channel: str = "openapi"
 
     @property
+    def approved_by_operator(self) -> bool:
+        """OpenAPI refunds need no operator: each call is final."""
+        return False
+
+    @property
     def input_charset(self) -> str:
         """OpenAPI requests are always UTF-8 (JSON in biz_content)."""
         return "utf-8"
@@ -134,6 +150,14 @@ class AlipayConfig:
     """All Alipay accounts by name; platforms pick one by that name."""
 
     accounts: Mapping[str, Account]
+
+
+@dataclass(frozen=True)
+class ApprovalConfig:
+    """Batches of `mapi_pwd` accounts wait for an operator: who is reminded when one waits too long."""
+
+    reminder_after_seconds: float = 3600
+    reminder_url: str | None = None  # POSTed a JSON summary of what waits (none: the dashboard and metrics only)
 
 
 @dataclass(frozen=True)
@@ -243,6 +267,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     alipay: AlipayConfig
     batching: BatchingConfig = field(default_factory=BatchingConfig)
+    approval: ApprovalConfig = field(default_factory=ApprovalConfig)
     reporter: ReporterConfig = field(default_factory=ReporterConfig)
     alipay_query: AlipayQueryConfig = field(default_factory=AlipayQueryConfig)
     platform_poll: PlatformPollConfig = field(default_factory=PlatformPollConfig)
@@ -552,6 +577,13 @@ def _read_account(name: str, account: _Section, base_dir: Path | None) -> Alipay
     input_charset = account.string("input_charset", "utf-8").lower()
     if input_charset not in INPUT_CHARSETS:
         account.problem("input_charset", f"must be one of {', '.join(INPUT_CHARSETS)}")
+    channel = account.string("channel", "mapi")
+    if channel not in MAPI_CHANNELS:
+        account.problem("channel", f"must be one of {', '.join(CHANNELS)}")
+    seller_user_id = account.read("seller_user_id", None, False, _as_partner, "must be 16 digits starting with 2088")
+    seller_email = account.string("seller_email") or None
+    if channel == "mapi_pwd" and not (seller_user_id or seller_email):
+        account.problem("seller_user_id", "mapi_pwd needs seller_user_id or seller_email")
     return AlipayAccount(
         name=name,
         partner=partner,
@@ -564,6 +596,9 @@ def _read_account(name: str, account: _Section, base_dir: Path | None) -> Alipay
         gateway_url=gateway_url,
         input_charset=input_charset,
         use_freeze_amount=account.boolean("use_freeze_amount", False),
+        channel=channel,
+        seller_user_id=seller_user_id,
+        seller_email=seller_email,
     )
 
 
@@ -618,10 +653,8 @@ def _read_any_account(name: str, accounts: _Section, base_dir: Path | None) -> A
     channel = data.get("channel", "mapi") if isinstance(data, Mapping) else "mapi"
     if channel == "openapi":
         return _read_openapi_account(str(name), accounts.section(name, _OPENAPI_KEYS), base_dir)
-    section = accounts.section(name, _ACCOUNT_KEYS)
-    if channel != "mapi" and channel is not _UNRESOLVED:
-        section.problem("channel", f"must be one of {', '.join(CHANNELS)}")
-    return _read_account(str(name), section, base_dir)
+    # mapi, mapi_pwd, or a channel _read_account refuses (an unresolved ${VAR} is reported where it is read)
+    return _read_account(str(name), accounts.section(name, _ACCOUNT_KEYS), base_dir)
 
 
 def _read_alipay(doc: _Section, base_dir: Path | None) -> AlipayConfig:
@@ -645,6 +678,15 @@ def _read_batching(doc: _Section) -> BatchingConfig:
         max_details=batching.integer("max_details", BatchingConfig.max_details, 1, MAX_BATCH_DETAILS),
         max_wait_seconds=batching.seconds("max_wait_seconds", BatchingConfig.max_wait_seconds),
     )
+
+
+def _read_approval(doc: _Section) -> ApprovalConfig:
+    approval = doc.section("approval", _keys(ApprovalConfig))
+    after = approval.seconds("reminder_after_seconds", ApprovalConfig.reminder_after_seconds)
+    reminder_url = approval.string("reminder_url") or None
+    if reminder_url and not _is_http_url(reminder_url):
+        approval.problem("reminder_url", "must be an http(s) URL")
+    return ApprovalConfig(reminder_after_seconds=after, reminder_url=reminder_url)
 
 
 def _read_reporter(doc: _Section) -> ReporterConfig:
@@ -771,6 +813,7 @@ def parse_config(
         store=_read_store(doc),
         alipay=_read_alipay(doc, base_dir),
         batching=_read_batching(doc),
+        approval=_read_approval(doc),
         reporter=_read_reporter(doc),
         alipay_query=(loops := _read_loops(doc))[0],
         platform_poll=loops[1],

@@ -52,6 +52,9 @@ class ReportState(StrEnum):
 
 class BatchState(StrEnum):
     PENDING = "pending"  # on disk, never sent
+    # On disk, waiting for an operator to confirm it at Alipay with the payment password (a `mapi_pwd` account):
+    # its refunds stay BATCHED; the notify, or the query of a link that was opened, settles it.
+    AWAITING_APPROVAL = "awaiting_approval"
     SENDING = "sending"  # a submit is (or was, before a crash) in flight: resend the same batch_no
     SUBMITTED = "submitted"  # acknowledged (T, P or DUPLICATE_BATCH_NO on a resend)
     UNKNOWN = "unknown"  # outcome of the submit not seen
@@ -166,6 +169,7 @@ class Batch:
     sent_at: datetime | None = None  # first submit
     acknowledged_at: datetime | None = None  # first answer that proved Alipay took it
     notified_at: datetime | None = None  # first notify recorded
+    approval_link_at: datetime | None = None  # the last approval link made for its current batch_no (pwd)
 
     @property
     def batch_no(self) -> str:

@@ -9,7 +9,7 @@ slips past one copy of a rule and not another is how one refund came to jam a wh
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,13 @@ def beijing_now(now: datetime | None = None) -> datetime:
     if not isinstance(moment, datetime) or moment.utcoffset() is None:
         raise ValueError("now: must be a timezone-aware datetime")
     return moment.astimezone(BEIJING)
+
+
+def next_beijing_midnight(now: datetime) -> datetime:
+    """When Alipay's day of `now` ends: what it accepts "on the day it is made" (a batch_no, a password link) it
+    refuses from then on."""
+    tomorrow = beijing_now(now).date() + timedelta(days=1)
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=BEIJING)
 
 
 def amount_problem(value: object) -> str | None:

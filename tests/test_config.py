@@ -515,3 +515,24 @@ def test_the_old_reconciler_section_beside_a_new_one_is_a_problem() -> None:
     assert problems(minimal(reconciler={"interval_seconds": 7}, platform_poll={"interval_seconds": 9})) == [
         "reconciler: is the old name of alipay_query and platform_poll: remove it or platform_poll"
     ]
+
+
+def test_an_account_on_the_password_refund_names_its_seller() -> None:
+    data = minimal(approval={"reminder_after_seconds": 0, "reminder_url": "mailto:ops@example.com"})
+    data["alipay"]["accounts"]["main"]["channel"] = "mapi_pwd"
+    data["alipay"]["accounts"]["other"] = {"partner": PID, "md5_key": MD5_KEY, "channel": "nopwd",
+                                           "seller_user_id": "12345"}
+    assert problems(data) == [
+        "alipay.accounts.main.seller_user_id: mapi_pwd needs seller_user_id or seller_email",
+        "alipay.accounts.other.channel: must be one of mapi, mapi_pwd, openapi",
+        "alipay.accounts.other.seller_user_id: must be 16 digits starting with 2088",
+        "approval.reminder_after_seconds: must be a number of seconds > 0",
+        "approval.reminder_url: must be an http(s) URL",
+    ]
+    data = minimal()
+    data["alipay"]["accounts"]["main"].update(channel="mapi_pwd", seller_email="refunds@example.com")
+    config = parse_config(data, env={})
+    account = config.alipay.accounts["main"]
+    assert account.approved_by_operator and account.seller_email == "refunds@example.com"
+    assert (config.approval.reminder_after_seconds, config.approval.reminder_url) == (3600, None)
+    assert not parse_config(minimal(), env={}).alipay.accounts["main"].approved_by_operator

@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -55,13 +56,14 @@ class Running:
         return [json.loads(line) for line in out.splitlines()]
 
 
-def _config(tmp: Path, port: int, sandbox: RunningSandbox, shop_url: str) -> Path:
+def _config(tmp: Path, port: int, sandbox: RunningSandbox, shop_url: str, channel: str) -> Path:
     config = {
         "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
                    "admin_token": TOKEN},
         "store": {"url": f"sqlite:///{tmp / 'refunds.db'}"},
         "alipay": {"accounts": {"main": {"partner": PARTNER, "sign_type": "MD5", "md5_key": MD5_KEY,
-                                          "gateway_url": sandbox.url}}},
+                                          "gateway_url": sandbox.url, "channel": channel,
+                                          "seller_user_id": PARTNER}}},
         "batching": {"max_wait_seconds": 0.05},
         "reporter": {"base_delay_seconds": 0.05, "max_delay_seconds": 0.1, "give_up_after_seconds": 0.3},
         "platforms": {"generic": {"shops": [{"id": "s1", "secret": SECRET, "callback_url": shop_url,
@@ -72,8 +74,8 @@ def _config(tmp: Path, port: int, sandbox: RunningSandbox, shop_url: str) -> Pat
     return path
 
 
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
+@asynccontextmanager
+async def serving(tmp_path: Path, channel: str = "mapi") -> AsyncIterator[Running]:
     trades = [TradeSeed(trade_no=payload(i)["trade_no"], amount=Decimal("100.00")) for i in range(3)]
     shop = SimulatedShop(SECRET)
     async with (
@@ -81,12 +83,18 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
         serve(shop.app()) as shop_url,
     ):
         port = free_port()
-        instance = ServeProcess(_config(tmp_path, port, sandbox, shop_url + "/callback"), port)
+        instance = ServeProcess(_config(tmp_path, port, sandbox, shop_url + "/callback", channel), port)
         await instance.start()
         try:
             yield Running(instance, shop, instance.config)
         finally:
             assert await instance.stop() == 0
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[Running]:
+    async with serving(tmp_path) as instance:
+        yield instance
 
 
 def _reported(running: Running, refund_id: str) -> Callable[[], Awaitable[bool]]:
@@ -173,3 +181,21 @@ async def test_an_action_with_a_token_the_service_refuses_is_one_line_and_change
     assert (status, out) == (1, "")
     assert err.startswith(f"Error: POST {running.serve.url}/-/dead-letters/retry: the service refused the token")
     assert err.count("\n") == 1 and "not-the-token" not in err
+
+
+async def test_an_operator_at_a_terminal_gets_a_link_to_approve_a_batch(tmp_path: Path) -> None:
+    async with serving(tmp_path, channel="mapi_pwd") as running:
+        await _send(running, 0)
+
+        async def waiting() -> bool:
+            return bool(await running.cli_json("batches", "list", "--state", "awaiting_approval"))
+
+        await wait_until(waiting, within=30, what="a batch awaiting approval")
+        [batch] = await running.cli_json("batches", "list", "--state", "awaiting_approval")
+        status, out, err = await running.cli("batches", "approve-url", str(batch["id"]))
+        assert status == 0, err
+        url = out.strip()
+        assert "service=refund_fastpay_by_platform_pwd" in url and f"batch_no={batch['batch_no']}" in url
+        assert f"batch {batch['batch_no']}: open the link above before" in err
+        status, out, err = await running.cli("batches", "approve-url", "99")
+        assert (status, out) == (1, "") and "unknown-batch" not in err and "no such batch" in err

@@ -13,6 +13,7 @@ from ..config import Account, Config, OpenApiAccount
 from .base import RefundChannel
 from .mapi import detail_data
 from .mapi.channel import MapiChannel
+from .mapi.pwd_channel import PwdChannel
 from .openapi import messages
 from .openapi.channel import OpenApiChannel
 
@@ -26,10 +27,12 @@ def open_channel(
     latency: Histogram | None = None,
 ) -> RefundChannel:
     """The account's channel over the app's shared session, told where Alipay posts its notifies (the service's
-    public URL in `config`); `latency` observes each call to Alipay."""
+    public URL in `config`); `latency` observes each call to Alipay. An account on `channel: mapi_pwd` gets the
+    password refund's, whose batches the operator approves."""
     if isinstance(account, OpenApiAccount):
         return OpenApiChannel.create(account, session, timeout, latency=latency)
-    return MapiChannel.create(
+    kind = PwdChannel if account.approved_by_operator else MapiChannel
+    return kind.create(
         account, session, timeout,
         notify_url=config.notify_url, dback_notify_url=config.dback_notify_url, latency=latency,
     )

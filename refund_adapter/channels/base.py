@@ -14,7 +14,7 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..models import Batch, DetailResult
 
@@ -59,6 +59,7 @@ class QueryAnswer:
     results: tuple[DetailResult, ...] = ()  # verdicts on the group's details (each a trade of the group)
     unresolved: str | None = None  # why there is nothing to record (unanswered, nothing found...), for the journal
     resendable: bool = False  # with `unresolved`: the group never arrived and may be sent again as it is, now
+    lapsed: bool = False  # with `unresolved`: the group never arrived and its reference can no longer be used
     mismatch: str | None = None  # the answer is not about the group we sent (why): an operator must look
 
 
@@ -130,6 +131,29 @@ class RefundChannel(Protocol):
 
     def read_notify(self, kind: NotifyKind, batch: Batch, notify: OpenedNotify) -> NotifyReading | NotifyRefused:
         """The results a confirmed notify gives, checked against the group."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A group's request for an operator to confirm at Alipay: a link to open (`url`), or, too long for one, a form
+    of `fields` to send to `action` in `charset`. Alipay refuses it from `expires_at` on."""
+
+    url: str
+    action: str
+    fields: Mapping[str, str]  # signed
+    charset: str
+    expires_at: datetime
+
+
+@runtime_checkable
+class ApprovalChannel(RefundChannel, Protocol):
+    """A channel whose groups an operator confirms at Alipay (the password batch refund) instead of the engine
+    submitting them: a group waits until the operator, given its `approval`, confirms it there. Notifies and
+    queries are read as any channel's."""
+
+    def approval(self, batch: Batch, now: datetime) -> Approval | None:
+        """The signed request for the operator, made at `now`; None when the group's reference cannot be used
+        at `now` (formed on an earlier day: the engine gives it the day's reference once Alipay cannot have it)."""
 
 
 def check_results(batch: Batch, results: Sequence[DetailResult]) -> list[DetailResult] | str:

@@ -16,7 +16,7 @@ from ..models import BatchState, RefundState, ReportState
 from ..web.views import batch_json, refund_json
 from . import render
 from .context import load_config_or_exit
-from .source import OperatorError, reading, requery_batch, retry_reports, service_url
+from .source import OperatorError, approval_url, reading, requery_batch, retry_reports, service_url
 
 T = TypeVar("T")
 MAX_ID = 2**63 - 1
@@ -146,7 +146,8 @@ def retry_refund(config_path: str, url: str | None, item_id: int) -> None:
 
 
 # -- batches ------------------------------------------------------------------------------------------------------
-@click.group("batches", cls=OperatorGroup, help=f"Alipay batches: list, show one, re-query it. {WHERE}")
+@click.group("batches", cls=OperatorGroup,
+             help=f"Alipay batches: list, show one, re-query it, a link to approve it at Alipay. {WHERE}")
 def batches() -> None:
     pass
 
@@ -214,6 +215,19 @@ def requery(config_path: str, url: str | None, item_id: int) -> None:
 
     batch = _run(config_path, work)
     click.echo(f"batch {item_id}: re-query requested, now {batch['state']}")
+
+
+@batches.command("approve-url")
+@config_option
+@url_option
+@id_argument
+def approve_url(config_path: str, url: str | None, item_id: int) -> None:
+    """Print a link to approve a batch awaiting approval at Alipay (an account on `channel: mapi_pwd`): open it in
+    a browser, log in to Alipay and confirm with the payment password. Good today (Beijing time) only; every call
+    makes a fresh one with the same batch number. Needs the running `serve`."""
+    answer = _run(config_path, lambda config: approval_url(config, service_url(config, url), item_id))
+    click.echo(answer["url"])
+    click.echo(f"batch {answer['batch_no']}: open the link above before {answer['expires_at']}", err=True)
 
 
 # -- dead letters -------------------------------------------------------------------------------------------------

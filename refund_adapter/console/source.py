@@ -121,3 +121,12 @@ async def requery_batch(config: Config, url: str, batch_id: int) -> dict[str, An
         return await call_service(config, url, "POST", f"/-/batches/{batch_id}/requery")
     except ServiceDown:
         raise OperatorError(f"no service answers at {url}: a re-query needs the running `serve`") from None
+
+
+async def approval_url(config: Config, url: str, batch_id: int) -> dict[str, Any]:
+    """Ask the running service for a fresh link to approve the batch at Alipay (`url`, `batch_no`, `expires_at`):
+    the service records that a link left, so the reconciler asks Alipay about it if no notify comes."""
+    try:
+        return await call_service(config, url, "POST", f"/-/batches/{batch_id}/approve-url")
+    except ServiceDown:
+        raise OperatorError(f"no service answers at {url}: an approval link needs the running `serve`") from None

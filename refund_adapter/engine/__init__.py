@@ -8,12 +8,14 @@ import functools
 from .alipay_query import query_once
 from .batcher import batch_once, next_deadline
 from .platform_poller import PlatformPoller
+from .reminder import ApprovalReminder
 from .reporter import report_once
 from .runtime import EngineContext, run_loop
 from .submitter import submit_once
 
 REPORTER_TICK_SECONDS = 1.0
 SUBMITTER_TICK_SECONDS = 1.0
+REMINDER_TICK_SECONDS = 60.0  # at most this late after `approval.reminder_after_seconds`
 
 
 def start_engine(ctx: EngineContext) -> list[asyncio.Task[None]]:
@@ -31,6 +33,10 @@ def start_engine(ctx: EngineContext) -> list[asyncio.Task[None]]:
         ("alipay-query", ctx.signals.alipay_query, ctx.config.alipay_query.interval_seconds, lambda: query_once(ctx)),
         ("platform-poller", ctx.signals.platform_poller, ctx.config.platform_poll.interval_seconds, poller.poll_once),
     ]
+    if ctx.config.approval.reminder_url is not None:
+        reminder, approval = ApprovalReminder(), ctx.config.approval
+        tick = min(REMINDER_TICK_SECONDS, approval.reminder_after_seconds / 4)
+        loops.append(("approval-reminder", asyncio.Event(), tick, lambda: reminder.remind_once(ctx)))
     tasks = []
     for name, wake, interval, step in loops:
         beat = functools.partial(ctx.loops.beat, name)

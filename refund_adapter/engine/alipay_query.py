@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from ..models import Batch, BatchState
 from ..store import Cause
+from .approval import release_moved_accounts, still_awaiting
 from .results import record_verdicts
 from .runtime import EngineContext
 
@@ -55,6 +56,9 @@ async def query_batch(ctx: EngineContext, batch: Batch) -> None:
                                         cause=_query_cause(batch, f"inconsistent: {answer.mismatch}"))
         return
     if answer.unresolved is not None:
+        if batch.state is BatchState.AWAITING_APPROVAL:  # its approval was opened: was it confirmed?
+            await still_awaiting(ctx, batch, answer.unresolved, lapsed=answer.lapsed)
+            return
         if batch.state is BatchState.UNKNOWN and answer.resendable:
             # Alipay never received it and its reference is still valid: send the same batch again.
             log.warning("batch %s unknown to Alipay: resending it", batch.reference)
@@ -75,6 +79,7 @@ async def query_batch(ctx: EngineContext, batch: Batch) -> None:
 
 
 async def query_once(ctx: EngineContext) -> bool:
+    await release_moved_accounts(ctx)
     batches = await ctx.store.claim_batches_to_query(ctx.clock(), QUERIES_PER_STEP, ctx.config.engine.lease_seconds)
     for batch in batches:
         await query_batch(ctx, batch)

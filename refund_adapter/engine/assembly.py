@@ -46,4 +46,5 @@ def engine_context(
     platforms = collect_platforms(pm, config, session, lambda plugin: PluginData(store, plugin, clock))
     for problem in unknown_accounts(platforms, config.alipay.accounts):
         log.error("%s: its refunds will be refused until the account is configured", problem)
+    fields.setdefault("http", session)  # the approval reminder posts over it
     return EngineContext(config, store, channels, platforms, pm, clock, metrics=metrics, **fields)

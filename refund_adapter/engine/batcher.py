@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ..channels.base import ApprovalChannel
 from ..failpoints import AFTER_BATCH_CREATED, crash_point
 from ..models import RefundState
 from ..store import StateChange
@@ -20,8 +21,11 @@ async def batch_once(ctx: EngineContext) -> bool:
         due = work.count >= settings.max_details or now - work.oldest_created_at >= settings.max_wait_seconds
         if not due:
             continue
-        references = ctx.channels[work.account].references(datetime.fromtimestamp(now, UTC))
-        batch = await ctx.store.create_batch(work.account, settings.max_details, references, now)
+        channel = ctx.channels[work.account]
+        references = channel.references(datetime.fromtimestamp(now, UTC))
+        # A batch of a channel the operator approves (mapi_pwd) waits for the approval instead of being sent.
+        batch = await ctx.store.create_batch(work.account, settings.max_details, references, now,
+                                             awaiting_approval=isinstance(channel, ApprovalChannel))
         if batch is not None:
             crash_point(AFTER_BATCH_CREATED)
             if ctx.listened:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import aiohttp
 import pluggy
 from prometheus_client.metrics_core import Metric
 
@@ -53,6 +54,7 @@ class EngineContext:
     webhook_lines: LineSampler = field(default_factory=LineSampler)  # at most 100 stored-webhook lines a second
     # The engine's counters when it runs in a process of its own (engine/remote.py); /metrics adds them to these.
     engine_metrics: Callable[[], Iterable[Metric]] = lambda: ()
+    http: aiohttp.ClientSession | None = None  # the app's one shared session (for the approval reminder)
 
     @property
     def listened(self) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from . import admin, mapi, openapi
+from . import admin, mapi, openapi, pwd
 from .config import SandboxConfig
 from .state import STATE_KEY, SandboxState
 
@@ -36,6 +36,7 @@ def create_sandbox_app(config: SandboxConfig) -> web.Application:
     app.on_shutdown.append(release_hangs)
     mapi.add_routes(app)
     openapi.add_routes(app)
+    pwd.add_routes(app)
     admin.add_routes(app)
     return app
 

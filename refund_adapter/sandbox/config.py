@@ -37,6 +37,7 @@ class SandboxConfig:
     notify_timeout_seconds: float = 10.0
     clock: Callable[[], float] = time.time  # "now" as Unix seconds; a test moves it to stand at any moment
     app_id: str | None = None  # the open-platform app the OpenAPI face serves (None: it refuses every app)
+    payment_password: str = field(default="123456", repr=False)  # what the password refund's page accepts
 
     def __post_init__(self) -> None:
         if not self.md5_key and not (self.alipay_private_key and self.merchant_public_key):

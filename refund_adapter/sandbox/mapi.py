@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -158,7 +158,7 @@ def _ascii_form(raw: bytes) -> str:
     return quote_from_bytes(raw, safe=_PRINTABLE_ASCII)
 
 
-async def _read_request(request: web.Request) -> GatewayRequest:
+async def read_request(request: web.Request) -> GatewayRequest:
     """Merge the URL query and the form body, decoded with `_input_charset` (GBK when absent)."""
     sources = [request.rel_url.raw_query_string, _ascii_form(await request.read())]
     probe: dict[str, str] = {}
@@ -186,7 +186,7 @@ def _scheme_for(state: SandboxState, sign_type: str, charset: str) -> SignatureS
     return None
 
 
-def _check_signed(state: SandboxState, req: GatewayRequest, *, refund: bool) -> SignatureScheme:
+def check_signed(state: SandboxState, req: GatewayRequest, *, refund: bool) -> SignatureScheme:
     """Partner, permission, charset, sign_type and signature, in the documented order."""
     params = req.params
     if params.get("partner") != state.config.partner:
@@ -203,25 +203,30 @@ def _check_signed(state: SandboxState, req: GatewayRequest, *, refund: bool) -> 
     return scheme
 
 
-def _refund_batch(state: SandboxState, req: GatewayRequest, scheme: SignatureScheme) -> ReceivedBatch:
-    """Every business check of a refund request (§8 steps 4-7); the batch to persist when all pass."""
+def received_batch(state: SandboxState, req: GatewayRequest, scheme: SignatureScheme, *,
+                   nopwd: bool = True) -> ReceivedBatch:
+    """Every business check of a refund request (§8 steps 4-7); the batch to persist when all pass. The password
+    refund (`nopwd=False`, the `pwd` face) has no `dback_notify_url`, `use_freeze_amount` nor `return_type`."""
     params = req.params
     missing = [name for name in REFUND_REQUIRED if not params.get(name)]
     if missing:
         raise SyncError("ILLEGAL_ARGUMENT", f"missing {', '.join(missing)}")
-    if params.get("use_freeze_amount", "") not in ("", "Y", "N") or params.get("return_type", "") not in ("", "xml"):
+    freeze, answer = params.get("use_freeze_amount", ""), params.get("return_type", "")
+    if nopwd and (freeze not in ("", "Y", "N") or answer not in ("", "xml")):
         raise SyncError("ILLEGAL_ARGUMENT", "use_freeze_amount or return_type")
     batch_no, now = params["batch_no"], state.now()
-    with _codec_errors():
+    with codec_errors():
         validate_batch_no(batch_no, today=beijing_now(now).date())
     if batch_no in state.batches:
         first = state.batches[batch_no]
         first.resends.append({"at": now.isoformat(), "same_details": params["detail_data"] == first.detail_data})
         raise SyncError("DUPLICATE_BATCH_NO")
-    with _codec_errors():
+    with codec_errors():
         refund_date = parse_alipay_time(params["refund_date"])
-    if abs(refund_date - now) > REFUND_DATE_TOLERANCE:
+    if nopwd and abs(refund_date - now) > REFUND_DATE_TOLERANCE:
         raise SyncError("REFUND_DATE_ERROR", f"{params['refund_date']} is not now ({format_alipay_time(now)})")
+    if not nopwd and refund_date.date() != beijing_now(now).date():  # a password link is good on its day
+        raise SyncError("REFUND_DATE_ERROR", f"{params['refund_date']} is not today ({format_alipay_time(now)})")
     count_text, detail_data = params["batch_num"], params["detail_data"]
     if not (count_text.isascii() and count_text.isdigit()) or int(count_text) == 0:
         raise SyncError("BATCH_NUM_ERROR")
@@ -229,7 +234,7 @@ def _refund_batch(state: SandboxState, req: GatewayRequest, scheme: SignatureSch
         raise SyncError("BATCH_NUM_EXCEED_LIMIT")
     if int(count_text) != detail_data.count("#") + 1:
         raise SyncError("BATCH_NUM_NOT_EQUAL_TOTAL")
-    with _codec_errors():
+    with codec_errors():
         details = decode_detail_data(detail_data, req.charset)
     refused = state.faults.take("refuse_trade")
     if refused and any(detail.trade.trade_no == refused for detail in details):
@@ -240,8 +245,8 @@ def _refund_batch(state: SandboxState, req: GatewayRequest, scheme: SignatureSch
         charset=req.charset,
         scheme=scheme,
         notify_url=params.get("notify_url") or None,
-        dback_notify_url=params.get("dback_notify_url") or None,
-        use_freeze_amount=params.get("use_freeze_amount") == "Y",
+        dback_notify_url=(params.get("dback_notify_url") or None) if nopwd else None,
+        use_freeze_amount=nopwd and freeze == "Y",
         details=[DetailRecord(detail) for detail in details],
         detail_data=detail_data,
         refund_date=params["refund_date"],
@@ -250,7 +255,7 @@ def _refund_batch(state: SandboxState, req: GatewayRequest, scheme: SignatureSch
 
 
 @contextlib.contextmanager
-def _codec_errors() -> Iterator[None]:
+def codec_errors() -> Iterator[None]:
     """A codec refusal answers the Alipay code the codec attached to the broken rule."""
     try:
         yield
@@ -260,17 +265,17 @@ def _codec_errors() -> Iterator[None]:
 
 async def _service_refund(state: SandboxState, req: GatewayRequest) -> web.Response:
     try:
-        scheme = _check_signed(state, req, refund=True)
-        batch = _refund_batch(state, req, scheme)
+        scheme = check_signed(state, req, refund=True)
+        batch = received_batch(state, req, scheme)
     except SyncError as exc:
         log.info("sandbox refund refused: %s", exc)
         return _ack("F", exc.code)
     state.batches[batch.batch_no] = batch
     if state.faults.take("notify_before_ack"):
-        await _process_batch(state, batch)
+        await process_batch(state, batch)
         await asyncio.gather(*(notification.first_attempt.wait() for notification in batch.notifications))
     else:
-        state.spawn(_process_batch(state, batch))
+        state.spawn(process_batch(state, batch))
     log.info("sandbox accepted batch_no=%s with %d details", batch.batch_no, len(batch.details))
     return _ack("P" if state.faults.take("answer_processing") else "T")
 
@@ -296,7 +301,7 @@ def _notify_id_valid(state: SandboxState, partner: str, notify_id: str) -> bool:
 
 async def _service_query(state: SandboxState, req: GatewayRequest) -> web.Response:
     try:
-        _check_signed(state, req, refund=False)
+        check_signed(state, req, refund=False)
         batch_no, trade_no = req.params.get("batch_no", ""), req.params.get("trade_no", "")
         if not batch_no and not trade_no:
             raise SyncError("ILLEGAL_ARGUMENT", "batch_no or trade_no")
@@ -332,6 +337,12 @@ SERVICES: dict[str, Service] = {
     SERVICE_NOTIFY_VERIFY: _service_notify_verify,
     SERVICE_QUERY: _service_query,
 }
+SERVICES_KEY = web.AppKey("gateway_services", dict)  # these, and what other faces answer at the gateway
+
+
+def add_services(app: web.Application, services: Mapping[str, Service]) -> None:
+    """Let another face answer `services` at the gateway (the password refund's confirmation page)."""
+    app[SERVICES_KEY].update(services)
 
 
 async def gateway(request: web.Request) -> web.Response:
@@ -339,8 +350,8 @@ async def gateway(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     if state.faults.take("answer_5xx"):
         return web.Response(status=500, text="sandbox fault: answer_5xx")
-    req = await _read_request(request)
-    service = SERVICES.get(req.params.get("service", ""))
+    req = await read_request(request)
+    service = request.app[SERVICES_KEY].get(req.params.get("service", ""))
     response = await service(state, req) if service else _ack("F", "ILLEGAL_SERVICE")
     hang = state.faults.take("hang_seconds")
     if hang:
@@ -376,7 +387,7 @@ def evaluate(state: SandboxState, partner: str, detail: RefundDetail) -> ResultI
     )
 
 
-async def _process_batch(state: SandboxState, batch: ReceivedBatch) -> None:
+async def process_batch(state: SandboxState, batch: ReceivedBatch) -> None:
     """Evaluate every detail, then notify the merchant (and the dback URL for scripted 充退)."""
     if state.config.evaluation_delay_seconds:
         await asyncio.sleep(state.config.evaluation_delay_seconds)
@@ -438,5 +449,6 @@ def _notify(state: SandboxState, batch: ReceivedBatch, kind: str, url: str, para
 
 def add_routes(app: web.Application) -> None:
     """Mount the MAPI gateway on the sandbox's app."""
+    app[SERVICES_KEY] = dict(SERVICES)
     app.router.add_route("GET", GATEWAY_PATH, gateway)
     app.router.add_route("POST", GATEWAY_PATH, gateway)

@@ -9,6 +9,7 @@ from .base import (
     EXCEEDS_PAID_AMOUNT,
     AcceptResult,
     Anomaly,
+    ApprovalQueue,
     BatchOverview,
     Cause,
     JournalEntry,
@@ -25,9 +26,9 @@ from .base import (
 if TYPE_CHECKING:
     from .sqlite import Role
 
-__all__ = ["EXCEEDS_PAID_AMOUNT", "AcceptResult", "Anomaly", "BatchOverview", "Cause", "JournalEntry", "PendingWork",
-           "RecordedResults", "RefundFilter", "RefundPage", "RefundStore", "StateChange", "StoreUnavailable", "Summary",
-           "store_from_url"]
+__all__ = ["EXCEEDS_PAID_AMOUNT", "AcceptResult", "Anomaly", "ApprovalQueue", "BatchOverview", "Cause", "JournalEntry",
+           "PendingWork", "RecordedResults", "RefundFilter", "RefundPage", "RefundStore", "StateChange",
+           "StoreUnavailable", "Summary", "store_from_url"]
 
 
 def store_from_url(url: str, *, read_only: bool = False, role: Role = "all") -> RefundStore:

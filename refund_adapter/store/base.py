@@ -135,6 +135,17 @@ class Summary:
     series: Sequence[tuple[datetime, Mapping[str, int]]]  # per bucket: refunds created, by state now
 
 
+@dataclass(frozen=True)
+class ApprovalQueue:
+    """The batches waiting for an operator to approve them at Alipay (`mapi_pwd` accounts): how many, their total
+    amount, when the oldest was formed, and the oldest of them with their details."""
+
+    count: int
+    total: Decimal
+    oldest_created_at: datetime | None
+    batches: list[Batch]
+
+
 class RefundStore(abc.ABC):
     """Durable, idempotent state of refunds and batches. Times are epoch seconds (UTC)."""
 
@@ -165,10 +176,39 @@ class RefundStore(abc.ABC):
 
     @abc.abstractmethod
     async def create_batch(
-        self, account: str, max_details: int, references: ReferenceMaker, now: float
+        self, account: str, max_details: int, references: ReferenceMaker, now: float, *,
+        awaiting_approval: bool = False,
     ) -> Batch | None:
-        """Put up to `max_details` received refunds of `account`, one per trade, in a new PENDING batch, its
-        reference made by `references` (the account's channel's) from the namespace and the batch's id."""
+        """Put up to `max_details` received refunds of `account`, one per trade, in a new PENDING batch (or one
+        AWAITING_APPROVAL, for an operator to approve at Alipay), its reference made by `references` (the
+        account's channel's) from the namespace and the batch's id."""
+
+    # -- approval by an operator (password batches) ------------------------------------------------------
+    @abc.abstractmethod
+    async def approval_queue(self, limit: int = 100, *, accounts: Sequence[str] | None = None) -> ApprovalQueue:
+        """What waits for approval (of `accounts` only, when given): counted and summed whole, the `limit` oldest
+        batches with their details."""
+
+    @abc.abstractmethod
+    async def issue_approval(self, batch_id: int, references: ReferenceMaker, now: float, *,
+                             next_query_at: float) -> Batch | None:
+        """An approval is being made for an AWAITING_APPROVAL batch, its reference as `references` names it now.
+        Its reference changes to that one (same batch, so the same serial for MAPI) when the two differ and no
+        approval left for the old one (Alipay cannot know it); the approval is recorded, and the batch queried at
+        `next_query_at` (or sooner, as already due) in case the operator approves and the notify is lost. A
+        reference an approval left for stays (only a query can say whether it was used): nothing is recorded and
+        the query is due now. Returns the batch as it now is, or None when it is not awaiting approval."""
+
+    @abc.abstractmethod
+    async def release_for_submit(self, batch_id: int, references: ReferenceMaker, now: float) -> Batch | None:
+        """An AWAITING_APPROVAL batch whose account now sends without approval: PENDING, to be sent under its
+        reference (changed to the one `references` makes, as `issue_approval` would). None, and nothing changed,
+        when it is not awaiting approval or an approval left for an older reference (its query decides first)."""
+
+    @abc.abstractmethod
+    async def approval_expired(self, batch_id: int, now: float, *, cause: Cause) -> None:
+        """The query proved the batch's approval unused and no longer usable (of a day past): the batch waits as
+        if no approval had left (its reference may change); no query is due."""
 
     @abc.abstractmethod
     async def claim_batch_to_submit(self, now: float, lease_seconds: float) -> Batch | None:
@@ -233,7 +273,8 @@ class RefundStore(abc.ABC):
     # -- reconciliation -------------------------------------------------------------------------------
     @abc.abstractmethod
     async def claim_batches_to_query(self, now: float, limit: int, lease_seconds: float) -> list[Batch]:
-        """SUBMITTED or UNKNOWN batches whose next query is due, leased so one instance queries each."""
+        """SUBMITTED or UNKNOWN batches (or AWAITING_APPROVAL ones whose link was opened) whose next query is due,
+        leased so one instance queries each."""
 
     @abc.abstractmethod
     async def schedule_query(self, batch_id: int, next_query_at: float, now: float, *, cause: Cause | None = None

@@ -38,6 +38,7 @@ from .base import (
     EXCEEDS_PAID_AMOUNT,
     AcceptResult,
     Anomaly,
+    ApprovalQueue,
     BatchOverview,
     Cause,
     JournalEntry,
@@ -135,6 +136,11 @@ PENDING_WORK = """SELECT alipay_account, COUNT(*) AS n, MIN(created_at) AS oldes
 # Refunds by (state, report_state): one pass over the covering index refunds_by_state, never the table, so
 # /-/stats and /metrics stay cheap however many refunds are stored (0003, 0004).
 COUNT_REFUNDS = "SELECT state, report_state, COUNT(*) AS n FROM refunds GROUP BY state, report_state"
+# What waits for an operator's approval, from the partial index batches_awaiting_approval (0008) and each batch's
+# refunds by refunds_by_batch.
+AWAITING_TOTAL = """SELECT COUNT(DISTINCT b.id) AS n, MIN(b.created_at) AS oldest, SUM(r.amount_fen) AS fen
+                    FROM batches AS b JOIN refunds AS r ON r.batch_id = b.id
+                    WHERE b.state = 'awaiting_approval' AND r.state = 'batched' {accounts}"""
 # Refunds flagged for review: the few entries of the partial index refunds_in_review (0005), never the table.
 COUNT_IN_REVIEW = "SELECT COUNT(*) AS n FROM refunds WHERE review IS NOT NULL"
 _INSERT_COLUMNS = ("platform", "shop", "platform_refund_id", "order_id", "trade_no", "amount_fen", "currency",
@@ -373,14 +379,16 @@ class SqlStore(PluginDataSql, RefundStore):
         return [PendingWork(r["alipay_account"], int(r["n"]), float(r["oldest"])) for r in rows]
 
     async def create_batch(
-        self, account: str, max_details: int, references: ReferenceMaker, now: float
+        self, account: str, max_details: int, references: ReferenceMaker, now: float, *,
+        awaiting_approval: bool = False,
     ) -> Batch | None:
         async with self.bulk_transaction() as tx:
             await self._lock(tx, [account])
             candidates = await tx.fetch(BATCH_CANDIDATES, account, max_details)
             if not candidates:
                 return None
-            batch_id = await self._new_batch(tx, account, references, now)
+            state = BatchState.AWAITING_APPROVAL if awaiting_approval else BatchState.PENDING
+            batch_id = await self._new_batch(tx, account, references, now, state)
             ids = _padded([int(c["id"]) for c in candidates])
             claimed = await tx.fetch(CLAIM_FOR_BATCH.format(ids=_placeholders(ids, 4)), batch_id, now, account, *ids)
             if not claimed:
@@ -391,13 +399,14 @@ class SqlStore(PluginDataSql, RefundStore):
                                         {"batch_id": batch_id, "reference": batch.reference})
             return batch
 
-    async def _new_batch(self, tx: Tx, account: str, references: ReferenceMaker, now: float) -> int:
-        """A new PENDING batch row; its reference (made by the channel) derives from its id, so a retry can never
-        mint a second one."""
+    async def _new_batch(self, tx: Tx, account: str, references: ReferenceMaker, now: float,
+                         state: BatchState = BatchState.PENDING) -> int:
+        """A new batch row; its reference (made by the channel) derives from its id, so a retry can never mint a
+        second one."""
         row = await tx.fetchrow(
             """INSERT INTO batches (account, batch_no, state, created_at, updated_at)
-               VALUES ($1, $2, 'pending', $3, $3) RETURNING id""",
-            account, "new-" + secrets.token_hex(12), now,
+               VALUES ($1, $2, $4, $3, $3) RETURNING id""",
+            account, "new-" + secrets.token_hex(12), now, state.value,
         )
         assert row is not None
         batch_id = int(row["id"])
@@ -415,6 +424,95 @@ class SqlStore(PluginDataSql, RefundStore):
         row = await tx.fetchrow("SELECT value FROM meta WHERE key = 'namespace'")
         assert row is not None
         return str(row["value"])
+
+    # -- approval by an operator ----------------------------------------------------------------------
+    async def approval_queue(self, limit: int = 100, *, accounts: Sequence[str] | None = None) -> ApprovalQueue:
+        names = list(accounts) if accounts is not None else []
+
+        def of_accounts(first: int) -> str:
+            """The accounts' filter, its placeholders from `$first`."""
+            if accounts is None:
+                return ""
+            return f"AND b.account IN ({_placeholders(names, first)})" if names else "AND 1 = 0"
+
+        async with self.reading() as conn:  # batches_awaiting_approval (0008): the waiting rows only
+            rows = await conn.fetch(f"""SELECT b.*, b.batch_no AS reference FROM batches AS b
+                                        WHERE b.state = 'awaiting_approval' {of_accounts(2)}
+                                        ORDER BY b.id LIMIT $1""", limit, *names)
+            total = await conn.fetchrow(AWAITING_TOTAL.format(accounts=of_accounts(1)), *names)
+            batches = [await self._batch_of(conn, row) for row in rows]
+        assert total is not None
+        return ApprovalQueue(count=int(total["n"]), total=from_fen(int(total["fen"] or 0)),
+                             oldest_created_at=None if total["oldest"] is None else _ts(float(total["oldest"])),
+                             batches=batches)
+
+    async def _awaiting_on(self, tx: Tx, batch_id: int, references: ReferenceMaker, now: float
+                           ) -> tuple[Row, bool] | None:
+        """The AWAITING_APPROVAL batch's row, locked, and whether its reference is the one `references` makes now:
+        changed to it when they differ and no approval left for the old one. None: not awaiting approval."""
+        row = await tx.fetchrow(
+            f"SELECT *, batch_no AS reference FROM batches WHERE id = $1{self.dialect.for_update}", batch_id)
+        if row is None or row["state"] != BatchState.AWAITING_APPROVAL.value:
+            return None
+        current = references(await self._namespace_in(tx), batch_id)
+        if row["reference"] == current or row["approval_link_at"] is not None:
+            return row, row["reference"] == current
+        moved = await tx.fetchrow(
+            "UPDATE batches SET batch_no = $1, updated_at = $2 WHERE id = $3 RETURNING *, batch_no AS reference",
+            current, now, batch_id)
+        assert moved is not None
+        await journal.batch_event(tx, batch_id, now, "redated", {
+            "summary": f"{row['reference']} never reached Alipay: {current} now", "was": row["reference"],
+            "reference": current})
+        return moved, True
+
+    async def issue_approval(self, batch_id: int, references: ReferenceMaker, now: float, *,
+                             next_query_at: float) -> Batch | None:
+        async with self.transaction() as tx:
+            found = await self._awaiting_on(tx, batch_id, references, now)
+            if found is None:
+                return None
+            row, current = found
+            if not current:
+                await tx.execute("UPDATE batches SET next_query_at = $1 WHERE id = $2", now, batch_id)
+                await journal.batch_event(tx, batch_id, now, "approval_held", {
+                    "summary": f"no approval: whether the one of {row['reference']} was used is being asked first"})
+                return await self._batch_in(tx, batch_id)
+            await tx.execute(
+                """UPDATE batches SET approval_link_at = $1, updated_at = $1,
+                       next_query_at = CASE WHEN next_query_at IS NULL OR next_query_at > $2 THEN $2
+                                       ELSE next_query_at END
+                   WHERE id = $3""",
+                now, next_query_at, batch_id,
+            )
+            await journal.batch_event(tx, batch_id, now, "approval_link", {
+                "summary": f"approval made for {row['reference']}", "reference": row["reference"]})
+            return await self._batch_in(tx, batch_id)
+
+    async def release_for_submit(self, batch_id: int, references: ReferenceMaker, now: float) -> Batch | None:
+        async with self.transaction() as tx:
+            found = await self._awaiting_on(tx, batch_id, references, now)
+            if found is None or not found[1]:
+                return None
+            await tx.execute(
+                """UPDATE batches SET state = 'pending', lease_until = NULL, next_query_at = NULL, updated_at = $1
+                   WHERE id = $2""",
+                now, batch_id,
+            )
+            await journal.batch_event(tx, batch_id, now, "released", {
+                "state": BatchState.PENDING.value,
+                "summary": f"its account sends without approval now: {found[0]['reference']} to be sent"})
+            return await self._batch_in(tx, batch_id)
+
+    async def approval_expired(self, batch_id: int, now: float, *, cause: Cause) -> None:
+        async with self.transaction() as tx:
+            await tx.execute(
+                """UPDATE batches SET approval_link_at = NULL, next_query_at = NULL,
+                       query_attempts = query_attempts + 1, updated_at = $1
+                   WHERE id = $2 AND state = 'awaiting_approval'""",
+                now, batch_id,
+            )
+            await journal.batch_event(tx, batch_id, now, cause.kind, {"summary": cause.summary, **cause.detail})
 
     async def claim_batch_to_submit(self, now: float, lease_seconds: float) -> Batch | None:
         async with self.bulk_transaction() as tx:
@@ -602,6 +700,12 @@ class SqlStore(PluginDataSql, RefundStore):
                 )
                 await tx.execute("UPDATE batches SET notified_at = COALESCE(notified_at, $1) WHERE id = $2",
                                  now, batch_id)
+            if results:  # Alipay has the batch: one waiting for approval was approved
+                await tx.execute(
+                    """UPDATE batches SET state = 'submitted', acknowledged_at = COALESCE(acknowledged_at, $1)
+                       WHERE id = $2 AND state = 'awaiting_approval'""",
+                    now, batch_id,
+                )
 
             anomalies = await self._flag_contradictions(tx, batch_id, by_trade, f"{kind} {message_id or ''}".strip())
             contradicted = {anomaly.trade_no for anomaly in anomalies}
@@ -690,7 +794,8 @@ class SqlStore(PluginDataSql, RefundStore):
     async def claim_batches_to_query(self, now: float, limit: int, lease_seconds: float) -> list[Batch]:
         async with self.transaction() as tx:
             rows = await tx.fetch(
-                f"""SELECT id FROM batches WHERE state IN ('submitted', 'unknown') AND next_query_at <= $1
+                f"""SELECT id FROM batches WHERE state IN ('submitted', 'unknown', 'awaiting_approval')
+                    AND next_query_at <= $1
                     ORDER BY next_query_at LIMIT $2{self.dialect.skip_locked}""",
                 now, limit,
             )
@@ -1059,6 +1164,7 @@ def _batch(row: Row, details: tuple[BatchDetail, ...]) -> Batch:
         sent_at=at("sent_at"),
         acknowledged_at=at("acknowledged_at"),
         notified_at=at("notified_at"),
+        approval_link_at=at("approval_link_at"),
     )
 
 

@@ -4,6 +4,7 @@ between them, each a real server on 127.0.0.1."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -52,10 +53,12 @@ async def adapter_loop(
     shop: ServesApp | str,
     pm: pluggy.PluginManager | None = None,
     request_timeout: float | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[AdapterLoop]:
     """Run the sandbox (unless already running), serve the shop (anything with an `app()`, or the URL of a shop
     already served), then the app of `config(port, sandbox URL, shop URL)` on a free port, with a client session
-    whose requests time out after `request_timeout` seconds (aiohttp's default when None)."""
+    whose requests time out after `request_timeout` seconds (aiohttp's default when None). `clock` is the engine's
+    (give the sandbox's `SandboxConfig.clock` too, to stand both at another moment)."""
     from ..sandbox import RunningSandbox, run_sandbox
     from ..web.app import create_app
 
@@ -70,6 +73,6 @@ async def adapter_loop(
         aiohttp.ClientSession(timeout=session_timeout) as http,
     ):
         port = free_port()
-        app = create_app(config(port, box.url, shop_url), pm=pm)
+        app = create_app(config(port, box.url, shop_url), pm=pm, clock=clock)
         async with serve(app, port=port) as url:
             yield AdapterLoop(url, app, box, shop_url, http)

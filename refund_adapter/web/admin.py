@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from ..metrics import merged
 from ..plugins import plugins_info
+from ..store import ApprovalQueue
 from . import admin_api
 from .access import admin_only
 from .admin_api import MAX_ID
@@ -93,6 +94,7 @@ async def metrics(request: web.Request) -> web.Response:
     families.append(GaugeMetricFamily("refund_adapter_refunds_in_review", "refunds flagged for an operator's review",
                                       value=counts["review"]["flagged"]))
     families += _outbox_families(counts["reports"], await ctx.store.oldest_pending_report(), ctx.clock())
+    families += _approval_families(await ctx.store.approval_queue(limit=0), ctx.clock())
 
     class _Snapshot:
         def collect(self) -> list[GaugeMetricFamily]:
@@ -115,6 +117,19 @@ def _outbox_families(reports: dict[str, int], oldest: float | None, now: float) 
                           value=0.0 if oldest is None else max(0.0, now - oldest)),
         GaugeMetricFamily("refund_adapter_dead_letters", "results whose report was given up, waiting for an operator",
                           value=reports.get("dead", 0)),
+    ]
+
+
+def _approval_families(queue: ApprovalQueue, now: float) -> list[GaugeMetricFamily]:
+    """Batches of mapi_pwd accounts waiting for the operator to approve them at Alipay, and for how long."""
+    oldest = queue.oldest_created_at
+    return [
+        GaugeMetricFamily("refund_adapter_batches_awaiting_approval",
+                          "batches waiting for an operator to approve them at Alipay (mapi_pwd accounts)",
+                          value=queue.count),
+        GaugeMetricFamily("refund_adapter_approval_oldest_age_seconds",
+                          "how long the oldest batch awaiting approval has waited (0 when none waits)",
+                          value=0.0 if oldest is None else max(0.0, now - oldest.timestamp())),
     ]
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..engine.approval import ApprovalRefused, make_approval_link
 from ..engine.runtime import EngineContext
 from ..models import Batch, BatchState, Refund, RefundState, ReportState
 from ..store import JournalEntry, RefundFilter, RefundStore, Summary
@@ -291,6 +292,17 @@ async def retry_refund(request: web.Request) -> web.Response:
     return web.json_response({"requeued": requeued})
 
 
+async def approval_url(request: web.Request) -> web.Response:
+    """`POST /-/batches/{id}/approve-url`: a fresh link for an operator to approve the batch at Alipay (today's)."""
+    try:
+        made = await make_approval_link(request.app[ENGINE], path_id(request))
+    except ApprovalRefused as refused:
+        return problem(refused.status, refused.slug, refused.detail)
+    return web.json_response({"batch_id": made.batch.id, "reference": made.batch.reference,
+                              "batch_no": made.batch.reference, "url": made.approval.url,
+                              "expires_at": made.approval.expires_at.isoformat()})
+
+
 async def window_summary(ctx: EngineContext, window: str) -> Summary:
     """The summary of the last `window` (a key of WINDOWS), up to now."""
     seconds, bucket = WINDOWS[window]
@@ -314,6 +326,7 @@ ROUTES = (
     ("GET", "/-/batches", list_batches),
     ("GET", r"/-/batches/{id:[0-9]+}", get_batch),
     ("POST", r"/-/batches/{id:[0-9]+}/requery", requery_batch),
+    ("POST", r"/-/batches/{id:[0-9]+}/approve-url", approval_url),
     ("GET", "/-/dead-letters", list_dead_letters),
     ("GET", "/-/summary", summary),
 )

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 import pluggy
 from aiohttp import web
+from yarl import URL
 
 from ..config import Config
 from ..engine import start_engine, stop_engine
@@ -57,7 +58,7 @@ def create_app(
                     f"; /metrics is served on {config.metrics.listen}" if config.metrics.listen else "")
     else:
         app[ACCESS] = access = Access(token, clock=clock)
-        setup_templates(app, config.admin)
+        setup_templates(app, config.admin, approval_origins(config))
         dashboard.add_routes(app, access)
     admin.add_routes(app, token)
     # last: answers what no route above takes, as a problem
@@ -65,6 +66,12 @@ def create_app(
     if config.metrics.listen:
         app.cleanup_ctx.append(_metrics_listener)
     return app
+
+
+def approval_origins(config: Config) -> set[str]:
+    """The gateways whose approval pages the dashboard leads an operator to (mapi_pwd accounts')."""
+    return {str(URL(account.gateway_url).origin()) for account in config.alipay.accounts.values()
+            if account.approved_by_operator}
 
 
 async def _metrics_listener(app: web.Application) -> AsyncIterator[None]:

@@ -153,6 +153,7 @@ STATES: Final[Mapping[str, str]] = {
     "abandoned": N_("abandoned"),
     "completed": N_("completed"),
     "review": N_("in review"),
+    "awaiting_approval": N_("awaiting approval"),
     # a report attempt's status
     "retry": N_("will retry"),
 }
@@ -177,6 +178,10 @@ EVENTS: Final[Mapping[str, str]] = {
     "details_removed": N_("Details taken out"),
     "split": N_("Split in two"),
     "created": N_("Created"),
+    "approval_link": N_("Approval link made"),
+    "approval_held": N_("No link: an earlier one is checked first"),
+    "redated": N_("Batch number moved to today"),
+    "released": N_("Sent without approval"),
 }
 
 

@@ -1,5 +1,6 @@
 """The dashboard's pages: the summary, refunds (filters, search, keyset pages), a refund's timeline, batches, what
-needs attention, and the two actions (retry a dead letter, re-query a batch) as POST forms with the CSRF token.
+needs attention, batches awaiting approval, and the actions (retry a dead letter, re-query a batch, approve a batch
+at Alipay) as POST forms with the CSRF token.
 
 Thin, like the admin API whose parsing, store calls and actions they share (admin_api.py): a page reads what the
 API would answer and renders it; an action is the API's action, then a redirect back (POST, redirect, GET)."""
@@ -14,6 +15,7 @@ from aiohttp import web
 from multidict import MultiDict
 from yarl import URL
 
+from ..engine.approval import ApprovalRefused, make_approval_link
 from ..engine.runtime import EngineContext
 from ..models import BatchState, RefundState, ReportState
 from ..store import JournalEntry, RefundFilter
@@ -31,7 +33,12 @@ DATE_FIELDS: Final = ("from", "to")
 NOTIFY_KINDS: Final = frozenset({"refund", "dback", "refund_refused", "dback_refused"})
 # The flash an action leaves in the URL it redirects to (`?done=...`): the page says it in the reader's language.
 DONE: Final = frozenset({"retried", "requeried",  # done; refused (admin_api.ActionRefused's slugs):
-                         "unknown-refund", "not-a-dead-letter", "unknown-batch", "batch-not-queryable"})
+                         "unknown-refund", "not-a-dead-letter", "unknown-batch", "batch-not-queryable",
+                         "not-awaiting-approval", "approval-being-checked"})  # (ApprovalRefused's)
+APPROVALS_SIZE: Final = 100
+# Longest approval link the Approve button redirects to; a longer one (a batch of hundreds of refunds) is a form
+# POSTed to the gateway instead: servers and proxies refuse request lines of more than some 8 KB.
+MAX_REDIRECT_URL: Final = 4000
 
 
 def _cleaned(request: web.Request) -> web.Request:
@@ -65,7 +72,8 @@ async def summary_page(request: web.Request) -> web.Response:
     for window in admin_api.WINDOWS:
         summary = await admin_api.window_summary(ctx, window)
         windows.append({"name": window, "summary": summary, "chart": bar_chart(summary.series)})
-    return render("admin/summary.html", request, {"windows": windows, "stacks": STACKS})
+    waiting = await ctx.store.approval_queue(limit=0)
+    return render("admin/summary.html", request, {"windows": windows, "stacks": STACKS, "waiting": waiting})
 
 
 async def refunds_page(request: web.Request) -> web.Response:
@@ -132,7 +140,28 @@ async def batch_page(request: web.Request) -> web.Response:
     return render("admin/batch.html", request, {
         "batch": batch, "events": await store.batch_journal(batch.id), "done": _done(request),
         "queryable": batch.state in (BatchState.SUBMITTED, BatchState.UNKNOWN, BatchState.REVIEW),
+        "awaiting": batch.state is BatchState.AWAITING_APPROVAL,
     })
+
+
+async def approvals_page(request: web.Request) -> web.Response:
+    """Batches of mapi_pwd accounts waiting for the operator to approve them at Alipay, oldest first."""
+    queue = await request.app[ENGINE].store.approval_queue(limit=APPROVALS_SIZE)
+    return render("admin/approvals.html", request, {"queue": queue, "done": _done(request)})
+
+
+async def approve_action(request: web.Request) -> web.StreamResponse:
+    """Approve at Alipay: the batch's signed password-refund link, made now, as a redirect (or, too long for one,
+    a form the operator sends to the gateway). Only here, behind the session and its CSRF token."""
+    batch_id = admin_api.path_id(request)
+    try:
+        made = await make_approval_link(request.app[ENGINE], batch_id)
+    except ApprovalRefused as refused:
+        return await _back(request, f"/admin/batches/{batch_id}", refused.slug)
+    approval = made.approval
+    if len(approval.url) <= MAX_REDIRECT_URL:
+        raise web.HTTPSeeOther(approval.url)
+    return render("admin/approve.html", request, {"batch": made.batch, "approval": approval})
 
 
 async def attention_page(request: web.Request) -> web.Response:
@@ -185,8 +214,10 @@ def add_routes(app: web.Application, access: Access) -> None:
         "/admin/batches": batches_page,
         r"/admin/batches/{id:[0-9]{1,19}}": batch_page,
         "/admin/attention": attention_page,
+        "/admin/approvals": approvals_page,
     }
     for path, handler in pages.items():
         get(path, access.page(handler), **options)
     post(r"/admin/refunds/{id:[0-9]{1,19}}/retry", access.action(retry_action), **options)
     post(r"/admin/batches/{id:[0-9]{1,19}}/requery", access.action(requery_action), **options)
+    post(r"/admin/batches/{id:[0-9]{1,19}}/approve", access.action(approve_action), **options)

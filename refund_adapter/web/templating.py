@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +28,7 @@ from .keys import ACCESS
 TEMPLATE_DIR: Final = Path(__file__).parent / "templates"
 STATIC_DIR: Final = Path(__file__).parent / "static"
 ENVIRONMENTS: Final = {locale: web.AppKey(f"jinja2_{locale}", jinja2.Environment) for locale in LOCALES}
+HEADERS: Final = web.AppKey("page_headers", dict)  # PAGE_HEADERS as this app sends them
 
 MONEY_LOCALE: Final = "zh_Hans_CN"  # ¥1,234.50 in both languages, as Alipay and the shops show a CNY amount
 PAGE_HEADERS: Final = {
@@ -79,8 +80,19 @@ def static_url(name: str) -> str:
     return f"{STATIC_PREFIX}{name}?v={digest}"
 
 
-def setup_templates(app: web.Application, admin: AdminConfig) -> None:
+def page_headers(form_targets: Iterable[str]) -> dict[str, str]:
+    """PAGE_HEADERS, whose forms may also lead to `form_targets` (origins): the gateways an operator approves a
+    password batch at (the Approve form's answer is a redirect there, which a browser holds to `form-action`)."""
+    targets = " ".join(sorted(set(form_targets)))
+    if not targets:
+        return dict(PAGE_HEADERS)
+    policy = PAGE_HEADERS["Content-Security-Policy"].replace("form-action 'self'", f"form-action 'self' {targets}")
+    return {**PAGE_HEADERS, "Content-Security-Policy": policy}
+
+
+def setup_templates(app: web.Application, admin: AdminConfig, form_targets: Iterable[str] = ()) -> None:
     """An environment per language, sharing one loader; each has its catalogue installed for `_()`/`{% trans %}`."""
+    app[HEADERS] = page_headers(form_targets)
     translations = load_translations()
     static_urls = {name: static_url(name) for name in static_files()}
     loader = jinja2.FileSystemLoader(TEMPLATE_DIR)
@@ -105,6 +117,6 @@ def render(template: str, request: web.Request, context: Mapping[str, Any], *, s
     response = aiohttp_jinja2.render_template(
         template, request, {**layout, **context}, app_key=ENVIRONMENTS[locale], status=status
     )
-    response.headers.update(PAGE_HEADERS)
+    response.headers.update(request.app[HEADERS])
     response.headers["Content-Language"] = locale.replace("_", "-")
     return response

@@ -78,7 +78,7 @@ class Refusal:
 
 
 REFUSALS = [
-    Refusal("service", "ILLEGAL_SERVICE", {"service": "refund_fastpay_by_platform_pwd"}),
+    Refusal("service", "ILLEGAL_SERVICE", {"service": "create_direct_pay_by_user"}),
     Refusal("no-service", "ILLEGAL_SERVICE", {"service": ""}),
     Refusal("partner", "ILLEGAL_PARTNER", {"partner": OTHER_PARTNER}),
     Refusal("no-permission", "ILLEGAL_PARTNER_EXTERFACE", config={"nopwd_permission": False}),

@@ -240,8 +240,9 @@ class MapiChannel:
             return QueryAnswer(unresolved=f"query unanswered: {outcome.detail}")
         if not response.is_success or not response.items:
             not_found = response.error_code in NOT_FOUND_CODES or (response.is_success and not response.items)
+            today = _dated(batch, now)
             return QueryAnswer(unresolved=f"query answered {response.error_code or 'no items'}",
-                               resendable=not_found and _dated(batch, now))
+                               resendable=not_found and today, lapsed=not_found and not today)
         ours = [detail_result(item.result) for item in response.items if item.batch_no == batch.reference]
         results = check_results(batch, ours)
         if isinstance(results, str):

@@ -82,7 +82,7 @@ def test_every_problem_named_by_its_path(keys: dict[str, str], app_key: rsa.RSAP
         "alipay.accounts.c.alipay_public_key: is the app's own public key; use Alipay's public key from the open "
         "platform console",
         "alipay.accounts.d.private_key: give private_key or private_key_file, not both",
-        "alipay.accounts.e.channel: must be one of mapi, openapi",
+        "alipay.accounts.e.channel: must be one of mapi, mapi_pwd, openapi",
     ]
 
 
@@ -112,3 +112,29 @@ def test_check_config_names_the_problem_and_never_prints_a_key(tmp_path: Path, k
     result = CliRunner().invoke(main, ["check-config", str(path)])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ok: 1 accounts")
+
+
+async def test_one_place_opens_each_accounts_channel_mapi_mapi_pwd_or_openapi(keys: dict[str, str]) -> None:
+    import aiohttp
+
+    from refund_adapter.channels.accounts import open_channel
+    from refund_adapter.channels.base import ApprovalChannel
+    from refund_adapter.channels.mapi.channel import MapiChannel
+    from refund_adapter.channels.mapi.pwd_channel import PwdChannel
+    from refund_adapter.channels.openapi.channel import OpenApiChannel
+
+    config = parse_config(_doc({
+        "nopwd": {"partner": "2088101122136241", "md5_key": "k"},
+        "pwd": {"channel": "mapi_pwd", "partner": "2088101122136241", "md5_key": "k",
+                "seller_user_id": "2088101122136241"},
+        "modern": {"channel": "openapi", "app_id": APP_ID, "private_key": "${APP_KEY}",
+                   "alipay_public_key": "${ALIPAY_PUB}"},
+    }), env=keys)
+    assert [a.approved_by_operator for a in config.alipay.accounts.values()] == [False, True, False]
+    async with aiohttp.ClientSession() as session:
+        channels = {name: open_channel(config, account, session, session.timeout)
+                    for name, account in config.alipay.accounts.items()}
+    assert type(channels["nopwd"]) is MapiChannel
+    assert type(channels["pwd"]) is PwdChannel
+    assert type(channels["modern"]) is OpenApiChannel
+    assert [isinstance(c, ApprovalChannel) for c in channels.values()] == [False, True, False]
