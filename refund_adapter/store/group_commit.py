@@ -59,8 +59,9 @@ class GroupCommit(SqlStore):
             try:
                 await self._commit_group(group)
             except Exception:
-                # One caller's requests broke the shared transaction: commit each alone, so only it fails.
-                for member in group:
+                # One caller's requests broke the shared transaction: commit each alone, so only it fails. A group of
+                # one has had its answer (the error, a 503) already: storing it again now would keep what was refused.
+                for member in group if len(group) > 1 else ():
                     with contextlib.suppress(Exception):
                         await self._commit_group([member])
 
