@@ -560,6 +560,13 @@ def _read_key_file(account: _Section, key: str, base_dir: Path | None) -> tuple[
     return path, None
 
 
+def _read_gateway_url(account: _Section, default: str) -> str:
+    url = account.string("gateway_url", default)
+    if not _is_http_url(url):
+        account.problem("gateway_url", "must be an http(s) URL")
+    return url
+
+
 def _read_account(name: str, account: _Section, base_dir: Path | None) -> AlipayAccount:
     partner = account.read("partner", "", True, _as_partner, "must be 16 digits starting with 2088")
     sign_type = account.string("sign_type", "MD5")
@@ -571,9 +578,7 @@ def _read_account(name: str, account: _Section, base_dir: Path | None) -> Alipay
         public_file, public_pem = _read_key_file(account, "alipay_public_key_file", base_dir)
     else:
         account.problem("sign_type", f"unsupported sign_type {sign_type} (use {' or '.join(SUPPORTED_SIGN_TYPES)})")
-    gateway_url = account.string("gateway_url", DEFAULT_GATEWAY_URL)
-    if not _is_http_url(gateway_url):
-        account.problem("gateway_url", "must be an http(s) URL")
+    gateway_url = _read_gateway_url(account, DEFAULT_GATEWAY_URL)
     input_charset = account.string("input_charset", "utf-8").lower()
     if input_charset not in INPUT_CHARSETS:
         account.problem("input_charset", f"must be one of {', '.join(INPUT_CHARSETS)}")
@@ -630,9 +635,7 @@ def _read_openapi_account(name: str, account: _Section, base_dir: Path | None) -
             load_signer(sign_type, private_pem.reveal(), public_pem.reveal())
         except KeyProblem as exc:
             account.problem(exc.field, exc.message)
-    gateway_url = account.string("gateway_url", DEFAULT_OPENAPI_GATEWAY_URL)
-    if not _is_http_url(gateway_url):
-        account.problem("gateway_url", "must be an http(s) URL")
+    gateway_url = _read_gateway_url(account, DEFAULT_OPENAPI_GATEWAY_URL)
     return OpenApiAccount(
         name=name,
         app_id=app_id,

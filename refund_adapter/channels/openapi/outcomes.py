@@ -74,6 +74,22 @@ def _doubt(raw: RawResponse, signer: Signer) -> str | None:
     return None
 
 
+def _believed(
+    body: bytes, method: str, signer: Signer, kinds: type[RefundKind] | type[QueryKind]
+) -> Answer | tuple[RawResponse, ErrorCode | None]:
+    """The verified node and its error-table entry; or the verdict already settled: an unreadable or unbelieved
+    answer is UNKNOWN, a rate-limit refusal (read before the signature) is RATE_LIMITED."""
+    raw = _open(body, method, signer)
+    if isinstance(raw, str):
+        return Answer(kinds.UNKNOWN, detail=raw)
+    entry = _error(raw)
+    if entry is not None and entry.effect is Effect.RATE_LIMITED:
+        return Answer(kinds.RATE_LIMITED, entry.code, entry.meaning)
+    if (doubt := _doubt(raw, signer)) is not None:
+        return Answer(kinds.UNKNOWN, detail=doubt)
+    return raw, entry
+
+
 def _amount(value: Any) -> Decimal | None:
     try:
         return Decimal(str(value)) if value not in (None, "") else None
@@ -83,14 +99,10 @@ def _amount(value: Any) -> Decimal | None:
 
 def refund_answer(body: bytes, signer: Signer, trade_no: str) -> Answer:
     """What the answer to `alipay.trade.refund` for `trade_no` proves."""
-    raw = _open(body, METHOD_REFUND, signer)
-    if isinstance(raw, str):
-        return Answer(RefundKind.UNKNOWN, detail=raw)
-    entry = _error(raw)
-    if entry is not None and entry.effect is Effect.RATE_LIMITED:
-        return Answer(RefundKind.RATE_LIMITED, entry.code, entry.meaning)
-    if (doubt := _doubt(raw, signer)) is not None:
-        return Answer(RefundKind.UNKNOWN, detail=doubt)
+    believed = _believed(body, METHOD_REFUND, signer, RefundKind)
+    if isinstance(believed, Answer):
+        return believed
+    raw, entry = believed
     if entry is not None:
         kind = RefundKind.FAILED if entry.effect is Effect.FAILED else RefundKind.UNKNOWN
         return Answer(kind, entry.code, entry.meaning, fields=raw.fields)
@@ -111,14 +123,10 @@ def query_answer(body: bytes, signer: Signer, trade_no: str, out_request_no: str
     10000 with `refund_amount` is a refund that exists; with `refund_status` (asynchronous refunds) only
     REFUND_SUCCESS is paid. 10000 without `refund_amount`, or ACQ.TRADE_NOT_EXIST, is no refund at all.
     """
-    raw = _open(body, METHOD_REFUND_QUERY, signer)
-    if isinstance(raw, str):
-        return Answer(QueryKind.UNKNOWN, detail=raw)
-    entry = _error(raw)
-    if entry is not None and entry.effect is Effect.RATE_LIMITED:
-        return Answer(QueryKind.RATE_LIMITED, entry.code, entry.meaning)
-    if (doubt := _doubt(raw, signer)) is not None:
-        return Answer(QueryKind.UNKNOWN, detail=doubt)
+    believed = _believed(body, METHOD_REFUND_QUERY, signer, QueryKind)
+    if isinstance(believed, Answer):
+        return believed
+    raw, entry = believed
     if entry is not None:
         kind = QueryKind.NOT_REFUNDED if entry.code in TRADE_UNKNOWN_TO_ALIPAY else QueryKind.UNKNOWN
         return Answer(kind, entry.code, entry.meaning, fields=raw.fields)
