@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import re
 import statistics
@@ -33,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,7 +41,6 @@ import ingest  # wait_ready, CLI
 from refund_adapter.testing import free_port
 
 TOKEN = "bench-admin-token-0123456789abcdef"
-PG_ADMIN = os.environ.get("REFUND_ADAPTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 WARMUP = 3
 TARGET_MS = 100.0
 
@@ -92,18 +89,6 @@ async def session_cookie(url: str) -> str:
                                 headers={"Cookie": f"ra_login_csrf={login_csrf}"}) as resp:
             assert resp.status == 303, f"login answered {resp.status}"
             return f"ra_session={resp.cookies['ra_session'].value}"
-
-
-@contextlib.asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    name = f"bench_admin_{os.getpid()}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 @contextlib.asynccontextmanager
@@ -162,7 +147,7 @@ async def run_backend(backend: str, refunds: int, count: int) -> tuple[dict[str,
             if backend == "sqlite":
                 url = f"sqlite:///{folder / 'refunds.db'}"
             else:
-                url = await stack.enter_async_context(postgres_database())
+                url = await stack.enter_async_context(ingest.postgres_database("bench_admin"))
             started = time.perf_counter()
             sample = await bulk_store.build(url, refunds, time.time())
             built = time.perf_counter() - started

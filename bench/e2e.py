@@ -63,8 +63,6 @@ MD5_KEY = "e2e-bench-md5-key-0123456789abcdef"
 SECRET = "whsec_" + base64.b64encode(b"end-to-end-benchmark-secret").decode()
 SHOP = "e2e"
 AMOUNT, PAID = "1.00", "2.00"
-PG_ADMIN = os.environ.get("REFUND_ADAPTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-STOP_WITHIN_S = 30.0
 
 
 # --- the shop ------------------------------------------------------------------------------------------------
@@ -176,17 +174,7 @@ async def processes(folder: Path, store_url: str, trades: int, profile: Path | N
         if sampler is not None:
             sampler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             await sampler.wait()
-        for name in ("serve", "sandbox", "shop"):
-            process = started.get(name)
-            if process is None or process.returncode is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), STOP_WITHIN_S)
-            except TimeoutError:
-                print(f"warning: {name} did not stop within {STOP_WITHIN_S:.0f} s of SIGTERM; killed", file=sys.stderr)
-                process.kill()
-                await process.wait()
+        await ingest.stop_processes(started, ("serve", "sandbox", "shop"))
 
 
 async def start_sampler(pid: int, profile: Path) -> asyncio.subprocess.Process:
@@ -204,14 +192,8 @@ async def store_url(backend: str, folder: Path) -> AsyncIterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{folder / 'refunds.db'}"
         return
-    admin = await asyncpg.connect(PG_ADMIN)
-    name = f"e2e_bench_{os.getpid()}_{time.monotonic_ns()}"
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
+    async with ingest.postgres_database("e2e_bench") as url:
+        yield url
 
 
 def process_tree(pid: int) -> list[int]:

@@ -398,23 +398,29 @@ async def servers(folder: Path, trades: int, settings: Sequence[str], store_url:
                 )
         yield Servers(urls, processes)
     finally:
-        for name in ("serve", *(n for n in commands if n != "serve")):  # serve first: it talks to the others
-            process = processes.get(name)
-            if process is None or process.returncode is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), STOP_WITHIN_S)
-            except TimeoutError:
-                print(f"warning: {name} did not stop within {STOP_WITHIN_S:.0f} s of SIGTERM; killed", file=sys.stderr)
-                process.kill()
-                await process.wait()
+        # serve first: it talks to the others
+        await stop_processes(processes, ("serve", *(n for n in commands if n != "serve")))
+
+
+async def stop_processes(processes: dict[str, asyncio.subprocess.Process], order: Sequence[str]) -> None:
+    """SIGTERM each running process in `order`, killing one that has not stopped within STOP_WITHIN_S."""
+    for name in order:
+        process = processes.get(name)
+        if process is None or process.returncode is not None:
+            continue
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_WITHIN_S)
+        except TimeoutError:
+            print(f"warning: {name} did not stop within {STOP_WITHIN_S:.0f} s of SIGTERM; killed", file=sys.stderr)
+            process.kill()
+            await process.wait()
 
 
 @contextlib.asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A fresh database on the test server, dropped afterwards."""
-    name = f"bench_ingest_{os.getpid()}"
+async def postgres_database(prefix: str = "bench_ingest") -> AsyncIterator[str]:
+    """A fresh database on the test server ($REFUND_ADAPTER_TEST_PG), dropped afterwards."""
+    name = f"{prefix}_{os.getpid()}_{time.monotonic_ns()}"
     admin = await asyncpg.connect(PG_ADMIN)
     try:
         await admin.execute(f"CREATE DATABASE {name}")
