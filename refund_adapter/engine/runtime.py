@@ -20,7 +20,7 @@ from ..metrics import Metrics
 from ..models import Refund
 from ..platform import PlatformAdapter
 from ..plugins import broadcast
-from ..store import RefundStore, StateChange, StoreUnavailable
+from ..store import RefundStore, StateChange, StateChanges, StoreUnavailable, any_final
 from .health import LoopHealth
 from .pressure import IngestPressure
 
@@ -63,12 +63,14 @@ class EngineContext:
 
     async def announce(self, changes: Sequence[StateChange]) -> None:
         """Broadcast committed state changes to plugins and wake the reporter for final ones."""
+        if self.listened and isinstance(changes, StateChanges):
+            await changes.load()
         for change in changes if self.listened else ():
             await broadcast(
                 self.pm, "refund_state_changed",
                 refund=change.refund, old_state=change.old_state, new_state=change.refund.state,
             )
-        if any(change.refund.state.is_final for change in changes):
+        if any_final(changes):
             self.signals.reporter.set()
 
     async def announce_created(self, refunds: Sequence[Refund]) -> None:

@@ -19,8 +19,10 @@ from .base import (
     RefundPage,
     RefundStore,
     StateChange,
+    StateChanges,
     StoreUnavailable,
     Summary,
+    any_final,
 )
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EXCEEDS_PAID_AMOUNT", "AcceptResult", "Anomaly", "ApprovalQueue", "BatchOverview", "Cause", "JournalEntry",
            "PendingWork", "RecordedResults", "RefundFilter", "RefundPage", "RefundStore", "StateChange",
-           "StoreUnavailable", "Summary", "store_from_url"]
+           "StateChanges", "StoreUnavailable", "Summary", "any_final", "store_from_url"]
 
 
 def store_from_url(url: str, *, read_only: bool = False, role: Role = "all") -> RefundStore:

@@ -15,7 +15,7 @@ import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
@@ -48,6 +48,7 @@ from .base import (
     RefundPage,
     RefundStore,
     StateChange,
+    StateChanges,
     StoreUnavailable,
     Summary,
 )
@@ -542,7 +543,7 @@ class SqlStore(PluginDataSql, RefundStore):
         next_query_at: float | None = None,
         retry_at: float | None = None,
         cause: Cause | None = None,
-    ) -> list[StateChange]:
+    ) -> Sequence[StateChange]:
         cause = cause or Cause("state", f"batch {state.value}")
         async with self.bulk_transaction() as tx:
             moved = await tx.fetch(
@@ -564,13 +565,13 @@ class SqlStore(PluginDataSql, RefundStore):
             }.get(state)
             if target is None:
                 return []
-            changes = await self._move_unresolved(tx, batch_id, lambda _row: (target, code), now)
-            await _journal_changes(tx, changes, now, cause.kind, cause.summary)
-            return changes
+            moved = await self._move_unresolved(tx, batch_id, lambda _row: (target, code), now)
+            await moved.journal(tx, now, cause.kind, cause.summary)
+        return moved.changes()
 
     async def remove_from_batch(
         self, batch_id: int, refund_ids: Sequence[int], code: str, now: float
-    ) -> list[StateChange]:
+    ) -> Sequence[StateChange]:
         if not refund_ids:
             return []
         async with self.bulk_transaction() as tx:
@@ -605,12 +606,12 @@ class SqlStore(PluginDataSql, RefundStore):
                        WHERE id = $3""",
                     code, now, batch_id,
                 )
-            changes = [StateChange(_refund(row, None), old_states[int(row["id"])]) for row in removed]
+            moved = _Moved(None, sorted(removed, key=lambda row: int(row["id"])), old_states, final=True)
             await tally.count_final(tx, removed)
             await journal.batch_event(tx, batch_id, now, "details_removed",
                                       {"refund_ids": list(old_states), "code": code})
-            await _journal_changes(tx, changes, now, "rejected", f"not sendable in batch {batch_id}: rejected locally")
-            return sorted(changes, key=lambda change: change.refund.id)
+            await moved.journal(tx, now, "rejected", f"not sendable in batch {batch_id}: rejected locally")
+        return moved.changes()
 
     async def split_batch(
         self, batch_id: int, references: ReferenceMaker, now: float, *, code: str
@@ -648,39 +649,37 @@ class SqlStore(PluginDataSql, RefundStore):
         row = await tx.fetchrow(f"SELECT account, state FROM batches WHERE id = $1{self.dialect.for_update}", batch_id)
         return None if row is None or row["state"] != BatchState.SENDING.value else str(row["account"])
 
-    async def _move_unresolved(self, tx: Tx, batch_id: int, decide: Decision, now: float) -> list[StateChange]:
+    async def _move_unresolved(self, tx: Tx, batch_id: int, decide: Decision, now: float) -> _Moved:
         """Apply `decide(row) -> (state, code) | None` to each unresolved refund of a batch; `row` holds the
-        refund's id, state and trade_no (all a decision needs: the full rows come back from the UPDATE)."""
+        refund's id, state and trade_no (all a decision needs: the full rows come back from the UPDATE). Makes no
+        models: the writer is held for the SQL alone (`_Moved.changes()` makes them after the commit)."""
         rows = await tx.fetch(
             """SELECT id, state, trade_no FROM refunds
                WHERE batch_id = $1 AND state IN ('batched', 'submitted', 'unknown') ORDER BY id""",
             batch_id,
         )
         batch = await tx.fetchrow("SELECT batch_no AS reference FROM batches WHERE id = $1", batch_id)
-        reference = None if batch is None else str(batch["reference"])
-        old_states: dict[int, RefundState] = {}
+        moved = _Moved(None if batch is None else str(batch["reference"]))
         groups: dict[tuple[RefundState, str | None], list[int]] = {}
         for row in rows:
             decision = decide(row)
             if decision is not None and decision[0].value != row["state"]:
-                old_states[int(row["id"])] = RefundState(row["state"])
+                moved.old_states[int(row["id"])] = RefundState(row["state"])
                 groups.setdefault(decision, []).append(int(row["id"]))
-        changes = []
-        for (new_state, code), moved in groups.items():  # one statement per outcome, not per refund
-            ids = _padded(moved)
+        for (new_state, code), ids in groups.items():  # one statement per outcome, not per refund
             updated = await tx.fetch(
                 f"""UPDATE refunds SET state = $1, code = $2, updated_at = $3,
                         report_state = CASE WHEN $4 THEN 'pending' ELSE report_state END,
                         report_next_at = CASE WHEN $4 THEN $3 ELSE report_next_at END
-                    WHERE id IN ({_placeholders(ids, 5)}) RETURNING *""",
-                new_state.value, code, now, new_state.is_final, *ids,
+                    WHERE id IN ({_placeholders(_padded(ids), 5)}) RETURNING *""",
+                new_state.value, code, now, new_state.is_final, *_padded(ids),
             )
-            for chunk in _chunks(updated, READ_CHUNK):  # a batch of 1000 is tens of milliseconds of models
-                changes += [StateChange(_refund(row, reference), old_states[int(row["id"])]) for row in chunk]
-                await _let_the_loop_run()
+            moved.rows += updated
+            moved.final = moved.final or new_state.is_final
             if new_state.is_final:
                 await tally.count_final(tx, updated)
-        return sorted(changes, key=lambda change: change.refund.id)
+        moved.rows.sort(key=lambda row: int(row["id"]))
+        return moved
 
     async def record_results(
         self, batch_id: int, results: Sequence[DetailResult], now: float, *, message_id: str | None, kind: str
@@ -716,8 +715,8 @@ class SqlStore(PluginDataSql, RefundStore):
                     return None
                 return (RefundState.SUCCEEDED if result.succeeded else RefundState.FAILED), result.code
 
-            changes = await self._move_unresolved(tx, batch_id, decide, now)
-            await self._journal_results(tx, batch_id, results, changes, anomalies, now, message_id=message_id,
+            moved = await self._move_unresolved(tx, batch_id, decide, now)
+            await self._journal_results(tx, batch_id, results, moved, anomalies, now, message_id=message_id,
                                         kind=kind)
             left = await tx.fetchrow(
                 """SELECT COUNT(*) AS n FROM refunds
@@ -730,10 +729,10 @@ class SqlStore(PluginDataSql, RefundStore):
                            updated_at = $1 WHERE id = $2""",
                     now, batch_id,
                 )
-            return RecordedResults(changes, anomalies)
+        return RecordedResults(moved.changes(), anomalies)
 
     async def _journal_results(
-        self, tx: Tx, batch_id: int, results: Sequence[DetailResult], changes: Sequence[StateChange],
+        self, tx: Tx, batch_id: int, results: Sequence[DetailResult], moved: _Moved,
         anomalies: Sequence[Anomaly], now: float, *, message_id: str | None, kind: str,
     ) -> None:
         """The batch's journal keeps what was received; each refund it moved or flagged, its own line."""
@@ -742,10 +741,10 @@ class SqlStore(PluginDataSql, RefundStore):
                  for result in results}
         await journal.batch_event(tx, batch_id, now, kind, {
             "message_id": message_id, "verified": message_id is not None, "results": list(lines.values()),
-            "changes": len(changes), "review": [anomaly.reason for anomaly in anomalies]})
+            "changes": len(moved.rows), "review": [anomaly.reason for anomaly in anomalies]})
         await journal.refund_events_each(tx, [
-            (change.refund.id, {**_change_detail(change, source), "line": lines.get(change.refund.request.trade_no)})
-            for change in changes], now, "result")
+            (int(row["id"]), {**moved.detail(row, source), "line": lines.get(row["trade_no"])})
+            for row in moved.rows], now, "result")
         await journal.refund_events_each(
             tx, [(anomaly.refund_id, {"reason": anomaly.reason}) for anomaly in anomalies], now, "review")
 
@@ -1168,15 +1167,33 @@ def _batch(row: Row, details: tuple[BatchDetail, ...]) -> Batch:
     )
 
 
-def _change_detail(change: StateChange, cause: str) -> dict[str, object]:
-    refund = change.refund
-    return {"from": None if change.old_state is None else change.old_state.value, "to": refund.state.value,
-            "code": refund.code, "reference": refund.batch_reference, "cause": cause}
+@dataclass
+class _Moved:
+    """What `_move_unresolved` changed, as rows: its journal is written from them while the writer is held, and
+    its models made from them (lazily) once it is not."""
 
+    reference: str | None
+    rows: list[Row] = field(default_factory=list)  # each moved refund as it is now, in id order
+    old_states: dict[int, RefundState] = field(default_factory=dict)
+    final: bool = False  # whether a refund reached a final state
 
-async def _journal_changes(tx: Tx, changes: Sequence[StateChange], now: float, kind: str, cause: str) -> None:
-    await journal.refund_events_each(tx, [(change.refund.id, _change_detail(change, cause)) for change in changes],
-                                     now, kind)
+    def detail(self, row: Row, cause: str) -> dict[str, object]:
+        old = self.old_states[int(row["id"])]
+        return {"from": old.value, "to": row["state"], "code": row["code"], "reference": self.reference,
+                "cause": cause}
+
+    async def journal(self, tx: Tx, now: float, kind: str, cause: str) -> None:
+        """One event per refund; the refunds sharing a detail (most of a batch) share one encoding of it."""
+        alike: dict[tuple[str, str, str | None], tuple[Row, list[int]]] = {}
+        for row in self.rows:
+            key = (self.old_states[int(row["id"])].value, row["state"], row["code"])
+            alike.setdefault(key, (row, []))[1].append(int(row["id"]))
+        for first, ids in alike.values():
+            await journal.refund_events(tx, ids, now, kind, self.detail(first, cause))
+
+    def changes(self) -> StateChanges:
+        return StateChanges(self.rows, self.final,
+                            lambda row: StateChange(_refund(row, self.reference), self.old_states[int(row["id"])]))
 
 
 def _refund(row: Row, batch_reference: str | None) -> Refund:
