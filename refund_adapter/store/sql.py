@@ -856,7 +856,9 @@ class SqlStore(PluginDataSql, RefundStore):
                     WHERE id IN ({_placeholders(ids, 2)}) RETURNING *""",
                 now + lease_seconds, *ids,
             )
-            return await self._hydrate(tx, sorted(claimed, key=lambda r: r["id"]))
+            claimed = sorted(claimed, key=lambda r: r["id"])
+            references = await self._batch_references(tx, claimed)
+        return [_refund(row, references.get(row["batch_id"])) for row in claimed]  # made with the writer free
 
     async def report_delivered(self, refund_ids: Sequence[int], now: float) -> None:
         if not refund_ids:
@@ -871,9 +873,11 @@ class SqlStore(PluginDataSql, RefundStore):
                 now, *ids,
             )
             await tally.count_reports(tx, [float(row["created_at"]) for row in rows], now)
-            await journal.refund_events_each(tx, [
-                (int(row["id"]), {"attempt": int(row["report_attempts"]), "status": "delivered"}) for row in rows
-            ], now, "report")
+            by_attempt: dict[int, list[int]] = {}  # most share their attempt, and so one encoding of the event
+            for row in rows:
+                by_attempt.setdefault(int(row["report_attempts"]), []).append(int(row["id"]))
+            for attempt, delivered in by_attempt.items():
+                await journal.refund_events(tx, delivered, now, "report", {"attempt": attempt, "status": "delivered"})
 
     async def report_failed(self, refund_id: int, error: str, *, next_at: float | None, now: float) -> None:
         async with self.transaction() as tx:
@@ -1135,15 +1139,18 @@ class SqlStore(PluginDataSql, RefundStore):
         return (await self._hydrate(conn, [row]))[0]
 
     async def _hydrate(self, conn: Tx, rows: Sequence[Row]) -> list[Refund]:
-        batch_ids = _padded(sorted({int(r["batch_id"]) for r in rows if r["batch_id"] is not None}))
-        references: dict[int, str] = {}
-        if batch_ids:
-            found = await conn.fetch(
-                f"SELECT id, batch_no AS reference FROM batches WHERE id IN ({_placeholders(batch_ids, 1)})",
-                *batch_ids,
-            )
-            references = {int(b["id"]): b["reference"] for b in found}
+        references = await self._batch_references(conn, rows)
         return [_refund(row, references.get(row["batch_id"])) for row in rows]
+
+    async def _batch_references(self, conn: Tx, rows: Sequence[Row]) -> dict[int, str]:
+        """The reference of each batch the refunds of `rows` are in."""
+        batch_ids = _padded(sorted({int(r["batch_id"]) for r in rows if r["batch_id"] is not None}))
+        if not batch_ids:
+            return {}
+        found = await conn.fetch(
+            f"SELECT id, batch_no AS reference FROM batches WHERE id IN ({_placeholders(batch_ids, 1)})", *batch_ids,
+        )
+        return {int(b["id"]): b["reference"] for b in found}
 
 
 def _batch(row: Row, details: tuple[BatchDetail, ...]) -> Batch:
