@@ -290,7 +290,8 @@ async def wait_reported(session: aiohttp.ClientSession, shop_url: str, expected:
 
 
 def cpu(pids: dict[str, int]) -> dict[str, float | None]:
-    return {name: ingest.process_cpu_seconds(pid) for name, pid in pids.items()}
+    """CPU seconds so far of each process, and of this one (the generator, which signs and sends the webhooks)."""
+    return {**{name: ingest.process_cpu_seconds(pid) for name, pid in pids.items()}, "generator": time.process_time()}
 
 
 def quantile(values: list[float], q: float) -> float:
