@@ -3,19 +3,22 @@
 Three processes on free loopback ports besides this one: the Alipay sandbox (`refund-adapter sandbox`), a shop
 (`python bench/e2e.py --shop-server`, which verifies each signed result callback as a platform would and notes
 when the first one of each refund arrived) and `refund-adapter serve` with its configuration's defaults, its
-gateway the sandbox and its shop callbacks the shop, on a fresh SQLite file or a fresh PostgreSQL database. This
-process sends the webhooks, each signed as it leaves, and asks the shop for its notes at the end.
+gateway the sandbox and its shop callbacks the shop, on a fresh SQLite file or a fresh PostgreSQL database. The
+webhooks are sent by `wrk` (`--driver wrk`, the default where installed: each written ahead, signed, so the
+generator takes a fifth of the CPU this process would) or by this process, each signed as it leaves
+(`--driver python`); this process asks the shop for its notes at the end.
 
 Two kinds of run:
 
 * a burst (`--refunds N`): N webhooks sent with `--concurrency` in flight; the time is from the first webhook
-  sent to the last result reported (the shop's clock and this one are both CLOCK_MONOTONIC);
+  sent to the last result reported (the shop's clock and this one are both CLOCK_MONOTONIC). With wrk, which
+  keeps no request's time of leaving, webhook to reported is read from the store (arrival to reported);
 * a steady rate (`--rate R --duration S`): a paced generator sends R webhooks a second for S seconds, whatever
   the answers; each refund's time from its webhook leaving to its result reaching the shop, p50 / p99 / max.
 
 Every run checks that each acknowledged refund was reported, with the sandbox's verdict (SUCCESS), and that
 no trade was refunded twice at the sandbox; the exit status is 1 when one was not. Also reported: the peak RSS
-of `serve` (VmHWM) and the CPU each process spent.
+of `serve` (VmHWM) and the CPU each process spent, the generator's included.
 
     python bench/e2e.py                                       # 10,000 and 100,000 refunds, SQLite
     python bench/e2e.py --refunds 10000 --backends sqlite,postgres --json
@@ -43,6 +46,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -54,6 +58,7 @@ from refund_adapter_generic.shop import signed_generic_webhook
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ab  # the two-build helpers
 import ingest  # the sibling benchmark's process helpers
+import wrk_driver
 
 from refund_adapter.event_loop import new_event_loop
 from refund_adapter.testing import TEST_ADMIN_TOKEN, free_port
@@ -239,6 +244,20 @@ class Sent:
     status: list[int]
 
 
+@dataclass(frozen=True)
+class Load:
+    """How the webhooks are sent: a burst with `concurrency` in flight, by wrk (each written ahead) or by this
+    process; or this process at a steady `rate` (wrk cannot pace)."""
+
+    concurrency: int
+    rate: float | None = None
+    driver: str = "wrk"
+
+    @property
+    def by_wrk(self) -> bool:
+        return self.rate is None and self.driver == "wrk"
+
+
 async def post(session: aiohttp.ClientSession, url: str, sent: Sent, i: int) -> None:
     """Webhook i, signed as it leaves (a long run would outlast the receiver's five-minute timestamp tolerance)."""
     started = sent.at[i] = time.monotonic()
@@ -299,10 +318,29 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run_one(backend: str, refunds: int, concurrency: int, rate: float | None, profile: Path | None,
+def write_burst(url: str, refunds: int, folder: Path) -> Path:
+    """Every webhook as raw HTTP for wrk, written before the clock starts; signed now (a burst ends well within
+    the receiver's five-minute timestamp tolerance)."""
+    records, where = folder / "webhooks", urlsplit(url)
+    wrk_driver.write_records(records, 1, (wrk_driver.raw_post(where.netloc, where.path, *signed(i))
+                                          for i in range(refunds)))
+    return records
+
+
+async def wrk_burst(url: str, records: Path, refunds: int, connections: int, folder: Path, sent: Sent) -> float:
+    """Every webhook once by wrk, `connections` in flight. Fills `sent` with what wrk can tell (how many were
+    answered 2xx, the p99 answer time: it keeps percentiles, not each answer); returns wrk's CPU seconds."""
+    result = await wrk_driver.run(url, records, 120 + refunds / 100, connections, 1, folder, once=True)
+    sent.status[: result.records_2xx] = [200] * result.records_2xx
+    sent.answer_s[:] = [result.p99_ms / 1000] * refunds
+    return result.cpu_s
+
+
+async def run_one(backend: str, refunds: int, load: Load, profile: Path | None,
                   overrides: Overrides, serve_path: str | None = None) -> dict[str, Any]:
-    """One run on fresh processes and a fresh store: a burst of `refunds`, or `refunds` at `rate` a second."""
+    """One run on fresh processes and a fresh store: a burst of `refunds`, or `refunds` at `load.rate` a second."""
     sent = Sent([0.0] * refunds, [0.0] * refunds, [0] * refunds)
+    wrk_cpu = 0.0
     with tempfile.TemporaryDirectory(prefix="e2e-bench-") as tmp:
         folder = Path(tmp)
         try:
@@ -310,12 +348,15 @@ async def run_one(backend: str, refunds: int, concurrency: int, rate: float | No
                 async with (processes(folder, url, refunds, profile, serve_path, overrides) as running,
                             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session):
                     pids = {name: process.pid for name, process in running.processes.items()}
-                    before, started = cpu(pids), time.monotonic()
                     webhook_url = f"{running.serve_url}/webhooks/generic/{SHOP}"
-                    if rate is None:
-                        await burst(session, webhook_url, refunds, concurrency, sent)
+                    records = write_burst(webhook_url, refunds, folder) if load.by_wrk else None
+                    before, started = cpu(pids), time.monotonic()
+                    if records is not None:
+                        wrk_cpu = await wrk_burst(webhook_url, records, refunds, load.concurrency, folder, sent)
+                    elif load.rate is None:
+                        await burst(session, webhook_url, refunds, load.concurrency, sent)
                     else:
-                        await paced(session, webhook_url, refunds, rate, sent)
+                        await paced(session, webhook_url, refunds, load.rate, sent)
                     acknowledged_at, at_intake_end = time.monotonic(), cpu(pids)
                     acknowledged = sum(1 for status in sent.status if status == 200)
                     counts = await wait_reported(session, running.shop_url, acknowledged, 120 + refunds / 100,
@@ -330,8 +371,12 @@ async def run_one(backend: str, refunds: int, concurrency: int, rate: float | No
         except Exception:
             ingest.print_logs(folder)
             raise
-    summary = summarise(backend, refunds, rate, sent, started, acknowledged_at, results, counts, paid_twice, rss,
-                        spent(before, after))
+    used = spent(before, after)
+    used["generator"] = (used["generator"] or 0.0) + wrk_cpu
+    summary = summarise(backend, refunds, load, sent, started, acknowledged_at, results, counts, paid_twice, rss,
+                        used)
+    if load.by_wrk:  # from the refund's arrival at serve (its clock) to the result reported, as the store has it
+        summary |= {"reported_p50_s": stages["reported"]["p50"], "reported_p99_s": stages["reported"]["p99"]}
     drain_cpu = spent(at_intake_end, after)["serve"]
     return {**summary, "serve_cpu_after_intake_s": None if drain_cpu is None else round(drain_cpu, 2),
             "stages_s": stages}
@@ -374,17 +419,19 @@ async def stage_times(url: str) -> dict[str, dict[str, float | None]]:
     return stages
 
 
-def summarise(backend: str, refunds: int, rate: float | None, sent: Sent, started: float, acknowledged_at: float,
+def summarise(backend: str, refunds: int, load: Load, sent: Sent, started: float, acknowledged_at: float,
               results: list[list[Any]], counts: dict[str, int], paid_twice: int, rss: float | None,
               cpu_s: dict[str, float | None]) -> dict[str, Any]:
     index_of = {f"e2e-{i}": i for i in range(refunds)}
-    latencies = [at - sent.at[index_of[refund_id]] for at, refund_id, _ in results]
+    # wrk keeps no webhook's time of leaving: then the store's stage times (since arrival) say it
+    latencies = [] if load.by_wrk else [at - sent.at[index_of[refund_id]] for at, refund_id, _ in results]
     last = max((at for at, _, _ in results), default=started)
     elapsed = last - started
     acknowledged = sum(1 for status in sent.status if status == 200)
     wrong = sum(1 for _, _, code in results if code not in (None, "SUCCESS"))  # every trade is paid and funded
     summary: dict[str, Any] = {
-        "backend": backend, "refunds": refunds, "mode": "burst" if rate is None else f"{rate:g}/s",
+        "backend": backend, "refunds": refunds, "generator": "wrk" if load.by_wrk else "python",
+        "mode": "burst" if load.rate is None else f"{load.rate:g}/s",
         "acknowledged": acknowledged, "reported": len(results), "wrong_results": wrong, "paid_twice": paid_twice,
         "repeated_deliveries": counts["deliveries"] - len(results),
         "elapsed_s": round(elapsed, 3), "refunds_per_s": round(len(results) / elapsed, 1) if elapsed else None,
@@ -422,6 +469,9 @@ def main() -> None:
                         help="burst sizes, comma-separated, one run each (default 10000,100000)")
     parser.add_argument("--backends", default="sqlite", help="sqlite, postgres or both, comma-separated")
     parser.add_argument("--concurrency", type=int, default=64, help="webhooks in flight in a burst (default 64)")
+    parser.add_argument("--driver", choices=("wrk", "python"), default="wrk" if wrk_driver.available() else "python",
+                        help="a burst's generator: wrk, each webhook written ahead (default where installed), or "
+                             "this process with aiohttp (a steady --rate always is)")
     parser.add_argument("--rate", type=float, help="a steady rate (webhooks a second) instead of bursts")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds at --rate (default 30)")
     parser.add_argument("--profile", type=Path, metavar="DIR",
@@ -444,12 +494,13 @@ def main() -> None:
         section, _, key = name.partition(".")
         overrides.setdefault(section, {})[key] = yaml.safe_load(value)
     runs = [(backend, refunds) for backend in args.backends.split(",") for refunds in sizes]
+    load = Load(args.concurrency, args.rate, args.driver)
     if args.ab:
-        sys.exit(0 if compare(args.ab, runs, args.rounds, args.concurrency, args.rate, overrides, args.json) else 1)
+        sys.exit(0 if compare(args.ab, runs, args.rounds, load, overrides, args.json) else 1)
     ok = True
     for backend, refunds in runs:
         profile = None if args.profile is None else args.profile / f"serve-{backend}-{refunds}.txt"
-        summary = asyncio.run(run_one(backend, refunds, args.concurrency, args.rate, profile, overrides))
+        summary = asyncio.run(run_one(backend, refunds, load, profile, overrides))
         show(summary)
         if args.json:
             print(json.dumps(summary))
@@ -461,8 +512,8 @@ COMPARED = ("elapsed_s", "drain_s", "reported_p99_s", "serve_peak_rss_mb", "serv
             "serve_cpu_after_intake_s")
 
 
-def compare(revision: str, runs: list[tuple[str, int]], rounds: int, concurrency: int, rate: float | None,
-            overrides: Overrides, as_json: bool) -> bool:
+def compare(revision: str, runs: list[tuple[str, int]], rounds: int, load: Load, overrides: Overrides,
+            as_json: bool) -> bool:
     """Each run `rounds` times with serve of `revision` (A) and of this checkout (B), A then B, then B then A...;
     the paired B/A ratios of the elapsed time, the p99 webhook to reported, serve's peak RSS and its CPU per refund
     (on a busy machine the steadiest of the four)."""
@@ -473,7 +524,7 @@ def compare(revision: str, runs: list[tuple[str, int]], rounds: int, concurrency
             for n in range(rounds):
                 pair = {}
                 for build in ("AB" if n % 2 == 0 else "BA"):
-                    pair[build] = asyncio.run(run_one(backend, refunds, concurrency, rate, None, overrides,
+                    pair[build] = asyncio.run(run_one(backend, refunds, load, None, overrides,
                                                       base if build == "A" else None))
                     print(build, end=" ")
                     show(pair[build])

@@ -6,6 +6,11 @@ in 8 ASCII digits and then its bytes. The script hands wrk the next record per r
 stays near 0.2 of a core at 13,000 requests/s) and starts the file again when it runs out (`wraps` says so: the
 requests after that are repeats). Its `done` prints one JSON line: requests answered, non-2xx answers, socket
 errors, latency percentiles and the records sent.
+
+`once=True` sends each record once instead (a burst, for bench/e2e.py): a thread whose file has run out sends
+`GET IDLE_PATH` (a 404) on its free connections until every record it sent is answered, then stops and says so
+on stdout; once every thread has, wrk is interrupted (its main thread would sleep out the duration) and prints its
+summary. The records' own answers are counted apart (`records_answered`, `records_2xx`).
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import asyncio
 import json
 import resource
 import shutil
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 RECORD_LENGTH_DIGITS = 8
 TIMEOUT_S = 10  # wrk's default of 2 s would count a slow answer as an error, not as latency
+IDLE_PATH = "/-/bench-idle"  # what a once-only thread asks for while its last records are answered: a 404
 
 SCRIPT = """
 local threads = {}
@@ -33,11 +40,29 @@ end
 
 function init(args)
   file = assert(io.open(args[1] .. "." .. id, "rb"))
-  sent, wraps = 0, 0
+  sent, wraps, answered, ok = 0, 0, 0, 0
+  once = args[2] == "once"
+  -- wrk calls the first thread's request() once before it starts, to check what it returns, and sends nothing
+  verifying = id == 0
+  records = 0
+  if once then
+    for size in function() return file:read(RECORD_DIGITS) end do
+      file:seek("cur", tonumber(size))
+      records = records + 1
+    end
+    file:seek("set", 0)
+  end
 end
 
 function request()
+  if once and verifying then
+    verifying = false
+    return wrk.format("GET", "IDLE_PATH")
+  end
   local size = file:read(RECORD_DIGITS)
+  if not size and once then
+    return wrk.format("GET", "IDLE_PATH")
+  end
   if not size then
     file:seek("set", 0)
     wraps = wraps + 1
@@ -48,19 +73,37 @@ function request()
 end
 
 function done(summary, latency, requests)
-  local sent, wraps = 0, 0
+  local sent, wraps, answered, ok = 0, 0, 0, 0
   for _, thread in ipairs(threads) do
     sent = sent + thread:get("sent")
     wraps = wraps + thread:get("wraps")
+    answered = answered + thread:get("answered")
+    ok = ok + thread:get("ok")
   end
   local e = summary.errors
   io.write(string.format(
     '\\nWRK-JSON {"answered": %d, "duration_us": %d, "non_2xx": %d, "connect_errors": %d, "read_errors": %d, ' ..
-    '"write_errors": %d, "timeouts": %d, "p50_us": %d, "p99_us": %d, "max_us": %d, "sent": %d, "wraps": %d}\\n',
+    '"write_errors": %d, "timeouts": %d, "p50_us": %d, "p99_us": %d, "max_us": %d, "sent": %d, "wraps": %d, ' ..
+    '"records_answered": %d, "records_2xx": %d}\\n',
     summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max, sent, wraps))
+    latency:percentile(50), latency:percentile(99), latency.max, sent, wraps, answered, ok))
 end
-""".replace("RECORD_DIGITS", str(RECORD_LENGTH_DIGITS))
+""".replace("RECORD_DIGITS", str(RECORD_LENGTH_DIGITS)).replace("IDLE_PATH", IDLE_PATH)
+# Only in a once-only run: with a `response` function wrk reads every answer's headers and body.
+ONCE_RESPONSE = """
+function response(status, headers, body)
+  if status ~= 404 then
+    answered = answered + 1
+    if status >= 200 and status < 300 then ok = ok + 1 end
+  end
+  if answered >= records and not finished then
+    finished = true
+    io.write("WRK-THREAD-DONE\\n")
+    io.flush()
+    wrk.thread:stop()
+  end
+end
+"""
 
 
 @dataclass(frozen=True)
@@ -77,6 +120,8 @@ class WrkResult:
     sent: int  # records handed to wrk (answered, errors, and those in flight when the time was up)
     wraps: int  # times a thread's file ran out and started again: repeats were sent
     cpu_s: float  # wrk's own CPU (user + system)
+    records_answered: int  # once: the records' answers (the idle requests' not counted)
+    records_2xx: int  # once: the 2xx among them
 
     @property
     def acknowledged(self) -> int:
@@ -111,20 +156,36 @@ def raw_post(host: str, path: str, headers: dict[str, str], body: bytes) -> byte
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+async def _output(process: asyncio.subprocess.Process, threads: int | None) -> bytes:
+    """wrk's whole output; with `threads`, it is interrupted (SIGINT: it then prints its summary) once that many
+    threads said they were done."""
+    assert process.stdout is not None
+    lines: list[bytes] = []
+    while line := await process.stdout.readline():
+        lines.append(line)
+        if threads is not None and line.startswith(b"WRK-THREAD-DONE"):
+            threads -= 1
+            if threads == 0:
+                process.send_signal(signal.SIGINT)
+    await process.wait()
+    return b"".join(lines)
+
+
 async def run(url: str, records: Path, duration_s: float, connections: int, threads: int, folder: Path,
-              on_start: Callable[[int], None] = lambda pid: None) -> WrkResult:
-    """Run wrk against `url` with the records at `records` (the prefix given to `write_records`).
-    `on_start(pid)` is called once wrk is started."""
+              on_start: Callable[[int], None] = lambda pid: None, *, once: bool = False) -> WrkResult:
+    """Run wrk against `url` with the records at `records` (the prefix given to `write_records`), for `duration_s`
+    or, `once`, until each record is answered (`duration_s` is then a limit). `on_start(pid)` is called once wrk
+    is started."""
     script = folder / "ingest.lua"
-    script.write_text(SCRIPT, "utf-8")
+    script.write_text(SCRIPT + (ONCE_RESPONSE if once else ""), "utf-8")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = await asyncio.create_subprocess_exec(
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s:g}s", f"--timeout={TIMEOUT_S}s",
-        "-s", str(script), url, "--", str(records),
+        "-s", str(script), url, "--", str(records), "once" if once else "loop",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     on_start(process.pid)
-    output, _ = await process.communicate()
+    output = await _output(process, threads if once else None)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child that exited meanwhile
     text = output.decode(errors="replace")
     line = next((line for line in text.splitlines() if line.startswith("WRK-JSON ")), None)
@@ -135,6 +196,7 @@ async def run(url: str, records: Path, duration_s: float, connections: int, thre
         answered=data["answered"], duration_s=data["duration_us"] / 1e6, non_2xx=data["non_2xx"],
         socket_errors=data["connect_errors"] + data["read_errors"] + data["write_errors"] + data["timeouts"],
         p50_ms=data["p50_us"] / 1000, p99_ms=data["p99_us"] / 1000, max_ms=data["max_us"] / 1000,
-        sent=data["sent"], wraps=data["wraps"],
+        sent=data["sent"], wraps=data["wraps"], records_answered=data["records_answered"],
+        records_2xx=data["records_2xx"],
         cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
     )
