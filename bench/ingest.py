@@ -136,6 +136,8 @@ class Round:
     server_cpu_started: float | None = field(default=None, repr=False)  # the processes' CPU seconds at the start
     # serve rounds: the CPU per request from the round's start until drained (the engine's deferred work included)
     server_cpu_us_with_drain: float | None = None
+    # serve rounds: the sandbox's and the shop's CPU per request over the same time (the rest of the loop's work)
+    peers_cpu_us: float | None = None
     generator_cpu_us: float = 0.0  # CPU of the load generator per request
     generator_busy: float = 0.0
     load_average: float = 0.0  # the 1-minute load average as the round started
@@ -501,10 +503,35 @@ def summarise(rounds: list[Round], checks: dict[str, Any], settings: dict[str, A
             "p99": round(statistics.median(p for _, p in ratios), 2),
             "rounds": [[round(r, 3), round(p, 2)] for r, p in ratios],
         }
+    summary["serve"]["peers_cpu_us_per_request"] = median_or_none([r.peers_cpu_us for r in serve])
+    summary["ceiling"] = ceiling(summary)
     summary["load_average"] = [round(r.load_average, 2) for r in rounds]
     summary["checks"] = checks
     summary["settings"] = {**settings, "cpus": os.cpu_count()}
     return summary
+
+
+GOAL_OF_BARE = 0.75  # issue #15: serve at 0.75 of the bare handler's requests/s, the engine keeping up
+
+
+def ceiling(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """What this machine allows, from the same run. With the engine keeping up, every refund's work fits on the
+    machine's cores: serve's (web and engine processes, drain included), the sandbox's and the shop's (`peers`),
+    and wrk's. So serve reaches at most cores / (all of it) refunds a second, and the goal leaves serve
+    cores / (GOAL_OF_BARE x bare's requests/s) minus the peers' and wrk's share: its `budget`, to set beside the
+    bare handler's CPU per request, which only reads a body and answers 200."""
+    bare, serve = summary["bare"], summary["serve"]
+    others = [serve["peers_cpu_us_per_request"], serve["generator_cpu_us_per_request"]]
+    if any(part is None for part in others) or serve["server_cpu_us_with_drain"] is None:
+        return None
+    cores, others_us = os.cpu_count() or 1, sum(others)
+    all_us = others_us + serve["server_cpu_us_with_drain"]
+    return {"cores": cores, "others_cpu_us_per_refund": round(others_us, 1),
+            "all_cpu_us_per_refund": round(all_us, 1), "max_requests_per_s": round(cores * 1e6 / all_us),
+            "max_of_bare": round(cores * 1e6 / all_us / bare["requests_per_s"], 3),
+            "goal_budget_cpu_us_per_refund": round(cores * 1e6 / (GOAL_OF_BARE * bare["requests_per_s"])
+                                                   - others_us, 1),
+            "bare_cpu_us_per_request": bare["server_cpu_us_per_request"]}
 
 
 @dataclass
@@ -600,6 +627,10 @@ class Runner:
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
                 for n, member in enumerate(_descendants(pid))]
 
+    def _peers(self) -> list[int]:
+        """The sandbox and the shop: the work of serve's loop that serve does not do itself."""
+        return [self.running.processes[name].pid for name in ("sandbox", "shop")]
+
     async def round(self, target: str, measured: bool) -> Round:
         plan, url, pid = self.plan, self.running.urls[target], self.running.processes[target].pid
         await settle(self.session, self.running.urls["serve"])
@@ -608,6 +639,7 @@ class Runner:
             indices = self._take(count) if target == "serve" else range(count)
             if target == "serve":
                 await seed_trades(self.session, self.running.urls["sandbox"], indices)
+            peers_before = measure_cpu(self._peers())  # the trades seeded: from here on, the refunds' work
             result = await measured_drive(self.session, target, prepare(url, indices), plan.connections, pid)
         else:
             duration = plan.duration_s if measured else plan.warmup_s
@@ -624,6 +656,7 @@ class Runner:
                     self.bare_records = records
                 indices = range(0)
             samplers = await self._profile(pid, duration) if target == "serve" and measured else []
+            peers_before = measure_cpu(self._peers())
             result = await wrk_round(target, url + "/", records, duration, plan.connections, plan.threads,
                                      self.folder, pid)
             for sampler in samplers:
@@ -633,6 +666,9 @@ class Runner:
         if target == "serve":
             result.first_index = indices.start
             await drained(self.session, self.running.urls["serve"], result, pid)
+            peers_after = measure_cpu(self._peers())
+            if peers_before is not None and peers_after is not None:
+                result.peers_cpu_us = (peers_after - peers_before) / max(result.acknowledged_count, 1) * 1e6
             if result.wraps:
                 print(f"warning: serve's records ran out ({result.wraps} times): repeats were sent", file=sys.stderr)
             if not measured:
@@ -657,6 +693,12 @@ def print_summary(summary: dict[str, Any]) -> None:
             print(f"{target:>12}: server CPU {row['server_cpu_us_per_request']:6.1f} µs/request (busy "
                   f"{row['server_busy']:.2f} core); load generator {row['generator_cpu_us_per_request']:6.1f} "
                   f"µs/request (busy {row['generator_busy']:.2f} core)")
+    if (top := summary["ceiling"]) is not None:
+        print(f"ceiling: serve {summary['serve']['server_cpu_us_with_drain']} µs, sandbox and shop and wrk "
+              f"{top['others_cpu_us_per_refund']} µs of CPU per refund: at most {top['max_requests_per_s']} refunds/s "
+              f"on {top['cores']} cores with the engine keeping up, {top['max_of_bare']} of bare. {GOAL_OF_BARE} of "
+              f"bare would leave serve {top['goal_budget_cpu_us_per_refund']} µs per refund for all of its work; the "
+              f"bare handler spends {top['bare_cpu_us_per_request']} µs per request answering 200")
     print(f"load average at each round's start: {summary['load_average']}")
     print(f"checks: {summary['checks']}")
 
