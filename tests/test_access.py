@@ -23,7 +23,14 @@ from refund_adapter.testing import (
     metric_samples,
     serve,
 )
-from refund_adapter.web.access import SESSION_COOKIE, SESSION_SECONDS, Access, LoginThrottle
+from refund_adapter.web.access import (
+    SESSION_COOKIE,
+    SESSION_KEY_INFO,
+    SESSION_SECONDS,
+    Access,
+    LoginThrottle,
+    session_key,
+)
 from refund_adapter.web.app import create_app
 from refund_adapter.web.keys import ACCESS, ENGINE
 
@@ -131,6 +138,16 @@ async def test_a_failed_login_is_logged_without_the_token_and_slowed_down(
     assert not any(wrong in r.getMessage() or TEST_ADMIN_TOKEN in r.getMessage() for r in caplog.records)
     assert (await login(client)).status == 303
     assert access.throttle.failures("127.0.0.1") == 0  # a success clears the count
+
+
+@pytest.mark.parametrize("token", [TEST_ADMIN_TOKEN, "", "令牌-" * 40])
+def test_the_session_key_is_cryptographys_hkdf_sha256(token: str) -> None:
+    """Written with the standard library, the key is still HKDF's: sessions made before it stay valid."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    expected = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=SESSION_KEY_INFO).derive(token.encode())
+    assert session_key(token) == expected
 
 
 def test_the_login_throttle_doubles_up_to_its_cap_and_forgets() -> None:

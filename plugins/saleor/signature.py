@@ -6,6 +6,10 @@ is_payload_detached=True)` (saleor/core/jwt_manager.py): a JWS whose payload is 
 verifies it: a JWS that does not declare `b64: false` is refused, since its signature would not cover the body.
 When the webhook has a `secretKey`, Saleor sends the deprecated hex HMAC-SHA256 of the body instead
 (saleor/webhook/transport/__init__.py `signature_for_payload`).
+
+PyJWT is imported by the functions that use it, at the first Saleor webhook: importing it loads cryptography
+(about 9 MB), which serve's engine process, and every adapter without a Saleor shop, never needs (see
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -13,9 +17,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-
-import jwt
-from jwt.api_jws import decode_complete
 
 from refund_adapter.plugin_api import hmac_hex_matches
 
@@ -37,6 +38,8 @@ def key_id(signature: str) -> str:
     """The `kid` of a JWS's protected header, read before verifying it, to pick the key that must verify it."""
     if len(signature) > MAX_SIGNATURE_CHARS:
         raise SignatureError(f"the signature is longer than {MAX_SIGNATURE_CHARS} characters")
+    import jwt
+
     try:
         header = jwt.get_unverified_header(signature)
     except jwt.PyJWTError as exc:
@@ -49,6 +52,9 @@ def key_id(signature: str) -> str:
 
 def verify_jws(signature: str, body: bytes, key: Any) -> None:
     """Return if `signature` is an RS256 JWS of the raw `body` by `key` (a public key from `public_keys`)."""
+    import jwt
+    from jwt.api_jws import decode_complete
+
     try:
         decode_complete(signature, key, algorithms=[ALGORITHM], detached_payload=body)
     except jwt.PyJWTError as exc:
@@ -63,6 +69,8 @@ def verify_hmac(secret_key: str, signature: str, body: bytes) -> None:
 
 def public_keys(jwks: bytes) -> dict[str, Any]:
     """The RS256 signing keys of a JWKS document, by `kid`; keys of another type or use are left out."""
+    import jwt
+
     try:
         document = json.loads(jwks)
     except ValueError as exc:

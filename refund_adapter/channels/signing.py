@@ -3,6 +3,9 @@
 Pure: no I/O. One *scheme* object signs what we send and verifies what the other side sent, so the merchant
 (own private key, Alipay's public key) and the sandbox (Alipay's private key, the merchant's public key) use
 the same code.
+
+cryptography is imported by the RSA code alone, when it runs: an adapter whose accounts all sign with MD5 never
+loads it (about 9 MB of each of serve's two processes; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 SIGN_FIELDS = ("sign", "sign_type")
 SUPPORTED_SIGN_TYPES = ("MD5", "RSA")
@@ -83,6 +85,9 @@ class RSAScheme:
     sign_type: str = "RSA"
 
     def sign(self, params: Mapping[str, object]) -> str:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         if self.private_key is None:
             raise SigningError("RSA signing needs a private key")
         payload = canonical_string(params).encode(self.charset)
@@ -90,6 +95,10 @@ class RSAScheme:
         return base64.b64encode(signature).decode("ascii")
 
     def verify(self, params: Mapping[str, object]) -> bool:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         if self.peer_public_key is None:
             raise SigningError("RSA verification needs the peer's public key")
         try:
@@ -144,6 +153,9 @@ def _pem_body(text: str, kind: str) -> bytes:
 
 def load_private_key(pem: str | bytes) -> rsa.RSAPrivateKey:
     """An RSA private key in PKCS#1 (`BEGIN RSA PRIVATE KEY`) or PKCS#8 (`BEGIN PRIVATE KEY`), or bare base64."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     text = pem.decode("ascii") if isinstance(pem, bytes) else pem
     try:
         key = serialization.load_pem_private_key(_pem_body(text, "PRIVATE KEY"), password=None)
@@ -156,6 +168,9 @@ def load_private_key(pem: str | bytes) -> rsa.RSAPrivateKey:
 
 def load_public_key(pem: str | bytes) -> rsa.RSAPublicKey:
     """An RSA public key as SPKI (`BEGIN PUBLIC KEY`), PKCS#1 (`BEGIN RSA PUBLIC KEY`) or bare base64."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     text = pem.decode("ascii") if isinstance(pem, bytes) else pem
     try:
         key = serialization.load_pem_public_key(_pem_body(text, "PUBLIC KEY"))

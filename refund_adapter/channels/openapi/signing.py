@@ -4,7 +4,8 @@ A request is signed over `k=v&...` of all its parameters but `sign` (so `sign_ty
 dropped, keys in byte order, raw values (no URL encoding). A response is verified over the raw text of its
 `*_response` node (see `response.py`), never over a re-serialised copy. Pure: no I/O. One `Signer` signs what
 we send and verifies what the peer sent, so the client (app key, Alipay's public key) and the sandbox (Alipay's
-key, the app's public key) use the same code.
+key, the app's public key) use the same code. cryptography is imported when a key signs or verifies, as in
+channels/signing.py: an adapter without OpenAPI accounts never loads it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
-SIGN_TYPES = {"RSA2": hashes.SHA256, "RSA": hashes.SHA1}  # RSA2 is what Alipay recommends; RSA is still accepted
+# sign_type -> the name of its hash in cryptography's `hashes`; RSA2 is what Alipay recommends, RSA still accepted
+SIGN_TYPES = {"RSA2": "SHA256", "RSA": "SHA1"}
 CHARSET = "utf-8"  # the only charset we send; values are signed as its bytes
 
 
@@ -40,9 +43,14 @@ class Signer:
             raise ValueError(f"unsupported sign_type {self.sign_type!r} (use {' or '.join(SIGN_TYPES)})")
 
     def _hash(self) -> hashes.HashAlgorithm:
-        return SIGN_TYPES[self.sign_type]()
+        from cryptography.hazmat.primitives import hashes
+
+        algorithm: hashes.HashAlgorithm = getattr(hashes, SIGN_TYPES[self.sign_type])()
+        return algorithm
 
     def sign_text(self, text: str) -> str:
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         if self.private_key is None:
             raise ValueError("signing needs a private key")
         signature = self.private_key.sign(text.encode(CHARSET), padding.PKCS1v15(), self._hash())
@@ -50,6 +58,9 @@ class Signer:
 
     def verify_text(self, text: str, signature: str) -> bool:
         """True only when `signature` (base64) is the peer's over exactly these characters."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         if self.peer_public_key is None:
             raise ValueError("verifying needs the peer's public key")
         try:
