@@ -9,12 +9,35 @@ from typing import Any
 import click
 import pluggy
 
-from refund_adapter.console.commands import add_operator_commands
 from refund_adapter.console.context import load_config_or_exit
 from refund_adapter.plugins import _call, _hookimpls, create_plugin_manager
 
 
-@click.group()
+class MainGroup(click.Group):
+    """The top-level group. The operator's commands (`refunds`, `batches`, `dead-letters`) are added when a command
+    this group does not know yet is named, or the commands are listed: their modules load rich and asyncpg, about
+    5 MB that `serve`'s web process would carry for nothing (docs/performance.md)."""
+
+    operator_commands_added = False
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self._add_operator_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_operator_commands()
+        return super().list_commands(ctx)
+
+    def _add_operator_commands(self) -> None:
+        if not self.operator_commands_added:
+            from refund_adapter.console.commands import add_operator_commands
+
+            add_operator_commands(self)
+            self.operator_commands_added = True
+
+
+@click.group(cls=MainGroup)
 @click.version_option(package_name="refund-adapter")
 def main() -> None:
     """Refund platform orders through Alipay's no-password batch refund, exactly once."""
@@ -208,5 +231,4 @@ def add_plugin_commands(cli: click.Group, pm: pluggy.PluginManager) -> None:
             click.echo(f"plugin {impl.plugin_name!r}: register_commands failed: {exc}", err=True)
 
 
-add_operator_commands(main)
 add_plugin_commands(main, create_plugin_manager())
