@@ -70,6 +70,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _mapped_packages(pid: int) -> set[str]:
+    """The `/package/` of each site-packages file the process maps (its extension modules)."""
+    found = set()
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        _, marker, rest = line.partition("-packages/")
+        if marker:
+            found.add("/" + rest.split("/", 1)[0] + "/")
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -126,6 +136,18 @@ async def test_refunds_go_through_and_the_engine_process_is_seen_by_readyz_and_m
     types = [line for line in text.splitlines() if line.startswith("# TYPE ")]
     assert len(types) == len(set(types))
     assert any("refund_adapter_batches_submitted" in line for line in types)
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/PID/maps (Linux)")
+async def test_an_md5_serve_loads_neither_cryptography_nor_asyncpg_in_either_process(service: Service) -> None:
+    """Both are about 9 and 3 MB of each process that loads them (docs/performance.md): an MD5 account on SQLite
+    uses neither, from start-up to a refund reported."""
+    async with aiohttp.ClientSession() as session:
+        await service.send(session, range(REFUNDS))
+        await service.reported(REFUNDS)
+    assert service.serve.process is not None
+    for pid in (service.serve.process.pid, *service.engine_pids()):
+        assert not {"/cryptography/", "/asyncpg/"} & _mapped_packages(pid), pid
 
 
 async def test_a_dead_engine_process_is_started_again_and_readyz_says_so_meanwhile(service: Service) -> None:
