@@ -165,8 +165,10 @@ async def processes(folder: Path, store_url: str, trades: int, profile: Path | N
     try:
         for name, command in commands.items():
             env = {**os.environ, "PYTHONPATH": serve_path} if name == "serve" and serve_path else None
+            # In the run's folder: `python -c` puts its working directory first on sys.path, and from the checkout's
+            # root that would import the checkout's refund_adapter ahead of `serve_path`'s (bench/ab.py does the same).
             with (folder / f"{name}.log").open("wb") as log:
-                started[name] = await asyncio.create_subprocess_exec(*command, stdout=log, env=env,
+                started[name] = await asyncio.create_subprocess_exec(*command, stdout=log, env=env, cwd=folder,
                                                                      stderr=asyncio.subprocess.STDOUT)
         running = Running(*(f"http://127.0.0.1:{ports[name]}" for name in ("serve", "shop", "sandbox")), started)
         async with aiohttp.ClientSession() as session:
