@@ -2,8 +2,7 @@
 GROUP_COMMIT_WINDOW_SECONDS of the first (or while the group before them commits) are stored by one set-based
 transaction (`SqlStore.accept_in`), with one commit and so one fsync, instead of one each.
 
-On SQLite a group's transaction runs on the writer's thread (`bulk_transaction`), so the loop reads the next
-webhooks while it commits; sharing its fsync is most of intake's speed there. On PostgreSQL
+On SQLite the commit's fsync blocks the event loop, so sharing it is most of intake's speed there. On PostgreSQL
 each webhook took a pooled connection and a commit of its own: at 64 in flight it stored about 110 webhooks a
 second on the project's machine (bench/ingest.py --store postgres, docs/performance.md).
 """
@@ -68,7 +67,7 @@ class GroupCommit(SqlStore):
 
     async def _commit_group(self, group: list[_Queued]) -> None:
         try:
-            async with self.bulk_transaction() as tx:
+            async with self.transaction() as tx:
                 # One set-based accept for the whole group, stamped with its latest arrival time.
                 results = await self.accept_in(tx, [r for requests, _, _ in group for r in requests],
                                                max(now for _, now, _ in group))

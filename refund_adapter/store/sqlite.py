@@ -2,17 +2,15 @@
 
 Every write runs in a transaction on the single writer connection, one at a time, in line on the event loop,
 COMMIT included: such a transaction never holds the writer across event-loop turns. The COMMIT's fsync blocks
-the loop (0.1-0.3 ms on the development machine). Measured with `bench/ingest.py` when the engine shared the web
-process's loop: sending every statement to a thread (aiosqlite) halved throughput, and sending only the COMMIT to
-a thread cost about 15% more CPU per request than running it in line. Reads run on a second connection, on a
-thread. Work over many rows (a batch of a thousand refunds, a chunk of an operator's bulk action) runs in a
-`bulk_transaction` instead, whose statements run on a thread of the writer's own, so the loop is free while they
-do (in line they held it for tens of milliseconds, and seconds for a million dead letters: bench/stalls.py).
+the loop (0.1-0.3 ms on the development machine), but webhook intake commits in groups, so that cost is shared
+by every request of a group. Measured with `bench/ingest.py`: sending every statement to a thread (aiosqlite)
+halved throughput, and sending only the COMMIT to a thread cost about 15% more CPU per request than running
+it in line, in thread hand-offs and GIL contention with the loop. Reads run on a second connection, on a thread.
+Work over many rows (a batch of a thousand refunds, a chunk of an operator's bulk action) is the exception: it
+runs in a `bulk_transaction`, whose statements run on a thread of the writer's own, so the loop is free while
+they do (in line they held it for tens of milliseconds, and seconds for a million dead letters: bench/stalls.py).
 
-Webhook intake uses group commit (store/group_commit.py): a group's statements and its COMMIT, fsync included, are
-shared by all of it, and run in a `bulk_transaction`. With the engine in a process of its own, the web process's
-loop then parses the next webhooks on one core while SQLite stores a group on the other (sqlite3 lets go of the
-GIL while a statement runs): 0.87 of the time end to end (`bench/e2e.py --ab`, docs/performance.md).
+Webhook intake uses group commit (store/group_commit.py): a group's COMMIT, and its fsync, is shared by all of it.
 
 `serve` may run its engine in a process of its own on the same file (engine/process.py): each process opens the
 store in its `role`. Their write transactions take turns through a lock file (`WRITE_LOCK`, flock) taken before

@@ -85,13 +85,8 @@ async def test_without_the_process_lock_the_wait_holds_the_loop(tmp_path: Path) 
         other.execute("BEGIN IMMEDIATE")
         timer = threading.Timer(HELD_SECONDS, other.execute, ("COMMIT",))  # the loop is held: commit elsewhere
         timer.start()
-
-        async def write_in_line() -> None:  # intake's groups run on the writer's thread; other writes in line
-            async with store.transaction() as tx:
-                await tx.execute("UPDATE meta SET value = value WHERE key = 'namespace'")
-
-        writing = asyncio.create_task(write_in_line())
-        assert await _longest_stall_while(writing) >= HELD_SECONDS / 2
+        accepting = asyncio.create_task(store.accept([refund(1)], NOW))
+        assert await _longest_stall_while(accepting) >= HELD_SECONDS / 2
         timer.join()
     finally:
         other.close()
