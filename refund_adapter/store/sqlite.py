@@ -31,7 +31,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Literal, TextIO, TypeVar
 from urllib.parse import quote
@@ -241,12 +241,20 @@ class SqliteStore(GroupCommit):
                     _rollback(writer)  # the disk refused it: nothing of it stays
                     raise
 
+    def bulk_transaction(self) -> AbstractAsyncContextManager[_InlineTx | _ThreadTx]:
+        """A write transaction for work over many rows (a batch of a thousand, a chunk of an operator's bulk
+        action), which in line would hold the event loop for tens of milliseconds: its statements, COMMIT
+        included, run on the writer's own thread, so the loop goes on. It holds the writer across loop turns;
+        intake waits for it, but the loop does not.
+
+        Except in serve's engine process, whose loop answers no request: there it runs in line. On a thread, each
+        statement's end waited for the GIL while the loop delivered reports (up to the 5 ms switch interval each),
+        and a batch's transaction held SQLite's writer, which intake waits for, 2-3 times as long (43-57 ms against
+        17-20 ms for a thousand refunds: docs/performance.md)."""
+        return self.transaction() if self.role == "engine" else self._threaded_transaction()
+
     @asynccontextmanager
-    async def bulk_transaction(self) -> AsyncIterator[_ThreadTx]:
-        """A write transaction whose statements, COMMIT included, run on the writer's own thread: for work over
-        many rows (a batch of a thousand, a chunk of an operator's bulk action), which in line would hold the
-        event loop for tens of milliseconds. It holds the writer across loop turns; intake waits for it, but
-        the loop does not."""
+    async def _threaded_transaction(self) -> AsyncIterator[_ThreadTx]:
         writer = self._writer
         assert writer is not None, "the store is not open"
         loop = asyncio.get_running_loop()
