@@ -27,6 +27,12 @@ POSTGRES = Dialect(
 # The connection or the server went away (class 08, class 57: a terminated backend, a shutdown), not the statement.
 _LOST = (asyncpg.PostgresConnectionError, asyncpg.exceptions.OperatorInterventionError, OSError)
 MIGRATION_LOCK = 0x7265_6675_6E64  # "refund": the session advisory lock held while migrating
+# Each statement planned for its own values, never a generic plan: asyncpg prepares every statement, and after five
+# runs PostgreSQL may keep a generic plan costed when the table was small. On a backlog that grew from nothing (a
+# burst of 100,000 webhooks) that plan scanned each partial index whole, and the engine fell minutes behind: 100,000
+# end to end took 64-332 s with reports up to 296 s late, 56.6 s with 0.64 s of drain planned each time
+# (bench/e2e.py --backends postgres, docs/performance.md).
+PLANNING = {"plan_cache_mode": "force_custom_plan"}
 
 
 class _PostgresTx:
@@ -54,7 +60,7 @@ class PostgresStore(GroupCommit):
 
     async def open(self) -> None:
         """Create the pool and apply pending migrations, one instance at a time."""
-        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=10)
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=10, server_settings=PLANNING)
         async with self._pool.acquire() as conn:
             await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
             try:
