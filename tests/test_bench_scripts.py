@@ -116,3 +116,11 @@ def test_statement_cache_bench_records_every_size_and_reads_its_memory() -> None
         summary = run_script("statement_cache.py", "--path", path, "--sizes", "20")
         assert summary["path"] == path and summary["refunds"] == refunds
         assert summary["rss_after_mb"] > 0 and summary["cpu_s"] >= 0
+
+
+def test_store_steps_bench_times_every_step_of_a_batch() -> None:
+    summary = run_script("store_steps.py", "--refunds", "50", "--rounds", "1")
+    assert summary["refunds"] == 50 and set(summary["ms"]) == {
+        "create_batch", "claim_batch_to_submit", "set_batch_state", "record_results", "claim_reports",
+        "report_delivered"}
+    assert all(ms > 0 for ms in summary["ms"].values())
