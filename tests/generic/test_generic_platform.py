@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -59,12 +59,6 @@ def webhook(
     if signature is not None:
         headers["webhook-signature"] = signature
     return InboundWebhook(platform="generic", subpath=shop, headers=headers, query={}, body=raw)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        yield session
 
 
 @pytest.fixture

@@ -31,12 +31,6 @@ async def fake() -> AsyncIterator[FakeSaleor]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        yield session
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 

@@ -39,12 +39,6 @@ async def fake() -> AsyncIterator[FakeShopify]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        yield session
-
-
-@pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[RefundStore]:
     refunds = store_from_url(f"sqlite:///{tmp_path / 'refunds.db'}")
     await refunds.open()

@@ -3,29 +3,16 @@ batch_no until Alipay provably cannot have it (no link left for it, or its query
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from decimal import Decimal
 
-import pytest
-
 from refund_adapter.channels.mapi.batch_no import batch_no_date, batch_nos
 from refund_adapter.models import BatchState, DetailResult, RefundState
-from refund_adapter.store import Cause, RefundStore, store_from_url
+from refund_adapter.store import Cause, RefundStore
 
 from .test_store_contract import DAY, T0, req
 
 NEXT_DAY = DAY + timedelta(days=1)
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[RefundStore]:
-    opened = store_from_url(store_url)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _awaiting(store: RefundStore, *amounts: str, day: date = DAY, now: float = T0) -> int:

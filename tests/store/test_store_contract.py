@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from datetime import date
 from decimal import Decimal
 from typing import TypeVar
@@ -20,16 +20,6 @@ from refund_adapter.store.sql import BULK_CHUNK, SqlStore
 T = TypeVar("T")
 DAY = date(2026, 11, 25)
 T0 = 1_780_000_000.0
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[RefundStore]:
-    opened = store_from_url(store_url)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
 
 def req(refund_id: str, trade_no: str = "2026112522001", amount: str = "10.00", **kw: object) -> RefundRequest:
     fields: dict[str, object] = {

@@ -10,13 +10,13 @@ from refund_adapter.channels.mapi.batch_no import batch_nos
 from refund_adapter.models import BatchState, DetailResult, RefundState, ReportState
 from refund_adapter.store import RefundStore
 
-from .test_store_contract import req, store  # noqa: F401 - the contract's fixture, on both backends
+from .test_store_contract import req
 
 NOW = 1_764_090_000.0
 DAY = date(2026, 11, 25)
 
 
-async def settled(store: RefundStore, *ids: str) -> tuple[int, list[int]]:  # noqa: F811
+async def settled(store: RefundStore, *ids: str) -> tuple[int, list[int]]:
     """A batch of refunds `ids` (one trade each), submitted and answered SUCCESS: (batch id, refund ids)."""
     await store.accept([req(refund_id, trade_no=f"20261125{n:08d}") for n, refund_id in enumerate(ids)], NOW)
     batch = await store.create_batch("main", 10, batch_nos(DAY), NOW)
@@ -31,7 +31,7 @@ async def settled(store: RefundStore, *ids: str) -> tuple[int, list[int]]:  # no
     return batch.id, [d.refund_id for d in batch.details]
 
 
-async def test_a_report_error_is_kept_up_to_500_characters(store: RefundStore) -> None:  # noqa: F811
+async def test_a_report_error_is_kept_up_to_500_characters(store: RefundStore) -> None:
     _, (refund_id,) = await settled(store, "r1")
     assert await store.claim_reports(NOW, 10, 60)
     await store.report_failed(refund_id, "x" * 499 + "yz", next_at=NOW + 1, now=NOW)
@@ -39,7 +39,7 @@ async def test_a_report_error_is_kept_up_to_500_characters(store: RefundStore) -
     assert found is not None and found.report_error == "x" * 499 + "y"
 
 
-async def test_a_claimed_report_or_query_comes_back_when_its_lease_runs_out(store: RefundStore) -> None:  # noqa: F811
+async def test_a_claimed_report_or_query_comes_back_when_its_lease_runs_out(store: RefundStore) -> None:
     """A claim that is never settled (the process died) is claimable again after the lease, not before."""
     batch_id, (refund_id,) = await settled(store, "r1")
     assert [r.id for r in await store.claim_reports(NOW, 10, 60)] == [refund_id]
@@ -55,7 +55,7 @@ async def test_a_claimed_report_or_query_comes_back_when_its_lease_runs_out(stor
     assert batch_id != batch.id
 
 
-async def test_lookups_of_what_is_not_there_answer_none(store: RefundStore) -> None:  # noqa: F811
+async def test_lookups_of_what_is_not_there_answer_none(store: RefundStore) -> None:
     await settled(store, "r1")
     assert await store.get_refund(10_000) is None
     assert await store.find_refund("generic", "s1", "nope") is None
@@ -63,7 +63,7 @@ async def test_lookups_of_what_is_not_there_answer_none(store: RefundStore) -> N
     assert await store.find_batch("20261125ZZZZ000001") is None
 
 
-async def test_filters_filter_and_counts_add_up(store: RefundStore) -> None:  # noqa: F811
+async def test_filters_filter_and_counts_add_up(store: RefundStore) -> None:
     first, (a, b) = await settled(store, "r1", "r2")
     await store.accept([req("r3", trade_no="2026112577777777")], NOW)
     second = await store.create_batch("main", 10, batch_nos(DAY), NOW)
@@ -78,7 +78,7 @@ async def test_filters_filter_and_counts_add_up(store: RefundStore) -> None:  # 
                                  ReportState.NONE.value: 1}
 
 
-async def test_the_namespace_is_the_one_batch_nos_carry(store: RefundStore) -> None:  # noqa: F811
+async def test_the_namespace_is_the_one_batch_nos_carry(store: RefundStore) -> None:
     await settled(store, "r1")
     (batch,) = await store.list_batches()
     namespace = await store.namespace()

@@ -16,7 +16,6 @@ from refund_adapter.store.journal import MAX_TEXT, bounded
 from refund_adapter.store.tally import rounded_seconds
 
 from .test_store_contract import DAY, T0, req
-from .test_store_contract import store as store  # the fixture, on every backend
 
 SUBMIT = Cause("submit", "submit attempt 1: accepted", {
     "answer": "accepted", "request": {"batch_no": "B", "detail_data": "T1^10.00^退款", "sign": "c0ffee",

@@ -61,12 +61,6 @@ async def fake() -> AsyncIterator[FakeWooCommerce]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        yield session
-
-
-@pytest.fixture
 def memory() -> MemoryData:
     return MemoryData()
 
