@@ -88,6 +88,26 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def write_config(tmp_path: Path, port: int, gateway_url: str, shop_url: str, account: dict[str, str] | None = None,
+                 **sections: dict[str, object]) -> Path:
+    """serve's config for these tests: the sandbox as the MD5 account's gateway (with `account`'s settings), one
+    generic shop, batches after 0.2 s, and `sections`; the engine in its own process (the default)."""
+    config = {
+        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
+                   "admin_token": TEST_ADMIN_TOKEN},
+        "store": {"url": f"sqlite:///{tmp_path / 'refunds.db'}"},
+        "alipay": {"accounts": {"main": {"partner": PARTNER, "sign_type": "MD5", "md5_key": MD5_KEY,
+                                          "gateway_url": gateway_url, **(account or {})}}},
+        "batching": {"max_wait_seconds": 0.2},
+        "platforms": {"generic": {"shops": [{"id": "s1", "secret": SECRET, "callback_url": shop_url + "/callback",
+                                              "alipay_account": "main"}]}},
+        **sections,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config), "utf-8")
+    return path
+
+
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
     trades = [TradeSeed(trade_no=payload(i)["trade_no"], amount=Decimal("10.00")) for i in range(REFUNDS)]
@@ -95,18 +115,7 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
     async with (run_sandbox(SandboxConfig(partner=PARTNER, md5_key=MD5_KEY, time_scale=1000.0, trades=trades))
                 as sandbox, serve(shop.app()) as shop_url):
         port = free_port()
-        config = {
-            "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
-                       "admin_token": TEST_ADMIN_TOKEN},
-            "store": {"url": f"sqlite:///{tmp_path / 'refunds.db'}"},
-            "alipay": {"accounts": {"main": {"partner": PARTNER, "sign_type": "MD5", "md5_key": MD5_KEY,
-                                              "gateway_url": sandbox.url}}},
-            "batching": {"max_wait_seconds": 0.2},
-            "platforms": {"generic": {"shops": [{"id": "s1", "secret": SECRET, "callback_url": shop_url + "/callback",
-                                                  "alipay_account": "main"}]}},
-        }
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(config), "utf-8")
+        path = write_config(tmp_path, port, sandbox.url, shop_url)
         process = ServeProcess(path, port)
         await process.start()
         try:

@@ -15,9 +15,9 @@ from refund_adapter_generic.shop import SimulatedShop
 
 from refund_adapter.chaos import ServeProcess
 from refund_adapter.sandbox import SandboxConfig, TradeSeed, run_sandbox
-from refund_adapter.testing import ADMIN_HEADERS, TEST_ADMIN_TOKEN, free_port, serve, wait_until
+from refund_adapter.testing import ADMIN_HEADERS, free_port, serve, wait_until
 
-from .test_engine_process import MD5_KEY, PARTNER, SECRET, payload
+from .test_engine_process import MD5_KEY, PARTNER, SECRET, payload, write_config
 
 PASSWORD = "654321"
 
@@ -29,21 +29,11 @@ async def test_a_batch_approved_from_the_web_process_is_settled_by_the_engine_pr
                                           payment_password=PASSWORD)) as sandbox,
                 serve(shop.app()) as shop_url):
         port = free_port()
-        config = {
-            "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}",
-                       "admin_token": TEST_ADMIN_TOKEN},
-            "store": {"url": f"sqlite:///{tmp_path / 'refunds.db'}"},
-            "alipay": {"accounts": {"main": {"partner": PARTNER, "sign_type": "MD5", "md5_key": MD5_KEY,
-                                              "gateway_url": sandbox.url, "channel": "mapi_pwd",
-                                              "seller_user_id": PARTNER}}},
-            "alipay_query": {"first_query_after_seconds": 0.2, "schedule_seconds": [0.2], "interval_seconds": 0.2},
-            "batching": {"max_wait_seconds": 0.2},
-            "platforms": {"generic": {"shops": [{"id": "s1", "secret": SECRET, "callback_url": shop_url + "/callback",
-                                                  "alipay_account": "main"}]}},
-        }
-        assert "engine" not in config  # own_process: the default
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(config), "utf-8")
+        path = write_config(tmp_path, port, sandbox.url, shop_url,
+                            {"channel": "mapi_pwd", "seller_user_id": PARTNER},
+                            alipay_query={"first_query_after_seconds": 0.2, "schedule_seconds": [0.2],
+                                          "interval_seconds": 0.2})
+        assert "engine" not in yaml.safe_load(path.read_text("utf-8"))  # own_process: the default
         process = ServeProcess(path, port)
         await process.start()
         try:
