@@ -546,7 +546,7 @@ class SqlStore(PluginDataSql, RefundStore):
     ) -> Sequence[StateChange]:
         cause = cause or Cause("state", f"batch {state.value}")
         async with self.bulk_transaction() as tx:
-            moved = await tx.fetch(
+            batch_moved = await tx.fetch(
                 # A completed batch stays completed: a late submit answer must not reopen it.
                 """UPDATE batches SET state = $1, code = COALESCE($2, code), next_query_at = $3,
                        lease_until = $4, updated_at = $5,
@@ -556,7 +556,8 @@ class SqlStore(PluginDataSql, RefundStore):
                 state.value, code, next_query_at, retry_at, now, batch_id,
             )
             await journal.batch_event(tx, batch_id, now, cause.kind, {
-                "state": state.value if moved else None, "code": code, "summary": cause.summary, **cause.detail})
+                "state": state.value if batch_moved else None, "code": code, "summary": cause.summary,
+                **cause.detail})
             target = {
                 BatchState.SUBMITTED: RefundState.SUBMITTED,
                 BatchState.UNKNOWN: RefundState.UNKNOWN,
@@ -606,7 +607,7 @@ class SqlStore(PluginDataSql, RefundStore):
                        WHERE id = $3""",
                     code, now, batch_id,
                 )
-            moved = _Moved(None, sorted(removed, key=lambda row: int(row["id"])), old_states, final=True)
+            moved = _Moved(None, sorted(removed, key=lambda row: int(row["id"])), old_states)
             await tally.count_final(tx, removed)
             await journal.batch_event(tx, batch_id, now, "details_removed",
                                       {"refund_ids": list(old_states), "code": code})
@@ -666,16 +667,16 @@ class SqlStore(PluginDataSql, RefundStore):
             if decision is not None and decision[0].value != row["state"]:
                 moved.old_states[int(row["id"])] = RefundState(row["state"])
                 groups.setdefault(decision, []).append(int(row["id"]))
-        for (new_state, code), ids in groups.items():  # one statement per outcome, not per refund
+        for (new_state, code), moving in groups.items():  # one statement per outcome, not per refund
+            ids = _padded(moving)
             updated = await tx.fetch(
                 f"""UPDATE refunds SET state = $1, code = $2, updated_at = $3,
                         report_state = CASE WHEN $4 THEN 'pending' ELSE report_state END,
                         report_next_at = CASE WHEN $4 THEN $3 ELSE report_next_at END
-                    WHERE id IN ({_placeholders(_padded(ids), 5)}) RETURNING *""",
-                new_state.value, code, now, new_state.is_final, *_padded(ids),
+                    WHERE id IN ({_placeholders(ids, 5)}) RETURNING *""",
+                new_state.value, code, now, new_state.is_final, *ids,
             )
             moved.rows += updated
-            moved.final = moved.final or new_state.is_final
             if new_state.is_final:
                 await tally.count_final(tx, updated)
         moved.rows.sort(key=lambda row: int(row["id"]))
@@ -1182,7 +1183,11 @@ class _Moved:
     reference: str | None
     rows: list[Row] = field(default_factory=list)  # each moved refund as it is now, in id order
     old_states: dict[int, RefundState] = field(default_factory=dict)
-    final: bool = False  # whether a refund reached a final state
+
+    @property
+    def final(self) -> bool:
+        """Whether a refund reached a final state."""
+        return any(RefundState(row["state"]).is_final for row in self.rows)
 
     def detail(self, row: Row, cause: str) -> dict[str, object]:
         old = self.old_states[int(row["id"])]
