@@ -116,3 +116,20 @@ async def test_one_engine_at_a_time_and_one_service_per_file(tmp_path: Path) -> 
             await opening
         await second.close()
         await web.close()
+
+
+@pytest.mark.parametrize(("role", "in_line"), [("engine", True), ("web", False), ("all", False)])
+async def test_bulk_transactions_run_in_line_only_in_the_engine_process(tmp_path: Path, role: str,
+                                                                        in_line: bool) -> None:
+    """The engine's loop answers no request, so its bulk transactions run on it (no GIL hand-off per statement);
+    elsewhere they run on the writer's thread, so the loop that answers webhooks goes on."""
+    store = SqliteStore(tmp_path / "refunds.db", role=role)  # type: ignore[arg-type]
+    await store.open()
+    try:
+        assert store._writer is not None
+        store._writer.create_function("thread_id", 0, threading.get_ident)
+        async with store.bulk_transaction() as tx:
+            row = await tx.fetchrow("SELECT thread_id() AS ran_on")
+        assert row is not None and (row["ran_on"] == threading.get_ident()) is in_line
+    finally:
+        await store.close()
