@@ -177,3 +177,19 @@ async def test_a_late_submit_outcome_never_undoes_a_recorded_result(stores: list
             stores[1].record_results(batch.id, results, T0, message_id=f"n{batch.id}", kind="refund"),
         )
     assert (await stores[0].counts())["refunds"] == {"succeeded": ROUNDS}
+
+
+async def test_every_connection_plans_each_statement_for_its_values(pg_url: str) -> None:
+    """No generic plan costed on a small table (store/postgres.py, PLANNING): checked on the pool's connections."""
+    store = PostgresStore(pg_url)
+    await store.open()
+    try:
+        async def mode() -> str:
+            async with store.reading() as conn:
+                row = await conn.fetchrow("SHOW plan_cache_mode")
+            assert row is not None
+            return str(row["plan_cache_mode"])
+
+        assert set(await asyncio.gather(*(mode() for _ in range(4)))) == {"force_custom_plan"}
+    finally:
+        await store.close()
